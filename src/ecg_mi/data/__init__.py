@@ -1,0 +1,1 @@
+"""Data: readers → Record → SignalStore cache → cohort/folds → DataModules."""

@@ -1,0 +1,119 @@
+"""PTB-XL (PhysioNet) in its original layout.
+
+Label rule: a record is MI (``label = 1``) when any of its ``scp_codes`` — at any
+likelihood, including 0 — has ``diagnostic_class == "MI"`` in ``scp_statements.csv``
+(IMI, ASMI, ILMI, AMI, ALMI, INJAS, LMI, INJAL, IPLMI, IPMI, INJIN, INJLA, PMI, INJIL).
+``is_norm = 1`` when the codes include ``NORM``. Sex as PTB-XL codes it: 0 = male,
+1 = female. ``record_id`` is the ``ecg_id`` as a string; ``patient_id`` likewise.
+
+Rates: 100 Hz reads ``records100`` (``filename_lr``); 250 and 500 Hz read ``records500``
+(``filename_hr``), 250 Hz by decimation.
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from ecg_mi.data.readers.wfdb_reader import read_wfdb
+from ecg_mi.data.record import Record
+from ecg_mi.errors import ConfigError, InputError
+from ecg_mi.paths import default_data_root
+from ecg_mi.utils.io import sha256_file
+
+_REQUIRED = ("ecg_id", "patient_id", "age", "sex", "scp_codes", "filename_lr", "filename_hr")
+
+
+class PtbxlSource:
+    """PTB-XL records under ``root`` (``ptbxl_database.csv``, ``scp_statements.csv``,
+    ``records100/``, ``records500/``).
+
+    Args:
+        root: data folder; ``None`` means ``$ECG_MI_DATA/ptbxl``, else ``../shared/data/ptbxl``.
+        partial_rates: native rates at which only some rows have files (the shared subset
+            has 500 Hz files only for ecg_id ≤ 500).
+    """
+
+    name = "ptbxl"
+
+    def __init__(self, root: str | Path | None = None, partial_rates: tuple[int, ...] = (500,)) -> None:
+        self.root = Path(root) if root else default_data_root("ptbxl")
+        self.partial_rates = tuple(int(r) for r in partial_rates)
+        if not self.root.is_dir():
+            raise InputError(
+                f"PTB-XL root {self.root} does not exist; set data.root=... or $ECG_MI_DATA "
+                "(expected ptbxl_database.csv, scp_statements.csv, records100/, records500/)"
+            )
+        for name in ("ptbxl_database.csv", "scp_statements.csv"):
+            if not (self.root / name).is_file():
+                raise InputError(f"PTB-XL root {self.root}: {name} not found")
+
+    @cached_property
+    def _mi_codes(self) -> frozenset[str]:
+        path = self.root / "scp_statements.csv"
+        statements = pd.read_csv(path, index_col=0)
+        if "diagnostic_class" not in statements.columns:
+            raise InputError(f"{path}: no 'diagnostic_class' column")
+        return frozenset(statements.index[statements["diagnostic_class"] == "MI"].astype(str))
+
+    @cached_property
+    def _table(self) -> pd.DataFrame:
+        path = self.root / "ptbxl_database.csv"
+        db = pd.read_csv(path)
+        missing = [c for c in _REQUIRED if c not in db.columns]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {missing}")
+        if db["ecg_id"].duplicated().any():
+            dup = db.loc[db["ecg_id"].duplicated(), "ecg_id"].tolist()[:5]
+            raise InputError(f"{path}: duplicated ecg_id(s) {dup}")
+        codes = db["scp_codes"].map(lambda s: _parse_codes(s, path))
+        mi_codes = self._mi_codes
+        return pd.DataFrame(
+            {
+                "record_id": db["ecg_id"].astype(int).astype(str),
+                "patient_id": db["patient_id"].astype(int).astype(str),
+                "age": db["age"].astype(float),
+                "sex": db["sex"].astype(int),
+                "label": codes.map(lambda c: int(bool(mi_codes & c.keys()))),
+                "is_norm": codes.map(lambda c: int("NORM" in c)),
+                "filename_lr": db["filename_lr"],
+                "filename_hr": db["filename_hr"],
+            }
+        )
+
+    def index(self) -> pd.DataFrame:
+        """One row per ``ptbxl_database.csv`` row (see module docstring for columns)."""
+        return self._table.copy()
+
+    def native_rate(self, sample_rate: int) -> int:
+        if sample_rate == 100:
+            return 100
+        if sample_rate in (250, 500):
+            return 500
+        raise ConfigError(f"data.sample_rate={sample_rate} is not available for PTB-XL (100, 250, 500 Hz)")
+
+    def record_path(self, row: pd.Series, native_rate: int) -> str:
+        column = "filename_lr" if native_rate == 100 else "filename_hr"
+        return str(self.root / row[column])
+
+    def read(self, row: pd.Series, native_rate: int) -> Record:
+        meta = {k: row[k] for k in ("patient_id", "age", "sex", "label")}
+        return read_wfdb(self.record_path(row, native_rate), expected_fs=native_rate,
+                         record_id=str(row["record_id"]), metadata=meta)  # fmt: skip
+
+    def fingerprint(self) -> str:
+        files = ("ptbxl_database.csv", "scp_statements.csv")
+        return "ptbxl:" + ",".join(sha256_file(self.root / f)[:16] for f in files)
+
+
+def _parse_codes(text: str, path: Path) -> dict[str, float]:
+    try:
+        codes = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise InputError(f"{path}: scp_codes {text!r} is not a dict literal") from None
+    if not isinstance(codes, dict):
+        raise InputError(f"{path}: scp_codes {text!r} is not a dict")
+    return codes

@@ -1,0 +1,64 @@
+"""ResNet after the paper: three residual units ``y = h(x) + F(x)``.
+
+``F`` stacks Conv1d → BatchNorm → ReLU (the last ReLU after the sum), ``h`` is a 1×1
+convolution matching channels (and stride); a strided stem reduces the length first,
+global average pooling and a linear layer give one logit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from ecg_mi.models.base import ECGClassifier
+from ecg_mi.models.registry import register_model
+
+
+class ResidualUnit(nn.Module):
+    """``relu(h(x) + F(x))`` with ``F`` = ``n_convs`` × (Conv1d + BN [+ ReLU])."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, n_convs: int = 2, dropout: float = 0.0) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i in range(n_convs):
+            layers += [
+                nn.Conv1d(c_in if i == 0 else c_out, c_out, kernel_size, stride=stride if i == 0 else 1,
+                          padding=kernel_size // 2, bias=False),
+                nn.BatchNorm1d(c_out),
+            ]  # fmt: skip
+            if i < n_convs - 1:
+                layers += [nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        self.residual = nn.Sequential(*layers)
+        self.shortcut = nn.Sequential(nn.Conv1d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm1d(c_out))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.act(self.shortcut(x) + self.residual(x))
+
+
+@register_model("resnet")
+class ResNet(ECGClassifier):
+    """Paper ResNet. ``channels`` sets the width of each residual unit (3 by default)."""
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (32, 64, 128),
+        kernel_size: int = 9,
+        stem_kernel: int = 15,
+        stem_stride: int = 2,
+        unit_stride: int = 2,
+        n_convs: int = 2,
+        dropout: float = 0.1,
+        in_leads: int = 12,
+        **base_kwargs,
+    ) -> None:
+        super().__init__(**base_kwargs)
+        channels = list(channels)
+        stem = [nn.Conv1d(in_leads, channels[0], stem_kernel, stride=stem_stride, padding=stem_kernel // 2, bias=False),
+                nn.BatchNorm1d(channels[0]), nn.ReLU(inplace=True)]  # fmt: skip
+        units = [ResidualUnit(c_in, c_out, kernel_size, unit_stride, n_convs, dropout)
+                 for c_in, c_out in zip([channels[0], *channels[:-1]], channels, strict=True)]  # fmt: skip
+        self.features = nn.Sequential(*stem, *units)
+        self.net = nn.Sequential(self.features, nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Dropout(dropout),
+                                 nn.Linear(channels[-1], 1))  # fmt: skip
