@@ -201,9 +201,9 @@ def generate_index(n_records: int = 600, seed: int = 0, repeat_fraction: float =
     record_seed``. P(MI) = logistic(−1.5 + 0.06·(age − 60) + 0.7·male).
     """
     rng = np.random.default_rng(seed)
-    n_patients = int(round(n_records / (1 + repeat_fraction)))
-    rows = []
-    for p in range(n_patients):
+    rows: list[dict] = []
+    p = 0
+    while len(rows) < n_records:
         age = float(np.clip(rng.normal(61, 11), 35, 85).round())
         sex = int(rng.random() < 0.5)
         logit = -1.5 + 0.06 * (age - 60) + 0.7 * (sex == 0)
@@ -215,6 +215,7 @@ def generate_index(n_records: int = 600, seed: int = 0, repeat_fraction: float =
                 {"patient_id": f"P{p:05d}", "age": age, "sex": sex, "label": int(mi),
                  "heart_seed": heart_seed, "record_seed": int(rng.integers(2**31))}
             )  # fmt: skip
+        p += 1
     rows = rows[:n_records]
     index = pd.DataFrame(rows)
     index.insert(0, "record_id", [f"syn{i:05d}" for i in range(len(index))])

@@ -55,10 +55,11 @@ class ECGClassifier(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        if self.hparams.scheduler == "none":
+        total = int(self.trainer.estimated_stepping_batches)
+        if self.hparams.scheduler == "none" or total < 4:  # one-cycle needs a few steps to ramp up and down
             return optimizer
         schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=self.hparams.lr, total_steps=self.trainer.estimated_stepping_batches, pct_start=0.25
+            optimizer, max_lr=self.hparams.lr, total_steps=total, pct_start=min(0.5, max(0.25, 2 / total))
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 

@@ -1,0 +1,46 @@
+# ecg-mi — two set-up commands: `make train` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+MLFLOW_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlflow.db)
+UI_PORT ?= 5000
+
+.PHONY: install train test test-slow test-all bench ui lint clean
+
+# Re-installs when pyproject.toml changes. torch is pinned to the CPU build on disk.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Main job: a ResNet on the embedded synthetic data, fold 0, logged to MLflow.
+train: install
+	$(BIN)/python train.py $(ARGS)
+
+## Default test suite (slow tests excluded). pytest's exit 5 (no tests) fails the target.
+test: install
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow $(ARGS)
+
+test-all: install
+	$(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
+
+## Speed benchmarks (ratios measured side by side); see BENCHMARKS.md.
+bench: install
+	$(BIN)/python benchmarks/ingest.py
+
+## MLflow UI over the default store, on loopback only.
+ui: install
+	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_URI)" --host 127.0.0.1 --port $(UI_PORT)
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks train.py evaluate.py
+
+clean:
+	rm -rf .cache outputs multirun mlruns mlflow.db reports .pytest_cache

@@ -1,0 +1,155 @@
+"""Shared fixtures: self-made WFDB / CardioSoft / PTB-XL-layout data, isolated caches and
+MLflow stores, and the shared real data (skipped with a reason when absent)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import wfdb
+
+from ecg_mi.data.record import STANDARD_LEADS
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ECG_MI_DATA", REPO.parent / "shared" / "data"))
+SHARED_PTBXL = SHARED / "ptbxl"
+SHARED_CARDIOSOFT = SHARED / "ecg_file_formats" / "ge_cardiosoft_xml" / "ptbxl_00139_cardiosoft.xml"
+PTBXL_LEADS = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own cache dir and SQLite MLflow store; no progress bars."""
+    root = tmp_path_factory.mktemp("ecg_mi_env")
+    monkeypatch.setenv("ECG_MI_CACHE", str(root / "cache"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    monkeypatch.setenv("ECG_MI_NO_PROGRESS", "1")
+    return root
+
+
+@pytest.fixture
+def shared_ptbxl() -> Path:
+    if not (SHARED_PTBXL / "ptbxl_database.csv").is_file():
+        pytest.skip(f"shared PTB-XL subset not found at {SHARED_PTBXL}")
+    return SHARED_PTBXL
+
+
+@pytest.fixture
+def shared_cardiosoft() -> Path:
+    if not SHARED_CARDIOSOFT.is_file():
+        pytest.skip(f"shared CardioSoft sample not found at {SHARED_CARDIOSOFT}")
+    return SHARED_CARDIOSOFT
+
+
+def make_signal(n: int = 1000, fs: float = 100.0, seed: int = 0) -> np.ndarray:
+    """A smooth random-ish ``[12, n]`` mV signal (float64) for writing test files."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / fs
+    freqs = rng.uniform(0.5, 3, size=(12, 1))
+    return np.sin(2 * np.pi * freqs * t) * rng.uniform(0.2, 1.5, size=(12, 1))
+
+
+@pytest.fixture
+def write_wfdb() -> Callable[..., Path]:
+    """``write_wfdb(dir, name, signal=[12,L], fs=100, leads=PTBXL_LEADS, units='mV', gain=1000)``:
+    a format-16 WFDB record (``gain`` ADC units per physical unit)."""
+
+    def write(directory: Path, name: str, signal: np.ndarray | None = None, fs: float = 100.0,
+              leads: list[str] | None = None, units: str = "mV", gain: float = 1000.0) -> Path:  # fmt: skip
+        signal = make_signal(fs=fs) if signal is None else signal
+        leads = leads or PTBXL_LEADS[: signal.shape[0]]
+        directory.mkdir(parents=True, exist_ok=True)
+        wfdb.wrsamp(name, fs=fs, units=[units] * len(leads), sig_name=leads, p_signal=signal.T,
+                    fmt=["16"] * len(leads), adc_gain=[gain] * len(leads), baseline=[0] * len(leads),
+                    write_dir=str(directory))  # fmt: skip
+        return directory / name
+
+    return write
+
+
+def cardiosoft_xml(signal_uv: np.ndarray | None = None, fs: int = 500, resolution: float = 5.0,
+                   leads: list[str] | None = None, prolog: str = "") -> str:  # fmt: skip
+    """A CardioSoft-shaped XML document; ``signal_uv`` ``[n_leads, L]`` in µV."""
+    if signal_uv is None:
+        signal_uv = make_signal(n=5000, fs=fs) * 1000
+    leads = leads or list(STANDARD_LEADS[: signal_uv.shape[0]])
+    counts = np.round(signal_uv / resolution).astype(int)
+    waves = "\n".join(
+        f'    <WaveformData lead="{lead}">{",".join(map(str, row))}</WaveformData>'
+        for lead, row in zip(leads, counts, strict=True)
+    )
+    return (
+        f'<?xml version="1.0" encoding="ISO-8859-1" ?>\n{prolog}<CardiologyXML>\n  <StripData>\n'
+        f"    <NumberOfLeads>{len(leads)}</NumberOfLeads>\n"
+        f'    <SampleRate units="Hz">{fs}</SampleRate>\n'
+        f"    <ChannelSampleCountTotal>{counts.shape[1]}</ChannelSampleCountTotal>\n"
+        f'    <Resolution units="uVperLsb">{resolution:g}</Resolution>\n{waves}\n  </StripData>\n</CardiologyXML>\n'
+    )
+
+
+@pytest.fixture
+def tiny_ptbxl(tmp_path, write_wfdb) -> Callable[..., Path]:
+    """``tiny_ptbxl(n_records=60, n_mi=20, with_500=True)``: a PTB-XL-layout folder.
+
+    Patients 0..n/2 have two ECGs each (so grouping matters); MI records carry an 'IMI'
+    code, controls 'NORM' (every third) or 'LVH'.
+    """
+
+    def build(n_records: int = 60, n_mi: int = 20, with_500: bool = True, root: Path | None = None) -> Path:
+        root = root or tmp_path / "ptbxl"
+        rows = []
+        for i in range(1, n_records + 1):
+            mi = i <= n_mi
+            codes = "{'IMI': 100.0, 'SR': 0.0}" if mi else ("{'NORM': 100.0}" if i % 3 else "{'LVH': 50.0}")
+            group = f"{(i // 1000) * 1000:05d}"
+            lr, hr = f"records100/{group}/{i:05d}_lr", f"records500/{group}/{i:05d}_hr"
+            write_wfdb(root / "records100" / group, f"{i:05d}_lr", make_signal(1000, 100, seed=i) + 0.3 * mi)
+            if with_500:
+                write_wfdb(root / "records500" / group, f"{i:05d}_hr", make_signal(5000, 500, seed=i) + 0.3 * mi, fs=500)
+            rows.append({"ecg_id": i, "patient_id": float(1000 + (i + 1) // 2), "age": 40.0 + i % 40,
+                         "sex": i % 2, "scp_codes": codes, "filename_lr": lr, "filename_hr": hr})  # fmt: skip
+        pd.DataFrame(rows).to_csv(root / "ptbxl_database.csv", index=False)
+        pd.DataFrame(
+            {"diagnostic_class": ["MI", "NORM", "HYP", None]}, index=pd.Index(["IMI", "NORM", "LVH", "SR"], name="")
+        ).to_csv(root / "scp_statements.csv")
+        return root
+
+    return build
+
+
+TINY_TRAINING = [
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
+    "model.channels=[8,16,16]",
+    "data.batch_size=32",
+]
+TINY_RUN = ["data.source.n_records=120", *TINY_TRAINING]  # tiny training on small synthetic data
+
+
+@pytest.fixture
+def compose_train() -> Callable[..., object]:
+    """``compose_train(*overrides)``: the train config as ``train.py`` would see it."""
+    from hydra import compose, initialize_config_dir
+
+    def compose_cfg(*overrides: str):
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            return compose(config_name="train", overrides=[*TINY_RUN, *overrides])
+
+    return compose_cfg
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., "subprocess.CompletedProcess[str]"]:
+    """``run_cli("train.py", *args)``: run an entry script in a subprocess from the repo root."""
+    import subprocess
+    import sys
+
+    def run(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(REPO / script), *args], cwd=REPO, capture_output=True,
+                              text=True, timeout=timeout, env=os.environ.copy())  # fmt: skip
+
+    return run

@@ -1,0 +1,96 @@
+"""SignalDataModule and prepare_fold: fold splits, missing files, normalisation, batches."""
+
+import numpy as np
+import pytest
+import torch
+
+from ecg_mi.data.datamodule import SignalDataModule, prepare_fold
+from ecg_mi.data.sources import PtbxlSource, SyntheticSource
+from ecg_mi.errors import ConfigError, DataError, InputError
+
+
+@pytest.fixture
+def synthetic_dm(tmp_path) -> SignalDataModule:
+    dm = SignalDataModule(SyntheticSource(n_records=120, seed=0), sample_rate=100, fold=1, batch_size=16, cache_dir=tmp_path)
+    dm.setup()
+    return dm
+
+
+def test_batches_are_float_tensors_b_12_l(synthetic_dm):
+    x, y, row = next(iter(synthetic_dm.train_dataloader()))
+    assert x.shape == (16, 12, 1000) and x.dtype == torch.float32
+    assert y.dtype == torch.float32 and set(y.tolist()) <= {0.0, 1.0}
+    assert row.shape == (16,)
+
+
+def test_parts_are_disjoint_by_patient_and_test_is_the_fold(synthetic_dm):
+    split = synthetic_dm.split
+    assert (split.test["fold"] == 1).all() and (split.train["fold"] != 1).all() and (split.val["fold"] != 1).all()
+    patients = [set(p["patient_id"]) for p in (split.train, split.val, split.test)]
+    assert patients[0].isdisjoint(patients[1]) and patients[0].isdisjoint(patients[2]) and patients[1].isdisjoint(patients[2])
+
+
+def test_standardisation_is_fitted_on_training_part_only(synthetic_dm):
+    train_x = torch.cat([x for x, _, _ in synthetic_dm.train_dataloader()])
+    assert train_x.mean(dim=(0, 2)).abs().max() < 1e-3
+    assert (train_x.std(dim=(0, 2)) - 1).abs().max() < 1e-2
+    test_x = torch.cat([x for x, _, _ in synthetic_dm.test_dataloader()])
+    assert test_x.mean(dim=(0, 2)).abs().max() > 1e-4  # not refitted on the test fold
+
+
+def test_test_metadata_follows_loader_order(synthetic_dm):
+    meta = synthetic_dm.metadata("test")
+    labels = torch.cat([y for _, y, _ in synthetic_dm.test_dataloader()]).numpy()
+    np.testing.assert_array_equal(meta["label"].to_numpy(), labels)
+    assert list(meta.columns) == ["record_id", "patient_id", "age", "sex", "label", "fold"]
+
+
+def test_every_fold_of_one_cohort_shares_the_fold_file(tmp_path):
+    source = SyntheticSource(n_records=120, seed=0)
+    splits = [prepare_fold(source, k, 100, cache_dir=tmp_path) for k in range(5)]
+    assert len({s.fold_hash for s in splits}) == 1
+    tested = sorted(r for s in splits for r in s.test["record_id"])
+    assert tested == sorted(splits[0].fold_file.table["record_id"])
+
+
+@pytest.mark.parametrize("fold", [-1, 5, 7])
+def test_fold_out_of_range_is_a_config_error(tmp_path, fold):
+    with pytest.raises(ConfigError, match=f"fold={fold} is outside 0..4"):
+        prepare_fold(SyntheticSource(n_records=120), fold, 100, cache_dir=tmp_path)
+
+
+def test_missing_record_file_fails_by_default(tiny_ptbxl, tmp_path):
+    root = tiny_ptbxl(n_records=40, n_mi=12)
+    (root / "records100" / "00000" / "00001_lr.dat").unlink()
+    (root / "records100" / "00000" / "00001_lr.hea").unlink()
+    with pytest.raises(InputError, match=r"1 of 36 cohort records have no 100 Hz file .*00001_lr.*data.skip_missing=true"):
+        prepare_fold(PtbxlSource(root), 0, 100, skip_missing=False, cache_dir=tmp_path)
+
+
+def test_missing_record_file_skipped_with_count(tiny_ptbxl, tmp_path):
+    root = tiny_ptbxl(n_records=40, n_mi=12)
+    (root / "records100" / "00000" / "00001_lr.hea").unlink()
+    split = prepare_fold(PtbxlSource(root), 0, 100, skip_missing=True, cache_dir=tmp_path)
+    assert split.n_missing == 1 and split.summary()["n_missing_skipped"] == 1
+    assert "1" not in set(split.train["record_id"]) | set(split.val["record_id"]) | set(split.test["record_id"])
+
+
+def test_auto_skips_only_at_partial_rates(tiny_ptbxl, tmp_path):
+    root = tiny_ptbxl(n_records=40, n_mi=12, with_500=False)
+    with pytest.raises(InputError, match="no 500 Hz file"):
+        prepare_fold(PtbxlSource(root, partial_rates=()), 0, 500, skip_missing="auto", cache_dir=tmp_path)
+    with pytest.raises(DataError, match="hold 0 records"):  # every 500 Hz file absent: nothing left
+        prepare_fold(PtbxlSource(root, partial_rates=(500,)), 0, 500, skip_missing="auto", cache_dir=tmp_path)
+
+
+def test_unsupported_sample_rate_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="data.sample_rate=200"):
+        SignalDataModule(SyntheticSource(n_records=120), sample_rate=200, cache_dir=tmp_path)
+
+
+@pytest.mark.integration
+def test_shared_ptbxl_500hz_leaves_out_records_without_files(shared_ptbxl, tmp_path):
+    split = prepare_fold(PtbxlSource(shared_ptbxl), 0, 500, cache_dir=tmp_path)
+    kept = len(split.train) + len(split.val) + len(split.test)
+    assert split.n_missing > 0 and kept + split.n_missing == len(split.fold_file.table)
+    assert all(int(r) <= 500 for r in split.test["record_id"])

@@ -1,0 +1,95 @@
+"""End to end: train.py → Lightning → MLflow, determinism, multirun and CLI errors."""
+
+import os
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY_RUN, TINY_TRAINING
+from ecg_mi.train import REQUIRED_METRICS, run
+
+
+def _runs(experiment: str) -> list:
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def test_run_logs_metrics_params_and_predictions(compose_train):
+    results = run(compose_train("fold=2"))
+    [logged] = _runs("ecg-mi-synthetic")
+    assert logged.info.status == "FINISHED" and logged.info.run_name == "resnet-fold2"
+    for key in REQUIRED_METRICS:
+        assert logged.data.metrics[key] == pytest.approx(results[key])
+    assert 0.0 <= results["test_auc"] <= 1.0
+    params = logged.data.params
+    assert params["model"] == "resnet" and params["fold"] == "2" and len(params["fold_hash"]) == 64
+    assert params["data.sample_rate"] == "100" and int(params["n_params"]) > 0
+    local = mlflow.artifacts.download_artifacts(run_id=logged.info.run_id, artifact_path="predictions.csv",
+                                                tracking_uri=os.environ["MLFLOW_TRACKING_URI"])  # fmt: skip
+    predictions = pd.read_csv(local)
+    assert list(predictions.columns) == ["record_id", "patient_id", "age", "sex", "label", "prob", "fold"]
+    assert (predictions["fold"] == 2).all() and predictions["prob"].between(0, 1).all()
+    history = MlflowClient().get_metric_history(logged.info.run_id, "val_auc")
+    assert [m.step for m in history] == [0, 1, 2]  # two epochs, then the selected checkpoint's
+    assert history[-1].value == pytest.approx(results["val_auc"])
+
+
+def test_same_config_twice_gives_the_same_test_auc(compose_train):
+    first = run(compose_train("fold=0"))
+    second = run(compose_train("fold=0"))
+    assert first["test_auc"] == second["test_auc"] and first["test_f1"] == second["test_f1"]
+
+
+def test_a_failing_run_is_marked_failed(compose_train, monkeypatch):
+    import ecg_mi.train as train_module
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(train_module, "fit_predict_network", explode)
+    with pytest.raises(RuntimeError, match="boom"):
+        run(compose_train("fold=1"))
+    [logged] = _runs("ecg-mi-synthetic")
+    assert logged.info.status == "FAILED" and "test_auc" not in logged.data.metrics
+
+
+def test_cli_multirun_gives_one_run_per_fold_in_one_experiment(run_cli, tmp_path):
+    done = run_cli("train.py", "-m", "fold=0,1", *TINY_RUN, f"hydra.sweep.dir={tmp_path}/sweep")
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = _runs("ecg-mi-synthetic")
+    assert sorted(r.info.run_name for r in runs) == ["resnet-fold0", "resnet-fold1"]
+    assert all(r.info.status == "FINISHED" and "test_auc" in r.data.metrics for r in runs)
+    assert len({r.data.params["fold_hash"] for r in runs}) == 1
+    assert len(list((tmp_path / "sweep").iterdir())) >= 2  # one output dir per job
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["data.source.n_records=120", "fold=9"], "error: fold=9 is outside 0..4"),
+        (["model.name=resnot"], "error: unknown model 'resnot'; known models: "),
+        (["data=ptbxl", "data.root=/nonexistent/ptbxl"], "error: PTB-XL root /nonexistent/ptbxl does not exist"),
+        (["data.source.n_records=120", "data.sample_rate=360"], "error: data.sample_rate=360 is not supported"),
+        (["data.source.n_records=120", "data.cohort.controls=norm"], "error: data.cohort.controls=norm needs a data set with a NORM flag"),
+    ],
+)
+def test_cli_bad_input_prints_one_error_line_and_exits_2(run_cli, tmp_path, args, message):
+    done = run_cli("train.py", *TINY_TRAINING, *args, f"hydra.run.dir={tmp_path}")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_cli_unknown_config_group_option_lists_choices(run_cli, tmp_path):
+    done = run_cli("train.py", "data=ptbxxl", f"hydra.run.dir={tmp_path}")
+    assert done.returncode != 0
+    assert "Could not find 'data/ptbxxl'" in done.stderr and "ptbxl" in done.stderr
+
+
+def test_cli_empty_cohort_is_reported(run_cli, tiny_ptbxl, tmp_path):
+    root = tiny_ptbxl(n_records=20, n_mi=0)
+    done = run_cli("train.py", *TINY_TRAINING, "data=ptbxl", f"data.root={root}", f"hydra.run.dir={tmp_path}")
+    assert done.returncode == 2 and "error: empty cohort: 0 MI records" in done.stderr
