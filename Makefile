@@ -11,7 +11,6 @@ UI_PORT ?= 5000
 # Re-installs when pyproject.toml changes. torch is pinned to the CPU build on disk.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

@@ -1,6 +1,5 @@
 """Train one model on one fold; Hydra composes the config (see conf/train.yaml)."""
 
-
 import hydra
 from omegaconf import DictConfig
 

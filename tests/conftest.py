@@ -4,6 +4,8 @@ MLflow stores, and the shared real data (skipped with a reason when absent)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,22 +101,38 @@ def tiny_ptbxl(tmp_path, write_wfdb) -> Callable[..., Path]:
     code, controls 'NORM' (every third) or 'LVH'.
     """
 
-    def build(n_records: int = 60, n_mi: int = 20, with_500: bool = True, root: Path | None = None) -> Path:
+    def build(
+        n_records: int = 60, n_mi: int = 20, with_500: bool = True, root: Path | None = None
+    ) -> Path:
         root = root or tmp_path / "ptbxl"
         rows = []
         for i in range(1, n_records + 1):
             mi = i <= n_mi
-            codes = "{'IMI': 100.0, 'SR': 0.0}" if mi else ("{'NORM': 100.0}" if i % 3 else "{'LVH': 50.0}")
+            codes = (
+                "{'IMI': 100.0, 'SR': 0.0}"
+                if mi
+                else ("{'NORM': 100.0}" if i % 3 else "{'LVH': 50.0}")
+            )
             group = f"{(i // 1000) * 1000:05d}"
             lr, hr = f"records100/{group}/{i:05d}_lr", f"records500/{group}/{i:05d}_hr"
-            write_wfdb(root / "records100" / group, f"{i:05d}_lr", make_signal(1000, 100, seed=i) + 0.3 * mi)
+            write_wfdb(
+                root / "records100" / group,
+                f"{i:05d}_lr",
+                make_signal(1000, 100, seed=i) + 0.3 * mi,
+            )
             if with_500:
-                write_wfdb(root / "records500" / group, f"{i:05d}_hr", make_signal(5000, 500, seed=i) + 0.3 * mi, fs=500)
+                write_wfdb(
+                    root / "records500" / group,
+                    f"{i:05d}_hr",
+                    make_signal(5000, 500, seed=i) + 0.3 * mi,
+                    fs=500,
+                )
             rows.append({"ecg_id": i, "patient_id": float(1000 + (i + 1) // 2), "age": 40.0 + i % 40,
                          "sex": i % 2, "scp_codes": codes, "filename_lr": lr, "filename_hr": hr})  # fmt: skip
         pd.DataFrame(rows).to_csv(root / "ptbxl_database.csv", index=False)
         pd.DataFrame(
-            {"diagnostic_class": ["MI", "NORM", "HYP", None]}, index=pd.Index(["IMI", "NORM", "LVH", "SR"], name="")
+            {"diagnostic_class": ["MI", "NORM", "HYP", None]},
+            index=pd.Index(["IMI", "NORM", "LVH", "SR"], name=""),
         ).to_csv(root / "scp_statements.csv")
         return root
 
@@ -143,10 +161,8 @@ def compose_train() -> Callable[..., object]:
 
 
 @pytest.fixture
-def run_cli() -> Callable[..., "subprocess.CompletedProcess[str]"]:
+def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """``run_cli("train.py", *args)``: run an entry script in a subprocess from the repo root."""
-    import subprocess
-    import sys
 
     def run(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, str(REPO / script), *args], cwd=REPO, capture_output=True,

@@ -4,7 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_mi.data.cohort import assign_folds, fold_file_for, read_fold_file, select_cohort, train_val_split
+from ecg_mi.data.cohort import (
+    assign_folds,
+    fold_file_for,
+    read_fold_file,
+    select_cohort,
+    train_val_split,
+)
 from ecg_mi.errors import ConfigError, DataError, InputError
 
 
@@ -74,7 +80,10 @@ def test_fold_file_is_written_once_with_stable_hash(index, tmp_path):
 
 
 def test_fold_file_name_changes_with_the_rule(index, tmp_path):
-    assert fold_file_for(index, "src", tmp_path, ratio=2).path != fold_file_for(index, "src", tmp_path, ratio=1).path
+    assert (
+        fold_file_for(index, "src", tmp_path, ratio=2).path
+        != fold_file_for(index, "src", tmp_path, ratio=1).path
+    )
 
 
 def test_explicit_fold_file_with_split_patient_is_rejected(index, tmp_path):

@@ -11,7 +11,13 @@ from ecg_mi.errors import ConfigError, DataError, InputError
 
 @pytest.fixture
 def synthetic_dm(tmp_path) -> SignalDataModule:
-    dm = SignalDataModule(SyntheticSource(n_records=120, seed=0), sample_rate=100, fold=1, batch_size=16, cache_dir=tmp_path)
+    dm = SignalDataModule(
+        SyntheticSource(n_records=120, seed=0),
+        sample_rate=100,
+        fold=1,
+        batch_size=16,
+        cache_dir=tmp_path,
+    )
     dm.setup()
     return dm
 
@@ -25,9 +31,17 @@ def test_batches_are_float_tensors_b_12_l(synthetic_dm):
 
 def test_parts_are_disjoint_by_patient_and_test_is_the_fold(synthetic_dm):
     split = synthetic_dm.split
-    assert (split.test["fold"] == 1).all() and (split.train["fold"] != 1).all() and (split.val["fold"] != 1).all()
+    assert (
+        (split.test["fold"] == 1).all()
+        and (split.train["fold"] != 1).all()
+        and (split.val["fold"] != 1).all()
+    )
     patients = [set(p["patient_id"]) for p in (split.train, split.val, split.test)]
-    assert patients[0].isdisjoint(patients[1]) and patients[0].isdisjoint(patients[2]) and patients[1].isdisjoint(patients[2])
+    assert (
+        patients[0].isdisjoint(patients[1])
+        and patients[0].isdisjoint(patients[2])
+        and patients[1].isdisjoint(patients[2])
+    )
 
 
 def test_standardisation_is_fitted_on_training_part_only(synthetic_dm):
@@ -63,7 +77,10 @@ def test_missing_record_file_fails_by_default(tiny_ptbxl, tmp_path):
     root = tiny_ptbxl(n_records=40, n_mi=12)
     (root / "records100" / "00000" / "00001_lr.dat").unlink()
     (root / "records100" / "00000" / "00001_lr.hea").unlink()
-    with pytest.raises(InputError, match=r"1 of 36 cohort records have no 100 Hz file .*00001_lr.*data.skip_missing=true"):
+    with pytest.raises(
+        InputError,
+        match=r"1 of 36 cohort records have no 100 Hz file .*00001_lr.*data.skip_missing=true",
+    ):
         prepare_fold(PtbxlSource(root), 0, 100, skip_missing=False, cache_dir=tmp_path)
 
 
@@ -72,15 +89,21 @@ def test_missing_record_file_skipped_with_count(tiny_ptbxl, tmp_path):
     (root / "records100" / "00000" / "00001_lr.hea").unlink()
     split = prepare_fold(PtbxlSource(root), 0, 100, skip_missing=True, cache_dir=tmp_path)
     assert split.n_missing == 1 and split.summary()["n_missing_skipped"] == 1
-    assert "1" not in set(split.train["record_id"]) | set(split.val["record_id"]) | set(split.test["record_id"])
+    assert "1" not in set(split.train["record_id"]) | set(split.val["record_id"]) | set(
+        split.test["record_id"]
+    )
 
 
 def test_auto_skips_only_at_partial_rates(tiny_ptbxl, tmp_path):
     root = tiny_ptbxl(n_records=40, n_mi=12, with_500=False)
     with pytest.raises(InputError, match="no 500 Hz file"):
-        prepare_fold(PtbxlSource(root, partial_rates=()), 0, 500, skip_missing="auto", cache_dir=tmp_path)
+        prepare_fold(
+            PtbxlSource(root, partial_rates=()), 0, 500, skip_missing="auto", cache_dir=tmp_path
+        )
     with pytest.raises(DataError, match="hold 0 records"):  # every 500 Hz file absent: nothing left
-        prepare_fold(PtbxlSource(root, partial_rates=(500,)), 0, 500, skip_missing="auto", cache_dir=tmp_path)
+        prepare_fold(
+            PtbxlSource(root, partial_rates=(500,)), 0, 500, skip_missing="auto", cache_dir=tmp_path
+        )
 
 
 def test_unsupported_sample_rate_is_a_config_error(tmp_path):

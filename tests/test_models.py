@@ -5,7 +5,7 @@ import torch
 
 from ecg_mi.errors import ConfigError
 from ecg_mi.models import create_model, list_models, register_model
-from ecg_mi.models.resnet import ResNet, ResidualUnit
+from ecg_mi.models.resnet import ResidualUnit, ResNet
 
 
 def test_registry_knows_resnet():

@@ -8,8 +8,7 @@ import pytest
 import wfdb
 
 from conftest import PTBXL_LEADS, cardiosoft_xml, make_signal
-from ecg_mi.data.readers import read_cardiosoft_xml, read_wfdb
-from ecg_mi.data.readers import wfdb_reader
+from ecg_mi.data.readers import read_cardiosoft_xml, read_wfdb, wfdb_reader
 from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.errors import InputError
 
@@ -62,7 +61,9 @@ def test_wfdb_truncated_dat_is_rejected(tmp_path, write_wfdb):
     path = write_wfdb(tmp_path, "rec")
     dat = Path(f"{path}.dat")
     dat.write_bytes(dat.read_bytes()[:5000])
-    with pytest.raises(InputError, match=r"rec\.dat: truncated, 5000 bytes but the header needs 24000"):
+    with pytest.raises(
+        InputError, match=r"rec\.dat: truncated, 5000 bytes but the header needs 24000"
+    ):
         read_wfdb(path)
 
 
@@ -162,7 +163,9 @@ def test_cardiosoft_nan_samples_are_rejected(tmp_path):
 
 
 def test_cardiosoft_sample_count_mismatch_is_rejected(tmp_path):
-    text = cardiosoft_xml().replace("<ChannelSampleCountTotal>5000<", "<ChannelSampleCountTotal>4000<")
+    text = cardiosoft_xml().replace(
+        "<ChannelSampleCountTotal>5000<", "<ChannelSampleCountTotal>4000<"
+    )
     with pytest.raises(InputError, match="says 4000 samples, leads hold 5000"):
         read_cardiosoft_xml(write_xml(tmp_path, text))
 

@@ -13,7 +13,9 @@ def test_canonical_lead_names_accept_file_spellings():
 
 def test_reorder_leads_puts_rows_in_standard_order():
     names = list(reversed(STANDARD_LEADS))
-    signal = np.arange(12, dtype=np.float32)[::-1, None].repeat(3, axis=1)  # row value = standard index
+    signal = np.arange(12, dtype=np.float32)[::-1, None].repeat(
+        3, axis=1
+    )  # row value = standard index
     out = reorder_leads(signal, names, "src")
     assert out[:, 0].tolist() == list(range(12))
 

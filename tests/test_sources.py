@@ -39,7 +39,9 @@ def test_ptbxl_missing_columns_are_named(tiny_ptbxl):
     root = tiny_ptbxl(n_records=6, n_mi=2)
     db = pd.read_csv(root / "ptbxl_database.csv").drop(columns=["scp_codes"])
     db.to_csv(root / "ptbxl_database.csv", index=False)
-    with pytest.raises(InputError, match=r"ptbxl_database.csv: missing column\(s\) \['scp_codes'\]"):
+    with pytest.raises(
+        InputError, match=r"ptbxl_database.csv: missing column\(s\) \['scp_codes'\]"
+    ):
         PtbxlSource(root).index()
 
 
@@ -51,7 +53,9 @@ def test_synthetic_source_rejects_tiny_sizes():
 def _ukb(tmp_path, table: str) -> UkbXmlSource:
     (tmp_path / "xml").mkdir()
     for eid in ("1000001", "1000002"):
-        (tmp_path / "xml" / f"{eid}_20205_2_0.xml").write_text(cardiosoft_xml(make_signal(5000, 500) * 1000))
+        (tmp_path / "xml" / f"{eid}_20205_2_0.xml").write_text(
+            cardiosoft_xml(make_signal(5000, 500) * 1000)
+        )
     (tmp_path / "outcomes.csv").write_text(table)
     return UkbXmlSource(tmp_path / "xml", tmp_path / "outcomes.csv")
 

@@ -13,12 +13,16 @@ LEAD = {name: i for i, name in enumerate(STANDARD_LEADS)}
 def test_same_seed_same_records():
     a, b = synthetic.generate_index(50, seed=7), synthetic.generate_index(50, seed=7)
     pd.testing.assert_frame_equal(a, b)
-    np.testing.assert_array_equal(synthetic.synthesize_record(a.iloc[3]), synthetic.synthesize_record(b.iloc[3]))
+    np.testing.assert_array_equal(
+        synthetic.synthesize_record(a.iloc[3]), synthetic.synthesize_record(b.iloc[3])
+    )
 
 
 def test_different_seed_different_records():
     a, b = synthetic.generate_index(50, seed=1), synthetic.generate_index(50, seed=2)
-    assert not np.array_equal(synthetic.synthesize_record(a.iloc[0]), synthetic.synthesize_record(b.iloc[0]))
+    assert not np.array_equal(
+        synthetic.synthesize_record(a.iloc[0]), synthetic.synthesize_record(b.iloc[0])
+    )
 
 
 def test_record_shape_units_and_range():
@@ -35,7 +39,11 @@ def test_limb_leads_obey_einthoven_and_goldberger():
 
 def test_territories_face_their_leads():
     v = synthetic.lead_vectors()
-    facing = {"inferior": ["II", "III", "aVF"], "anterior": ["V1", "V2", "V3", "V4"], "lateral": ["I", "aVL", "V5", "V6"]}
+    facing = {
+        "inferior": ["II", "III", "aVF"],
+        "anterior": ["V1", "V2", "V3", "V4"],
+        "lateral": ["I", "aVL", "V5", "V6"],
+    }
     for territory, leads in facing.items():
         projection = v @ synthetic.TERRITORIES[territory]
         top = {STANDARD_LEADS[i] for i in np.argsort(-projection)[: len(leads)]}
@@ -47,7 +55,9 @@ def test_acute_inferior_mi_elevates_st_in_inferior_leads():
     with the same beats, and aVL is depressed (reciprocal change)."""
     common = dict(rotation=np.eye(3), amp_scale=1.0, qrs_scale=1.0, base_hr=60.0, confounder=None)
     healthy = synthetic.HeartParams(mi=False, territory=None, severity=0.0, acute=False, **common)
-    infarct = synthetic.HeartParams(mi=True, territory="inferior", severity=0.9, acute=True, **common)
+    infarct = synthetic.HeartParams(
+        mi=True, territory="inferior", severity=0.9, acute=True, **common
+    )
     t = np.arange(5000) / 500.0
     dipole_h, _ = synthetic._dipole(healthy, np.random.default_rng(0), t)
     dipole_mi, st = synthetic._dipole(infarct, np.random.default_rng(0), t)  # same beat times

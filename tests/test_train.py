@@ -30,7 +30,15 @@ def test_run_logs_metrics_params_and_predictions(compose_train):
     local = mlflow.artifacts.download_artifacts(run_id=logged.info.run_id, artifact_path="predictions.csv",
                                                 tracking_uri=os.environ["MLFLOW_TRACKING_URI"])  # fmt: skip
     predictions = pd.read_csv(local)
-    assert list(predictions.columns) == ["record_id", "patient_id", "age", "sex", "label", "prob", "fold"]
+    assert list(predictions.columns) == [
+        "record_id",
+        "patient_id",
+        "age",
+        "sex",
+        "label",
+        "prob",
+        "fold",
+    ]
     assert (predictions["fold"] == 2).all() and predictions["prob"].between(0, 1).all()
     history = MlflowClient().get_metric_history(logged.info.run_id, "val_auc")
     assert [m.step for m in history] == [0, 1, 2]  # two epochs, then the selected checkpoint's
@@ -71,9 +79,18 @@ def test_cli_multirun_gives_one_run_per_fold_in_one_experiment(run_cli, tmp_path
     [
         (["data.source.n_records=120", "fold=9"], "error: fold=9 is outside 0..4"),
         (["model.name=resnot"], "error: unknown model 'resnot'; known models: "),
-        (["data=ptbxl", "data.root=/nonexistent/ptbxl"], "error: PTB-XL root /nonexistent/ptbxl does not exist"),
-        (["data.source.n_records=120", "data.sample_rate=360"], "error: data.sample_rate=360 is not supported"),
-        (["data.source.n_records=120", "data.cohort.controls=norm"], "error: data.cohort.controls=norm needs a data set with a NORM flag"),
+        (
+            ["data=ptbxl", "data.root=/nonexistent/ptbxl"],
+            "error: PTB-XL root /nonexistent/ptbxl does not exist",
+        ),
+        (
+            ["data.source.n_records=120", "data.sample_rate=360"],
+            "error: data.sample_rate=360 is not supported",
+        ),
+        (
+            ["data.source.n_records=120", "data.cohort.controls=norm"],
+            "error: data.cohort.controls=norm needs a data set with a NORM flag",
+        ),
     ],
 )
 def test_cli_bad_input_prints_one_error_line_and_exits_2(run_cli, tmp_path, args, message):
@@ -91,5 +108,7 @@ def test_cli_unknown_config_group_option_lists_choices(run_cli, tmp_path):
 
 def test_cli_empty_cohort_is_reported(run_cli, tiny_ptbxl, tmp_path):
     root = tiny_ptbxl(n_records=20, n_mi=0)
-    done = run_cli("train.py", *TINY_TRAINING, "data=ptbxl", f"data.root={root}", f"hydra.run.dir={tmp_path}")
+    done = run_cli(
+        "train.py", *TINY_TRAINING, "data=ptbxl", f"data.root={root}", f"hydra.run.dir={tmp_path}"
+    )
     assert done.returncode == 2 and "error: empty cohort: 0 MI records" in done.stderr

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torchmetrics.functional.classification import binary_auroc, binary_f1_score, binary_precision_recall_curve
+from torchmetrics.functional.classification import (
+    binary_auroc,
+    binary_f1_score,
+    binary_precision_recall_curve,
+)
 
 
 def auc(probs: np.ndarray, labels: np.ndarray) -> float:

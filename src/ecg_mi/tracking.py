@@ -56,7 +56,9 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def mlflow_run(experiment: str, run_name: str, uri: str, tags: Mapping[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+def mlflow_run(
+    experiment: str, run_name: str, uri: str, tags: Mapping[str, str] | None = None
+) -> Iterator[mlflow.ActiveRun]:
     """Start a run; it ends FINISHED only if the body returns, FAILED if it raises."""
     mlflow.set_tracking_uri(uri)
     experiment_id = ensure_experiment(experiment, uri)
@@ -72,7 +74,9 @@ def mlflow_run(experiment: str, run_name: str, uri: str, tags: Mapping[str, str]
     mlflow.end_run("FINISHED")
 
 
-def log_metrics_at(client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+def log_metrics_at(
+    client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int
+) -> None:
     """Log several metrics at one step in a single request."""
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])

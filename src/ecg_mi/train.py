@@ -52,7 +52,9 @@ class MlflowEpochMetrics(Callback):
 def build_datamodule(cfg: DictConfig, input_kind: str) -> pl.LightningDataModule:
     """The DataModule for ``cfg.data`` serving what the model consumes (``input_kind``)."""
     if input_kind not in DATAMODULES:
-        raise ConfigError(f"no DataModule serves input kind {input_kind!r}; known: {sorted(DATAMODULES)}")
+        raise ConfigError(
+            f"no DataModule serves input kind {input_kind!r}; known: {sorted(DATAMODULES)}"
+        )
     data = cfg.data
     source = build(data.source, "data.source")
     return DATAMODULES[input_kind](
@@ -70,13 +72,21 @@ def build_model(cfg: DictConfig) -> Any:
     return build(cfg.model, "model", _convert_="all")
 
 
-def fit_predict_network(model: pl.LightningModule, data: SignalDataModule, cfg: DictConfig, run_dir: Path, run_id: str) -> dict[str, np.ndarray]:
+def fit_predict_network(
+    model: pl.LightningModule, data: SignalDataModule, cfg: DictConfig, run_dir: Path, run_id: str
+) -> dict[str, np.ndarray]:
     """Fit with best-epoch selection on ``val_auc``; P(MI) for the val and test parts."""
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor="val_auc", mode="max", filename="best")
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", monitor="val_auc", mode="max", filename="best"
+    )
     callbacks = [checkpoint, MlflowEpochMetrics(run_id)]
     if cfg.early_stopping_patience:
-        callbacks.append(EarlyStopping(monitor="val_auc", mode="max", patience=cfg.early_stopping_patience))
-    trainer: pl.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=False, default_root_dir=str(run_dir))
+        callbacks.append(
+            EarlyStopping(monitor="val_auc", mode="max", patience=cfg.early_stopping_patience)
+        )
+    trainer: pl.Trainer = build(
+        cfg.trainer, "trainer", callbacks=callbacks, logger=False, default_root_dir=str(run_dir)
+    )
     trainer.fit(model, datamodule=data)
     mlflow.log_metric("epochs_trained", trainer.current_epoch)
     best = type(model).load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
@@ -139,7 +149,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
         pl.seed_everything(cfg.seed, workers=True)
         model = build_model(cfg)
         params = flatten(OmegaConf.to_container(cfg, resolve=True))
-        params.update({"model": cfg.model.name, "fold": str(cfg.fold), "n_params": str(getattr(model, "n_params", ""))})
+        params.update(
+            {
+                "model": cfg.model.name,
+                "fold": str(cfg.fold),
+                "n_params": str(getattr(model, "n_params", "")),
+            }
+        )
         params.update({f"data.{k}": str(v) for k, v in data.split.summary().items()})
         params["fold_hash"] = data.split.fold_hash
         mlflow.log_params(params)
@@ -151,8 +167,17 @@ def run(cfg: DictConfig) -> dict[str, float]:
             raise EcgMiError(f"run {run_name}: metric(s) {missing} could not be computed")
         # Logged one step past the last epoch so the run's headline val_auc is the selected
         # checkpoint's, while the per-epoch val_auc curve stays intact before it.
-        mlflow.log_metrics(results, step=int(mlflow.get_run(active.info.run_id).data.metrics.get("epochs_trained", 0)))
-        log.info("%s: %s (MLflow run %s in %s)", run_name, {k: round(v, 4) for k, v in results.items()}, active.info.run_id, uri)
+        mlflow.log_metrics(
+            results,
+            step=int(mlflow.get_run(active.info.run_id).data.metrics.get("epochs_trained", 0)),
+        )
+        log.info(
+            "%s: %s (MLflow run %s in %s)",
+            run_name,
+            {k: round(v, 4) for k, v in results.items()},
+            active.info.run_id,
+            uri,
+        )
     return results
 
 

@@ -36,20 +36,28 @@ class FoldFile:
     n_folds: int
 
 
-def select_cohort(index: pd.DataFrame, ratio: float | None = 2, controls: str = "non_mi", seed: int = 0) -> pd.DataFrame:
+def select_cohort(
+    index: pd.DataFrame, ratio: float | None = 2, controls: str = "non_mi", seed: int = 0
+) -> pd.DataFrame:
     """All MI records plus ``ratio`` × as many seeded controls (all controls when ``None``)."""
     if controls not in CONTROL_POOLS:
         raise ConfigError(f"data.cohort.controls={controls!r}; choose one of {list(CONTROL_POOLS)}")
     if ratio is not None and ratio <= 0:
-        raise ConfigError(f"data.cohort.ratio={ratio!r} must be positive (or null for all controls)")
+        raise ConfigError(
+            f"data.cohort.ratio={ratio!r} must be positive (or null for all controls)"
+        )
     cases = index[index["label"] == 1]
     pool = index[index["label"] == 0]
     if controls == "norm":
         if "is_norm" not in index.columns:
-            raise ConfigError("data.cohort.controls=norm needs a data set with a NORM flag (PTB-XL)")
+            raise ConfigError(
+                "data.cohort.controls=norm needs a data set with a NORM flag (PTB-XL)"
+            )
         pool = pool[pool["is_norm"] == 1]
     if cases.empty or pool.empty:
-        raise DataError(f"empty cohort: {len(cases)} MI records and {len(pool)} '{controls}' controls after filtering")
+        raise DataError(
+            f"empty cohort: {len(cases)} MI records and {len(pool)} '{controls}' controls after filtering"
+        )
     n_controls = len(pool) if ratio is None else min(len(pool), int(round(ratio * len(cases))))
     if n_controls < len(pool):
         pool = pool.sample(n=n_controls, random_state=np.random.RandomState(seed))
@@ -70,11 +78,15 @@ def assign_folds(cohort: pd.DataFrame, n_folds: int = 5, seed: int = 0) -> pd.Da
     fold = np.empty(len(cohort), dtype=int)
     for k, (_, test) in enumerate(splitter.split(cohort, cohort["label"], cohort["patient_id"])):
         fold[test] = k
-    table = cohort[["record_id", "patient_id", "label"]].astype({"record_id": str, "patient_id": str})
+    table = cohort[["record_id", "patient_id", "label"]].astype(
+        {"record_id": str, "patient_id": str}
+    )
     return table.assign(label=table["label"].astype(int), fold=fold).reset_index(drop=True)
 
 
-def train_val_split(train: pd.DataFrame, val_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def train_val_split(
+    train: pd.DataFrame, val_fraction: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Carve a patient-grouped, stratified validation part out of the training folds."""
     if not 0 < val_fraction < 0.5:
         raise ConfigError(f"data.val_fraction={val_fraction} must be in (0, 0.5)")
@@ -121,22 +133,32 @@ def read_fold_file(path: str | Path, index: pd.DataFrame, n_folds: int) -> FoldF
     if missing:
         raise InputError(f"fold file {path}: missing column(s) {missing}")
     if table["record_id"].duplicated().any():
-        raise InputError(f"fold file {path}: duplicated record_id(s) {table.loc[table['record_id'].duplicated(), 'record_id'].tolist()[:5]}")
+        raise InputError(
+            f"fold file {path}: duplicated record_id(s) {table.loc[table['record_id'].duplicated(), 'record_id'].tolist()[:5]}"
+        )
     if not table["label"].isin([0, 1]).all():
         raise InputError(f"fold file {path}: labels must be 0/1")
     folds = set(table["fold"].unique())
     if folds != set(range(n_folds)):
-        raise InputError(f"fold file {path}: folds {sorted(folds)} do not match data.n_folds={n_folds}")
+        raise InputError(
+            f"fold file {path}: folds {sorted(folds)} do not match data.n_folds={n_folds}"
+        )
     unknown = set(table["record_id"]) - set(index["record_id"].astype(str))
     if unknown:
-        raise InputError(f"fold file {path}: {len(unknown)} record_id(s) not in the data set, e.g. {sorted(unknown)[:3]}")
+        raise InputError(
+            f"fold file {path}: {len(unknown)} record_id(s) not in the data set, e.g. {sorted(unknown)[:3]}"
+        )
     truth = index.astype({"record_id": str}).set_index("record_id")["label"]
     disagree = table["label"].to_numpy() != truth.loc[table["record_id"]].to_numpy()
     if disagree.any():
-        raise InputError(f"fold file {path}: labels disagree with the data set for {int(disagree.sum())} record(s), e.g. {table.loc[disagree, 'record_id'].tolist()[:3]}")
+        raise InputError(
+            f"fold file {path}: labels disagree with the data set for {int(disagree.sum())} record(s), e.g. {table.loc[disagree, 'record_id'].tolist()[:3]}"
+        )
     straddling = table.groupby("patient_id")["fold"].nunique()
     if (straddling > 1).any():
-        raise InputError(f"fold file {path}: patient(s) {straddling[straddling > 1].index.tolist()[:3]} span several folds")
+        raise InputError(
+            f"fold file {path}: patient(s) {straddling[straddling > 1].index.tolist()[:3]} span several folds"
+        )
     return FoldFile(path=path, table=table[FOLD_COLUMNS], sha256=sha256_file(path), n_folds=n_folds)
 
 

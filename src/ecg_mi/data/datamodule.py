@@ -92,7 +92,9 @@ def prepare_fold(
         n_folds=n_folds, seed=cohort.get("seed", seed), path=fold_file,
     )  # fmt: skip
     meta = index.drop(columns=["label"]).astype({"record_id": str, "patient_id": str})
-    table = folds.table.merge(meta.drop(columns=["patient_id"]), on="record_id", how="left", validate="1:1")
+    table = folds.table.merge(
+        meta.drop(columns=["patient_id"]), on="record_id", how="left", validate="1:1"
+    )
 
     native = source.native_rate(sample_rate)
     paths = table.apply(lambda r: source.record_path(r, native), axis=1)
@@ -105,14 +107,22 @@ def prepare_fold(
                 f"{n_missing} of {len(table)} cohort records have no {native} Hz file (e.g. {examples}); "
                 "set data.skip_missing=true to leave them out"
             )
-        log.warning("leaving out %d of %d cohort records with no %d Hz file (e.g. %s)", n_missing, len(table), native, examples)
+        log.warning(
+            "leaving out %d of %d cohort records with no %d Hz file (e.g. %s)",
+            n_missing,
+            len(table),
+            native,
+            examples,
+        )
         table = table[~absent].reset_index(drop=True)
 
     test = table[table["fold"] == fold].reset_index(drop=True)
     train_all = table[table["fold"] != fold].reset_index(drop=True)
     for name, part in (("test fold", test), ("training folds", train_all)):
         if part.empty or part["label"].nunique() < 2:
-            raise DataError(f"fold {fold}: the {name} hold {len(part)} records and not both classes after filtering")
+            raise DataError(
+                f"fold {fold}: the {name} hold {len(part)} records and not both classes after filtering"
+            )
     train, val = train_val_split(train_all, val_fraction, seed + fold)
     return FoldSplit(fold, folds, train, val, test, n_missing)
 
@@ -129,7 +139,14 @@ class SignalDataset(Dataset):
     instead of receiving a pickled copy of the array.
     """
 
-    def __init__(self, array_path: Path, rows: np.ndarray, labels: np.ndarray, mean: np.ndarray, std: np.ndarray) -> None:
+    def __init__(
+        self,
+        array_path: Path,
+        rows: np.ndarray,
+        labels: np.ndarray,
+        mean: np.ndarray,
+        std: np.ndarray,
+    ) -> None:
         self.array_path = array_path
         self.rows = rows
         self.labels = labels.astype(np.float32)
@@ -144,7 +161,11 @@ class SignalDataset(Dataset):
         if self._signals is None:
             self._signals = np.load(self.array_path, mmap_mode="r")
         x = (self._signals[self.rows[i]] - self.mean) / self.std
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.tensor(self.labels[i]), i
+        return (
+            torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+            torch.tensor(self.labels[i]),
+            i,
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_signals": None}
@@ -212,8 +233,16 @@ class SignalDataModule(pl.LightningDataModule):
         if self.store is not None:
             return
         split = self.split
-        everything = pd.concat([split.train, split.val, split.test]).sort_values("record_id", kind="stable")
-        rows = self.source.index().astype({"record_id": str}).set_index("record_id").loc[everything["record_id"]].reset_index()
+        everything = pd.concat([split.train, split.val, split.test]).sort_values(
+            "record_id", kind="stable"
+        )
+        rows = (
+            self.source.index()
+            .astype({"record_id": str})
+            .set_index("record_id")
+            .loc[everything["record_id"]]
+            .reset_index()
+        )
         self.store = load_or_build(self.source, rows, self.sample_rate, self.cache_dir)
         train_rows = self.store.rows(split.train["record_id"].tolist())
         if self.normalize:

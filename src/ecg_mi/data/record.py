@@ -33,7 +33,9 @@ def reorder_leads(signal: np.ndarray, names: list[str], source: str) -> np.ndarr
     canonical = [canonical_lead_name(n) for n in names]
     unknown = [n for n, c in zip(names, canonical, strict=True) if c is None]
     if unknown:
-        raise InputError(f"{source}: unknown lead name(s) {unknown}; expected {list(STANDARD_LEADS)}")
+        raise InputError(
+            f"{source}: unknown lead name(s) {unknown}; expected {list(STANDARD_LEADS)}"
+        )
     if len(set(canonical)) != 12:
         raise InputError(f"{source}: duplicated lead names in {names}")
     order = [canonical.index(lead) for lead in STANDARD_LEADS]
@@ -70,7 +72,9 @@ class Record:
 def validate_signal(signal: np.ndarray, fs: float, source: str) -> None:
     """Check the Record contract: float32 ``[12, L]``, L > 0, finite values, fs > 0."""
     if not isinstance(signal, np.ndarray) or signal.dtype != np.float32:
-        raise InputError(f"{source}: signal must be a float32 array, got {getattr(signal, 'dtype', type(signal))}")
+        raise InputError(
+            f"{source}: signal must be a float32 array, got {getattr(signal, 'dtype', type(signal))}"
+        )
     if signal.ndim != 2 or signal.shape[0] != 12 or signal.shape[1] == 0:
         raise InputError(f"{source}: signal must have shape [12, L>0], got {list(signal.shape)}")
     if not fs or fs <= 0:

@@ -15,7 +15,9 @@ SUPPORTED_RATES = (500, 250, 100)
 def check_sample_rate(rate: float) -> int:
     """Return ``rate`` as int if ecg-mi supports it, else raise ConfigError."""
     if rate not in SUPPORTED_RATES:
-        raise ConfigError(f"data.sample_rate={rate!r} is not supported; choose one of {list(SUPPORTED_RATES)} Hz")
+        raise ConfigError(
+            f"data.sample_rate={rate!r} is not supported; choose one of {list(SUPPORTED_RATES)} Hz"
+        )
     return int(rate)
 
 

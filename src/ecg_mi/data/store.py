@@ -49,11 +49,12 @@ def _file_stamp(path: str | None) -> str:
     if path is None:
         return "-"
     stamps = []
-    for suffix in ("", ".hea", ".dat"):
-        p = Path(path + suffix) if suffix else Path(path)
-        if p.is_file():
-            st = p.stat()
-            stamps.append(f"{st.st_size}:{st.st_mtime_ns}")
+    for candidate in (path, path + ".hea", path + ".dat"):  # a file, or a WFDB record's pair
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        stamps.append(f"{st.st_size}:{st.st_mtime_ns}")
     return "|".join(stamps) or "absent"
 
 
@@ -61,12 +62,14 @@ def cache_key(source, rows: pd.DataFrame, sample_rate: int) -> str:
     """Hash of everything the cached array depends on."""
     native = source.native_rate(sample_rate)
     parts = [STORE_VERSION, source.fingerprint(), str(sample_rate), str(native)]
-    for _, row in rows.iterrows():
+    for row in rows.to_dict("records"):  # ~10x faster than iterrows; this runs on every load
         parts.append(f"{row['record_id']}={_file_stamp(source.record_path(row, native))}")
     return sha256_text("\n".join(parts))
 
 
-def load_or_build(source, rows: pd.DataFrame, sample_rate: int, cache_dir: str | Path) -> SignalStore:
+def load_or_build(
+    source, rows: pd.DataFrame, sample_rate: int, cache_dir: str | Path
+) -> SignalStore:
     """Return the cached signals of ``rows`` at ``sample_rate``, decoding them if needed.
 
     Args:
@@ -84,7 +87,9 @@ def load_or_build(source, rows: pd.DataFrame, sample_rate: int, cache_dir: str |
             signals = np.load(array_path, mmap_mode="r")
             return SignalStore(signals, meta["record_ids"], sample_rate, array_path)
     _build(source, rows, sample_rate, array_path)
-    atomic_write_text(meta_path, json.dumps({"key": key, "record_ids": rows["record_id"].astype(str).tolist()}))
+    atomic_write_text(
+        meta_path, json.dumps({"key": key, "record_ids": rows["record_id"].astype(str).tolist()})
+    )
     signals = np.load(array_path, mmap_mode="r")
     return SignalStore(signals, rows["record_id"].astype(str).tolist(), sample_rate, array_path)
 
@@ -93,7 +98,9 @@ def _build(source, rows: pd.DataFrame, sample_rate: int, array_path: Path) -> No
     native = source.native_rate(sample_rate)
     length = int(round(DURATION_S * sample_rate))
     with atomic_path(array_path, suffix=".npy") as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(rows), 12, length))
+        out = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.float32, shape=(len(rows), 12, length)
+        )
         iterator = tqdm(rows.iterrows(), total=len(rows), desc=f"caching {source.name} @ {sample_rate} Hz",
                         disable=len(rows) < 200 or bool(os.environ.get("ECG_MI_NO_PROGRESS")))  # fmt: skip
         for i, (_, row) in enumerate(iterator):
@@ -107,4 +114,6 @@ def _build(source, rows: pd.DataFrame, sample_rate: int, array_path: Path) -> No
             out[i] = signal
         out.flush()
         del out
-    log.info("cached %d records of %s at %d Hz in %s", len(rows), source.name, sample_rate, array_path)
+    log.info(
+        "cached %d records of %s at %d Hz in %s", len(rows), source.name, sample_rate, array_path
+    )

@@ -50,7 +50,14 @@ def lead_vectors() -> np.ndarray:
     lead_i = np.array([1.0, 0.0, 0.0])
     lead_ii = np.array([np.cos(np.pi / 3), np.sin(np.pi / 3), 0.0])
     lead_iii = lead_ii - lead_i
-    limb = [lead_i, lead_ii, lead_iii, -(lead_i + lead_ii) / 2, (lead_i - lead_iii) / 2, (lead_ii + lead_iii) / 2]
+    limb = [
+        lead_i,
+        lead_ii,
+        lead_iii,
+        -(lead_i + lead_ii) / 2,
+        (lead_i - lead_iii) / 2,
+        (lead_ii + lead_iii) / 2,
+    ]
     # Precordial angles in the horizontal plane, from the left lateral axis toward anterior.
     angles = np.deg2rad([115.0, 90.0, 75.0, 60.0, 30.0, 0.0])
     precordial = [np.array([np.cos(a), 0.15, np.sin(a)]) * 1.3 for a in angles]
@@ -126,13 +133,17 @@ def _beat_times(rng: np.random.Generator, hr: float, duration: float) -> np.ndar
     return np.asarray(times)
 
 
-def _dipole(heart: HeartParams, rng: np.random.Generator, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _dipole(
+    heart: HeartParams, rng: np.random.Generator, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Dipole ``[3, T]`` and the additive ST-injury scalar time course ``[T]``."""
     hr = heart.base_hr * rng.uniform(0.93, 1.07)
     beats = _beat_times(rng, hr, t[-1])
     rr = 60.0 / hr
     qt = 0.40 * np.sqrt(rr) * rng.uniform(0.95, 1.05)  # Bazett: QTc ≈ 400 ms
-    waves = {k: (heart.rotation @ _unit(d), a * heart.amp_scale, s) for k, (d, a, s) in _WAVES.items()}
+    waves = {
+        k: (heart.rotation @ _unit(d), a * heart.amp_scale, s) for k, (d, a, s) in _WAVES.items()
+    }
     q_sig = heart.qrs_scale
     offsets = {"P": -0.16, "Q": -0.022 * q_sig, "R": 0.0, "S": 0.024 * q_sig, "T": qt - 0.11}
     widths = {k: s * (q_sig if k in "QRS" else 1.0) for k, (_, _, s) in waves.items()}
@@ -178,7 +189,9 @@ def _dipole(heart: HeartParams, rng: np.random.Generator, t: np.ndarray) -> tupl
     return dipole + np.outer(injury, st_course), st_course
 
 
-def synthesize_ecg(heart: HeartParams, rng: np.random.Generator, fs: float = NATIVE_FS) -> np.ndarray:
+def synthesize_ecg(
+    heart: HeartParams, rng: np.random.Generator, fs: float = NATIVE_FS
+) -> np.ndarray:
     """One 10 s record of ``heart``: float32 ``[12, round(10·fs)]`` in mV."""
     n = int(round(DURATION_S * fs))
     t = np.arange(n) / fs
@@ -188,13 +201,17 @@ def synthesize_ecg(heart: HeartParams, rng: np.random.Generator, fs: float = NAT
     freqs = rng.uniform(0.05, 0.5, size=(12, 3))
     phases = rng.uniform(0, 2 * np.pi, size=(12, 3))
     amps = rng.uniform(0.0, 0.08, size=(12, 3))
-    signal += np.einsum("lk,lkt->lt", amps, np.sin(2 * np.pi * freqs[..., None] * t + phases[..., None]))
+    signal += np.einsum(
+        "lk,lkt->lt", amps, np.sin(2 * np.pi * freqs[..., None] * t + phases[..., None])
+    )
     signal += rng.normal(0, rng.uniform(0.008, 0.03), size=signal.shape)
     signal += rng.uniform(0, 0.02) * np.sin(2 * np.pi * 50.0 * t + rng.uniform(0, 2 * np.pi))
     return signal.astype(np.float32)
 
 
-def generate_index(n_records: int = 600, seed: int = 0, repeat_fraction: float = 0.1) -> pd.DataFrame:
+def generate_index(
+    n_records: int = 600, seed: int = 0, repeat_fraction: float = 0.1
+) -> pd.DataFrame:
     """The metadata table of the synthetic data set (one row per record).
 
     Columns: ``record_id, patient_id, age, sex, label, territory, severity, confounder,

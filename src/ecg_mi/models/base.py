@@ -29,7 +29,9 @@ class ECGClassifier(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight) if pos_weight else None)
+        self.loss_fn = nn.BCEWithLogitsLoss(
+            pos_weight=torch.tensor(pos_weight) if pos_weight else None
+        )
         self.val_auc = BinaryAUROC()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -45,7 +47,9 @@ class ECGClassifier(pl.LightningModule):
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
         x, y, _ = batch
         logits = self(x)
-        self.log("val_loss", self.loss_fn(logits, y), on_step=False, on_epoch=True, batch_size=len(y))
+        self.log(
+            "val_loss", self.loss_fn(logits, y), on_step=False, on_epoch=True, batch_size=len(y)
+        )
         self.val_auc.update(torch.sigmoid(logits.float()), y.long())
         self.log("val_auc", self.val_auc, on_step=False, on_epoch=True, batch_size=len(y))
 
@@ -54,12 +58,19 @@ class ECGClassifier(pl.LightningModule):
         return torch.sigmoid(self(x).float())
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
         total = int(self.trainer.estimated_stepping_batches)
-        if self.hparams.scheduler == "none" or total < 4:  # one-cycle needs a few steps to ramp up and down
+        if (
+            self.hparams.scheduler == "none" or total < 4
+        ):  # one-cycle needs a few steps to ramp up and down
             return optimizer
         schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=self.hparams.lr, total_steps=total, pct_start=min(0.5, max(0.25, 2 / total))
+            optimizer,
+            max_lr=self.hparams.lr,
+            total_steps=total,
+            pct_start=min(0.5, max(0.25, 2 / total)),
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 

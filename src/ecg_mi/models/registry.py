@@ -20,7 +20,9 @@ def register_model(name: str) -> Callable[[T], T]:
 
     def decorator(cls: T) -> T:
         if name in _MODELS and _MODELS[name] is not cls:
-            raise ValueError(f"model name {name!r} is already registered by {_MODELS[name].__qualname__}")
+            raise ValueError(
+                f"model name {name!r} is already registered by {_MODELS[name].__qualname__}"
+            )
         _MODELS[name] = cls
         cls.model_name = name
         return cls
@@ -38,7 +40,9 @@ def get_model_class(name: str) -> type:
     try:
         return _MODELS[name]
     except KeyError:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(list_models())}") from None
+        raise ConfigError(
+            f"unknown model {name!r}; known models: {', '.join(list_models())}"
+        ) from None
 
 
 def create_model(name: str, **kwargs: Any) -> Any:

@@ -18,7 +18,15 @@ from ecg_mi.models.registry import register_model
 class ResidualUnit(nn.Module):
     """``relu(h(x) + F(x))`` with ``F`` = ``n_convs`` × (Conv1d + BN [+ ReLU])."""
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, n_convs: int = 2, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel_size: int,
+        stride: int,
+        n_convs: int = 2,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for i in range(n_convs):
@@ -30,7 +38,9 @@ class ResidualUnit(nn.Module):
             if i < n_convs - 1:
                 layers += [nn.ReLU(inplace=True), nn.Dropout(dropout)]
         self.residual = nn.Sequential(*layers)
-        self.shortcut = nn.Sequential(nn.Conv1d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm1d(c_out))
+        self.shortcut = nn.Sequential(
+            nn.Conv1d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm1d(c_out)
+        )
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x):

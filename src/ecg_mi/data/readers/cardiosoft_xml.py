@@ -40,9 +40,13 @@ def read_cardiosoft_xml(
     if not path.is_file():
         raise InputError(f"{path}: CardioSoft XML file not found")
     try:
-        root = SafeET.parse(path, forbid_dtd=True, forbid_entities=True, forbid_external=True).getroot()
+        root = SafeET.parse(
+            path, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        ).getroot()
     except DefusedXmlException as exc:
-        raise InputError(f"{path}: XML with a DOCTYPE/entity declaration is refused ({exc})") from exc
+        raise InputError(
+            f"{path}: XML with a DOCTYPE/entity declaration is refused ({exc})"
+        ) from exc
     except SafeET.ParseError as exc:
         raise InputError(f"{path}: malformed XML ({exc})") from exc
     if root.tag != "CardiologyXML":
@@ -78,7 +82,9 @@ def _number(parent: Any, tag: str, path: Path) -> float:
     try:
         value = float(text)
     except (TypeError, ValueError):
-        raise InputError(f"{path}: <StripData>/<{tag}> is missing or not a number ({text!r})") from None
+        raise InputError(
+            f"{path}: <StripData>/<{tag}> is missing or not a number ({text!r})"
+        ) from None
     if not np.isfinite(value) or value <= 0:
         raise InputError(f"{path}: <StripData>/<{tag}> must be positive, got {text!r}")
     return value

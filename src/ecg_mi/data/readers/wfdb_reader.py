@@ -44,7 +44,11 @@ class _SimpleHeader:
 def _parse_simple_header(header: Path) -> _SimpleHeader | None:
     """Parse ``header`` if the fast path handles it, else return None."""
     try:
-        lines = [ln for ln in header.read_text(encoding="latin-1").splitlines() if ln.strip() and not ln.startswith("#")]
+        lines = [
+            ln
+            for ln in header.read_text(encoding="latin-1").splitlines()
+            if ln.strip() and not ln.startswith("#")
+        ]
         record = lines[0].split()
         n_sig, fs_text, sig_len = int(record[1]), record[2], int(record[3])
         if "/" in fs_text or "(" in fs_text or n_sig != len(lines) - 1:
@@ -69,26 +73,34 @@ def _parse_simple_header(header: Path) -> _SimpleHeader | None:
         return None
     if len(files) != 1:
         return None
-    return _SimpleHeader(fs, sig_len, files.pop(), np.array(gains), np.array(baselines), units, names)
+    return _SimpleHeader(
+        fs, sig_len, files.pop(), np.array(gains), np.array(baselines), units, names
+    )
 
 
 def _read_simple(path: Path, head: _SimpleHeader) -> tuple[np.ndarray, list[str], list[str]]:
     """Physical signal ``[n_sig, L]`` (float64, header units), names and units."""
     dat = path.parent / head.dat_name
     if not dat.is_file():
-        raise InputError(f"{dat}: WFDB signal file not found (listed in {path.with_suffix('.hea')})")
+        raise InputError(
+            f"{dat}: WFDB signal file not found (listed in {path.with_suffix('.hea')})"
+        )
     n_sig = len(head.names)
     expected = n_sig * head.sig_len * 2
     size = dat.stat().st_size
     if size < expected:
         raise InputError(f"{dat}: truncated, {size} bytes but the header needs {expected}")
-    digital = np.fromfile(dat, dtype="<i2", count=n_sig * head.sig_len).reshape(head.sig_len, n_sig).T
+    digital = (
+        np.fromfile(dat, dtype="<i2", count=n_sig * head.sig_len).reshape(head.sig_len, n_sig).T
+    )
     physical = (digital - head.baselines[:, None]) / head.gains[:, None]
     physical[digital == _WFDB_INVALID_16] = np.nan
     return physical, head.names, head.units
 
 
-def _read_with_wfdb(path: Path, expected_fs: float | None) -> tuple[np.ndarray, list[str], list[str], float]:
+def _read_with_wfdb(
+    path: Path, expected_fs: float | None
+) -> tuple[np.ndarray, list[str], list[str], float]:
     header = path.with_suffix(".hea")
     try:
         head = wfdb.rdheader(str(path))
@@ -160,7 +172,9 @@ def _check_dat_files(path: Path, head: wfdb.Record) -> None:
     for file_name in sorted(set(head.file_name)):
         dat = path.parent / file_name
         if not dat.is_file():
-            raise InputError(f"{dat}: WFDB signal file not found (listed in {path.with_suffix('.hea')})")
+            raise InputError(
+                f"{dat}: WFDB signal file not found (listed in {path.with_suffix('.hea')})"
+            )
         n_signals = head.file_name.count(file_name)
         fmt = head.fmt[head.file_name.index(file_name)]
         width = _BYTES_PER_SAMPLE.get(str(fmt))

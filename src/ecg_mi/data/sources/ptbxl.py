@@ -39,7 +39,9 @@ class PtbxlSource:
 
     name = "ptbxl"
 
-    def __init__(self, root: str | Path | None = None, partial_rates: tuple[int, ...] = (500,)) -> None:
+    def __init__(
+        self, root: str | Path | None = None, partial_rates: tuple[int, ...] = (500,)
+    ) -> None:
         self.root = Path(root) if root else default_data_root("ptbxl")
         self.partial_rates = tuple(int(r) for r in partial_rates)
         if not self.root.is_dir():
@@ -93,7 +95,9 @@ class PtbxlSource:
             return 100
         if sample_rate in (250, 500):
             return 500
-        raise ConfigError(f"data.sample_rate={sample_rate} is not available for PTB-XL (100, 250, 500 Hz)")
+        raise ConfigError(
+            f"data.sample_rate={sample_rate} is not available for PTB-XL (100, 250, 500 Hz)"
+        )
 
     def record_path(self, row: pd.Series, native_rate: int) -> str:
         column = "filename_lr" if native_rate == 100 else "filename_hr"

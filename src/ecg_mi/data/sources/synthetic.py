@@ -34,8 +34,15 @@ class SyntheticSource:
 
     def read(self, row: pd.Series, native_rate: int) -> Record:
         meta = {k: row[k] for k in ("patient_id", "age", "sex", "label")}
-        return Record(str(row["record_id"]), synthetic.synthesize_record(row, native_rate), float(native_rate), meta)
+        return Record(
+            str(row["record_id"]),
+            synthetic.synthesize_record(row, native_rate),
+            float(native_rate),
+            meta,
+        )
 
     def fingerprint(self) -> str:
         index_hash = sha256_text(self._index.to_csv(index=False))[:16]
-        return f"synthetic:v{synthetic.GENERATOR_VERSION}:n{self.n_records}:s{self.seed}:{index_hash}"
+        return (
+            f"synthetic:v{synthetic.GENERATOR_VERSION}:n{self.n_records}:s{self.seed}:{index_hash}"
+        )

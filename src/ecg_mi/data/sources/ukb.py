@@ -29,7 +29,9 @@ class UkbXmlSource:
 
     def __init__(self, root: str | Path | None, outcomes: str | Path | None) -> None:
         if not root or not outcomes:
-            raise ConfigError("data=ukb needs data.source.root=<folder of XML> and data.source.outcomes=<csv>")
+            raise ConfigError(
+                "data=ukb needs data.source.root=<folder of XML> and data.source.outcomes=<csv>"
+            )
         self.root = Path(root)
         self.outcomes = Path(outcomes)
         if not self.root.is_dir():
@@ -49,12 +51,18 @@ class UkbXmlSource:
         table = pd.read_csv(self.outcomes, dtype={"eid": str})
         missing = [c for c in _COLUMNS if c not in table.columns]
         if missing:
-            raise InputError(f"{self.outcomes}: missing column(s) {missing}; expected {list(_COLUMNS)}")
+            raise InputError(
+                f"{self.outcomes}: missing column(s) {missing}; expected {list(_COLUMNS)}"
+            )
         if table["eid"].duplicated().any():
-            raise InputError(f"{self.outcomes}: duplicated eid(s) {table.loc[table['eid'].duplicated(), 'eid'].tolist()[:5]}")
+            raise InputError(
+                f"{self.outcomes}: duplicated eid(s) {table.loc[table['eid'].duplicated(), 'eid'].tolist()[:5]}"
+            )
         bad = ~table["mi"].isin([0, 1])
         if bad.any():
-            raise InputError(f"{self.outcomes}: column 'mi' must be 0/1, found {table.loc[bad, 'mi'].tolist()[:5]}")
+            raise InputError(
+                f"{self.outcomes}: column 'mi' must be 0/1, found {table.loc[bad, 'mi'].tolist()[:5]}"
+            )
         return pd.DataFrame(
             {
                 "record_id": table["eid"],
