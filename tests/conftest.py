@@ -142,7 +142,6 @@ def tiny_ptbxl(tmp_path, write_wfdb) -> Callable[..., Path]:
 TINY_TRAINING = [
     "trainer.max_epochs=2",
     "trainer.enable_progress_bar=false",
-    "model.channels=[8,16,16]",
     "data.batch_size=32",
 ]
 TINY_RUN = ["data.source.n_records=120", *TINY_TRAINING]  # tiny training on small synthetic data

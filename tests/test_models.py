@@ -1,15 +1,25 @@
-"""The model registry and the ResNet."""
+"""The model registry and the five networks."""
 
 import pytest
 import torch
 
 from ecg_mi.errors import ConfigError
 from ecg_mi.models import create_model, list_models, register_model
+from ecg_mi.models.base import Augment
 from ecg_mi.models.resnet import ResidualUnit, ResNet
 
+NETWORKS = ["resnet", "cnn", "lstm", "inception", "attention"]
+SMALL = {
+    "resnet": {"channels": [8, 16, 16]},
+    "cnn": {"channels": [8, 16, 16]},
+    "lstm": {"channels": [8, 16, 16], "hidden": 16},
+    "inception": {"filters": 8, "bottleneck": 8, "stem_channels": 8, "n_blocks": 1},
+    "attention": {"channels": [8, 16, 16], "heads": 2, "layers": 1},
+}
 
-def test_registry_knows_resnet():
-    assert "resnet" in list_models()
+
+def test_registry_knows_the_five_networks():
+    assert set(NETWORKS) <= set(list_models())
     assert isinstance(create_model("resnet", channels=[8, 8, 8]), ResNet)
 
 
@@ -28,10 +38,17 @@ def test_registering_a_taken_name_is_refused():
         register_model("resnet")(type("Other", (), {}))
 
 
+@pytest.mark.parametrize("name", NETWORKS)
 @pytest.mark.parametrize("length", [1000, 2500, 5000])
-def test_resnet_gives_one_logit_per_record(length):
-    model = create_model("resnet").eval()
-    assert model(torch.randn(3, 12, length)).shape == (3,)
+def test_network_gives_one_logit_per_record(name, length):
+    model = create_model(name).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 12, length)).shape == (2,)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_default_networks_stay_under_a_million_parameters(name):
+    assert 10_000 < create_model(name).n_params <= 1_000_000
 
 
 def test_resnet_has_three_residual_units_with_1x1_shortcuts():
@@ -41,9 +58,10 @@ def test_resnet_has_three_residual_units_with_1x1_shortcuts():
     assert all(u.shortcut[0].kernel_size == (1,) for u in units)
 
 
-def test_one_step_lowers_the_loss_on_a_tiny_batch():
+@pytest.mark.parametrize("name", NETWORKS)
+def test_one_step_lowers_the_loss_on_a_tiny_batch(name):
     torch.manual_seed(0)
-    model = create_model("resnet", channels=[8, 16, 16], dropout=0.0)
+    model = create_model(name, dropout=0.0, **SMALL[name])
     x, y = torch.randn(8, 12, 1000), torch.tensor([0.0, 1.0] * 4)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     losses = []
@@ -54,3 +72,27 @@ def test_one_step_lowers_the_loss_on_a_tiny_batch():
         loss.backward()
         optimizer.step()
     assert losses[1] < losses[0]
+
+
+def test_augment_is_identity_at_eval_and_zero_settings():
+    x = torch.randn(4, 12, 100)
+    assert torch.equal(Augment(shift=0.2, scale=0.1, noise=0.1).eval()(x), x)
+    assert torch.equal(Augment().train()(x), x)
+
+
+def test_augment_shift_is_circular_per_record():
+    torch.manual_seed(0)
+    x = torch.arange(100.0).repeat(2, 12, 1)
+    out = Augment(shift=0.3).train()(x)
+    assert torch.equal(out.sort(dim=-1).values, x)  # same samples, rotated
+    assert not torch.equal(out, x)
+
+
+def test_augment_rejects_out_of_range_settings():
+    with pytest.raises(ConfigError, match="model.augment.noise=1.5"):
+        Augment(noise=1.5)
+
+
+def test_unknown_scheduler_is_a_config_error():
+    with pytest.raises(ConfigError, match="model.scheduler='step'"):
+        create_model("cnn", scheduler="step")

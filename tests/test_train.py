@@ -45,6 +45,18 @@ def test_run_logs_metrics_params_and_predictions(compose_train):
     assert history[-1].value == pytest.approx(results["val_auc"])
 
 
+@pytest.mark.parametrize("name", ["cnn", "lstm", "inception", "attention"])
+def test_every_network_trains_end_to_end(compose_train, name):
+    from test_models import SMALL
+
+    small = [f"model.{k}={v}".replace(" ", "") for k, v in SMALL[name].items()]
+    results = run(compose_train(f"model={name}", *small))
+    [logged] = _runs("ecg-mi-synthetic")
+    assert logged.info.run_name == f"{name}-fold0" and logged.info.status == "FINISHED"
+    assert logged.data.metrics["test_auc"] == pytest.approx(results["test_auc"])
+    assert int(logged.data.params["n_params"]) > 0
+
+
 def test_same_config_twice_gives_the_same_test_auc(compose_train):
     first = run(compose_train("fold=0"))
     second = run(compose_train("fold=0"))

@@ -9,13 +9,54 @@ import torch
 from torch import nn
 from torchmetrics.classification import BinaryAUROC
 
+from ecg_mi.errors import ConfigError
+
+SCHEDULERS = ("onecycle", "cosine", "none")
+
+
+class Augment(nn.Module):
+    """Light training-time augmentation of standardised signals ``[B, 12, L]``.
+
+    Args:
+        shift: max circular shift as a fraction of L (a 10 s strip has no fixed phase).
+        scale: max relative amplitude change, drawn per record and lead (gain variation).
+        noise: std of added Gaussian noise, in standardised units.
+    All zero (the default) leaves the batch untouched. Runs on the batch's device.
+    """
+
+    def __init__(self, shift: float = 0.0, scale: float = 0.0, noise: float = 0.0) -> None:
+        super().__init__()
+        for name, value in (("shift", shift), ("scale", scale), ("noise", noise)):
+            if not 0 <= value < 1:
+                raise ConfigError(f"model.augment.{name}={value} must be in [0, 1)")
+        self.shift, self.scale, self.noise = shift, scale, noise
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        if self.shift:
+            max_shift = int(self.shift * x.shape[-1])
+            offsets = torch.randint(-max_shift, max_shift + 1, (x.shape[0],), device=x.device)
+            steps = torch.arange(x.shape[-1], device=x.device)
+            index = (steps[None, :] - offsets[:, None]) % x.shape[-1]
+            x = torch.gather(x, 2, index[:, None, :].expand_as(x))
+        if self.scale:
+            gain = 2 * torch.rand(x.shape[0], x.shape[1], 1, device=x.device) - 1
+            x = x * (1 + self.scale * gain)
+        if self.noise:
+            x = x + self.noise * torch.randn_like(x)
+        return x
+
 
 class ECGClassifier(pl.LightningModule):
     """Binary MI classifier on ``[B, 12, L]`` signals; subclasses build ``self.net``.
 
-    ``self.net`` maps ``[B, 12, L]`` to one logit per record. Loss: BCE-with-logits
-    (optional ``pos_weight``); optimiser AdamW; schedule: one-cycle over the run or none.
-    Logged each epoch: ``train_loss``, ``val_loss``, ``val_auc``.
+    ``self.net`` maps ``[B, 12, L]`` to one logit per record; ``self.features`` is its
+    last convolutional stage. Loss: BCE-with-logits (optional ``pos_weight``); optimiser
+    AdamW; schedule per step: one-cycle, cosine or none; optional :class:`Augment` on
+    training batches. Logged each epoch: ``train_loss``, ``val_loss``, ``val_auc``.
+    Best-epoch selection and early stopping on ``val_auc`` are callbacks of the train
+    route, shared by every network.
     """
 
     input_kind = "signal"
@@ -26,13 +67,16 @@ class ECGClassifier(pl.LightningModule):
         weight_decay: float = 1e-2,
         pos_weight: float | None = None,
         scheduler: str = "onecycle",
+        augment: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.loss_fn = nn.BCEWithLogitsLoss(
-            pos_weight=torch.tensor(pos_weight) if pos_weight else None
-        )
+        if scheduler not in SCHEDULERS:
+            raise ConfigError(f"model.scheduler={scheduler!r}; choose one of {list(SCHEDULERS)}")
+        pos = torch.tensor(pos_weight) if pos_weight else None
+        self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos)
         self.val_auc = BinaryAUROC()
+        self.augment = Augment(**(augment or {}))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[B]`` for signals ``[B, 12, L]``."""
@@ -40,16 +84,15 @@ class ECGClassifier(pl.LightningModule):
 
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
         x, y, _ = batch
-        loss = self.loss_fn(self(x), y)
+        loss = self.loss_fn(self(self.augment(x)), y)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
         x, y, _ = batch
         logits = self(x)
-        self.log(
-            "val_loss", self.loss_fn(logits, y), on_step=False, on_epoch=True, batch_size=len(y)
-        )
+        loss = self.loss_fn(logits, y)
+        self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
         self.val_auc.update(torch.sigmoid(logits.float()), y.long())
         self.log("val_auc", self.val_auc, on_step=False, on_epoch=True, batch_size=len(y))
 
@@ -58,20 +101,18 @@ class ECGClassifier(pl.LightningModule):
         return torch.sigmoid(self(x).float())
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.AdamW(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         total = int(self.trainer.estimated_stepping_batches)
-        if (
-            self.hparams.scheduler == "none" or total < 4
-        ):  # one-cycle needs a few steps to ramp up and down
+        if hp.scheduler == "none" or total < 4:  # a schedule needs a few steps to ramp
             return optimizer
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=self.hparams.lr,
-            total_steps=total,
-            pct_start=min(0.5, max(0.25, 2 / total)),
-        )
+        if hp.scheduler == "cosine":
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+        else:
+            pct_start = min(0.5, max(0.25, 2 / total))  # at least 2 warm-up steps
+            schedule = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=hp.lr, total_steps=total, pct_start=pct_start
+            )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     @property

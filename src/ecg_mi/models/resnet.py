@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from ecg_mi.models.base import ECGClassifier
+from ecg_mi.models.layers import classifier_head
 from ecg_mi.models.registry import register_model
 
 
@@ -70,5 +71,4 @@ class ResNet(ECGClassifier):
         units = [ResidualUnit(c_in, c_out, kernel_size, unit_stride, n_convs, dropout)
                  for c_in, c_out in zip([channels[0], *channels[:-1]], channels, strict=True)]  # fmt: skip
         self.features = nn.Sequential(*stem, *units)
-        self.net = nn.Sequential(self.features, nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Dropout(dropout),
-                                 nn.Linear(channels[-1], 1))  # fmt: skip
+        self.net = nn.Sequential(self.features, classifier_head(channels[-1], dropout))
