@@ -96,3 +96,15 @@ def test_augment_rejects_out_of_range_settings():
 def test_unknown_scheduler_is_a_config_error():
     with pytest.raises(ConfigError, match="model.scheduler='step'"):
         create_model("cnn", scheduler="step")
+
+
+def test_augment_crop_trains_on_a_window():
+    out = Augment(crop=0.25).train()(torch.randn(2, 12, 1000))
+    assert out.shape == (2, 12, 250)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_networks_accept_cropped_training_windows(name):
+    model = create_model(name, augment={"crop": 0.5}, **SMALL[name]).train()
+    x, y = torch.randn(4, 12, 1000), torch.tensor([0.0, 1.0, 0.0, 1.0])
+    assert model.training_step((x, y, torch.arange(4)), 0).ndim == 0

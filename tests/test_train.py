@@ -64,12 +64,12 @@ def test_same_config_twice_gives_the_same_test_auc(compose_train):
 
 
 def test_a_failing_run_is_marked_failed(compose_train, monkeypatch):
-    import ecg_mi.train as train_module
+    from ecg_mi.train import NetworkLearner
 
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(train_module, "fit_predict_network", explode)
+    monkeypatch.setattr(NetworkLearner, "predict", explode)
     with pytest.raises(RuntimeError, match="boom"):
         run(compose_train("fold=1"))
     [logged] = _runs("ecg-mi-synthetic")

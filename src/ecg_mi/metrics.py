@@ -23,10 +23,13 @@ def auc(probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def f1_at(probs: np.ndarray, labels: np.ndarray, threshold: float) -> float:
-    """F1 of the MI class when P(MI) ≥ ``threshold`` predicts MI."""
-    preds = _t(probs, torch.float64)
-    target = _t(labels, torch.long)
-    return float(binary_f1_score(preds, target, threshold=threshold))
+    """F1 of the MI class when P(MI) ≥ ``threshold`` predicts MI.
+
+    Binarised here with ``>=`` to match the precision-recall curve's thresholds
+    (torchmetrics' own ``threshold`` argument uses ``>``, which never fires at 1.0).
+    """
+    predicted = _t(np.asarray(probs) >= threshold, torch.long)
+    return float(binary_f1_score(predicted, _t(labels, torch.long)))
 
 
 def max_f1_threshold(probs: np.ndarray, labels: np.ndarray) -> float:

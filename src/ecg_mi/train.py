@@ -9,7 +9,10 @@ and log everything to one MLflow run named ``{model}-fold{fold}``.
 from __future__ import annotations
 
 import logging
+import os
+import pickle
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from ecg_mi import metrics
-from ecg_mi.data.datamodule import SignalDataModule
+from ecg_mi.data.datamodule import FeatureDataModule, SignalDataModule
 from ecg_mi.errors import ConfigError, EcgMiError
 from ecg_mi.models import get_model_class
 from ecg_mi.tracking import flatten, log_metrics_at, mlflow_run, resolve_tracking_uri
@@ -31,22 +34,34 @@ from ecg_mi.utils.io import atomic_path
 log = logging.getLogger(__name__)
 
 REQUIRED_METRICS = ("val_auc", "test_auc", "test_f1", "test_threshold")
-DATAMODULES = {"signal": SignalDataModule}
+DATAMODULES = {"signal": SignalDataModule, "features": FeatureDataModule}
 
 
 class MlflowEpochMetrics(Callback):
-    """Log ``train_loss``, ``val_loss``, ``val_auc`` to the active MLflow run each epoch."""
+    """Log ``train_loss``, ``val_loss``, ``val_auc`` to an MLflow run each epoch (rank 0).
+
+    Holds only the run id and store URI, so it pickles into spawned DDP workers.
+    """
 
     KEYS = ("train_loss", "val_loss", "val_auc")
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, tracking_uri: str) -> None:
         self.run_id = run_id
-        self.client = mlflow.MlflowClient()
+        self.tracking_uri = tracking_uri
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         values = {k: float(v) for k, v in trainer.callback_metrics.items() if k in self.KEYS}
-        if values:
-            log_metrics_at(self.client, self.run_id, values, step=trainer.current_epoch)
+        if values and trainer.is_global_zero:
+            client = mlflow.MlflowClient(self.tracking_uri)
+            log_metrics_at(client, self.run_id, values, step=trainer.current_epoch)
+
+
+def process_rank() -> int:
+    """This process's global rank as DDP/SLURM launchers set it (0 when not distributed)."""
+    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if variable in os.environ:
+            return int(os.environ[variable])
+    return 0
 
 
 def build_datamodule(cfg: DictConfig, input_kind: str) -> pl.LightningDataModule:
@@ -72,36 +87,94 @@ def build_model(cfg: DictConfig) -> Any:
     return build(cfg.model, "model", _convert_="all")
 
 
-def fit_predict_network(
-    model: pl.LightningModule, data: SignalDataModule, cfg: DictConfig, run_dir: Path, run_id: str
-) -> dict[str, np.ndarray]:
-    """Fit with best-epoch selection on ``val_auc``; P(MI) for the val and test parts."""
-    checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", monitor="val_auc", mode="max", filename="best"
-    )
-    callbacks = [checkpoint, MlflowEpochMetrics(run_id)]
-    if cfg.early_stopping_patience:
-        callbacks.append(
-            EarlyStopping(monitor="val_auc", mode="max", patience=cfg.early_stopping_patience)
+class NetworkLearner:
+    """Fits a network through Lightning and predicts with the best-``val_auc`` checkpoint.
+
+    Works unchanged on CPU, one GPU and DDP: every DDP process fits; prediction then runs
+    in this process on one device, so outputs are in DataModule order.
+    """
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, run_id: str | None, uri: str) -> None:
+        self.cfg, self.run_dir, self.run_id, self.uri = cfg, run_dir, run_id, uri
+        self.best: pl.LightningModule | None = None
+
+    def fit(self, model: pl.LightningModule, data: pl.LightningDataModule) -> dict[str, float]:
+        cfg = self.cfg
+        checkpoint = ModelCheckpoint(
+            dirpath=self.run_dir / "checkpoints", monitor="val_auc", mode="max", filename="best"
         )
-    trainer: pl.Trainer = build(
-        cfg.trainer, "trainer", callbacks=callbacks, logger=False, default_root_dir=str(run_dir)
-    )
-    trainer.fit(model, datamodule=data)
-    mlflow.log_metric("epochs_trained", trainer.current_epoch)
-    best = type(model).load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
-    mlflow.log_metric("best_epoch", _epoch_of(checkpoint))
-    if cfg.tracking.log_model:
-        mlflow.log_artifact(checkpoint.best_model_path, artifact_path="model")
-    return {
-        part: torch.cat(trainer.predict(best, dataloaders=loader)).numpy()
-        for part, loader in (("val", data.val_dataloader()), ("test", data.test_dataloader()))
-    }
+        callbacks: list[Callback] = [checkpoint]
+        if self.run_id:
+            callbacks.append(MlflowEpochMetrics(self.run_id, self.uri))
+        if cfg.early_stopping_patience:
+            patience = cfg.early_stopping_patience
+            callbacks.append(EarlyStopping(monitor="val_auc", mode="max", patience=patience))
+        trainer: pl.Trainer = build(
+            cfg.trainer,
+            "trainer",
+            callbacks=callbacks,
+            logger=False,
+            default_root_dir=str(self.run_dir),
+        )
+        trainer.fit(model, datamodule=data)
+        if not checkpoint.best_model_path:
+            raise EcgMiError(f"{type(model).__name__}: training ended without a checkpoint")
+        self.best = type(model).load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
+        if self.run_id and cfg.tracking.log_model:
+            mlflow.log_artifact(checkpoint.best_model_path, artifact_path="model")
+        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+        return {"epochs_trained": trainer.current_epoch, "best_epoch": int(state["epoch"])}
+
+    def predict(self, data: pl.LightningDataModule, part: str) -> np.ndarray:
+        trainer_cfg = self.cfg.trainer
+        predictor = pl.Trainer(
+            accelerator=trainer_cfg.accelerator, devices=1, precision=trainer_cfg.precision,
+            logger=False, enable_progress_bar=False, enable_model_summary=False,
+        )  # fmt: skip
+        loader = getattr(data, f"{part}_dataloader")()
+        return torch.cat(predictor.predict(self.best, dataloaders=loader)).float().numpy()
 
 
-def _epoch_of(checkpoint: ModelCheckpoint) -> int:
-    state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
-    return int(state["epoch"])
+class ClassicalLearner:
+    """Fits a feature-based estimator (``fit``/``predict_proba``) on the training part.
+
+    Any hyper-parameter search runs inside ``fit`` on the training part only (grouped by
+    patient); its best parameters and inner-CV AUC are logged to the run.
+    """
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, run_id: str | None, uri: str) -> None:
+        self.cfg, self.run_dir, self.run_id = cfg, run_dir, run_id
+        self.model: Any = None
+
+    def fit(self, model: Any, data: FeatureDataModule) -> dict[str, float]:
+        X, y = data.arrays("train")
+        started = time.perf_counter()
+        self.model = model.fit(X, y, groups=data.groups("train"))
+        info = {
+            "fit_seconds": time.perf_counter() - started,
+            "n_failed_features": data.table.n_failed,
+        }
+        summary = getattr(model, "search_summary_", {})
+        if summary:
+            info["inner_cv_auc"] = summary["inner_cv_auc"]
+            info["search_candidates"] = summary["candidates"]
+            if self.run_id:
+                mlflow.log_params(
+                    {f"search.best.{k}": v for k, v in summary["best_params"].items()}
+                )
+        if self.run_id and self.cfg.tracking.log_model:
+            target = self.run_dir / "model.pkl"
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(pickle.dumps(model))
+            mlflow.log_artifact(str(target), artifact_path="model")
+        return info
+
+    def predict(self, data: FeatureDataModule, part: str) -> np.ndarray:
+        X, _ = data.arrays(part)
+        return self.model.predict_proba(X)[:, 1].astype(np.float64)
+
+
+LEARNERS = {"signal": NetworkLearner, "features": ClassicalLearner}
 
 
 def score(probs: dict[str, np.ndarray], data: Any) -> dict[str, float]:
@@ -143,23 +216,26 @@ def run(cfg: DictConfig) -> dict[str, float]:
     data = build_datamodule(cfg, model_cls.input_kind)
     run_dir = _run_dir()
     uri = resolve_tracking_uri(cfg.tracking.uri)
+    learner_cls = LEARNERS[model_cls.input_kind]
+    if process_rank() > 0:  # an extra DDP process (ddp/SLURM launchers): it fits, rank 0 reports
+        pl.seed_everything(cfg.seed, workers=True)
+        learner_cls(cfg, run_dir, None, uri).fit(build_model(cfg), data)
+        return {}
     run_name = f"{cfg.model.name}-fold{cfg.fold}"
     tags = {"model": cfg.model.name, "fold": str(cfg.fold), "data": cfg.data.name, "kind": "fold"}
     with mlflow_run(cfg.experiment_name, run_name, uri, tags) as active:
         pl.seed_everything(cfg.seed, workers=True)
         model = build_model(cfg)
         params = flatten(OmegaConf.to_container(cfg, resolve=True))
-        params.update(
-            {
-                "model": cfg.model.name,
-                "fold": str(cfg.fold),
-                "n_params": str(getattr(model, "n_params", "")),
-            }
-        )
+        params.update({"model": cfg.model.name, "fold": str(cfg.fold)})
+        params["n_params"] = str(getattr(model, "n_params", ""))
         params.update({f"data.{k}": str(v) for k, v in data.split.summary().items()})
         params["fold_hash"] = data.split.fold_hash
         mlflow.log_params(params)
-        probs = fit_predict_network(model, data, cfg, run_dir, active.info.run_id)
+        learner = learner_cls(cfg, run_dir, active.info.run_id, uri)
+        fit_info = learner.fit(model, data)
+        mlflow.log_metrics(fit_info)
+        probs = {part: learner.predict(data, part) for part in ("val", "test")}
         results = score(probs, data)
         mlflow.log_artifact(str(write_predictions(data, probs["test"], run_dir)))
         missing = [k for k in REQUIRED_METRICS if not np.isfinite(results.get(k, np.nan))]
@@ -167,18 +243,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
             raise EcgMiError(f"run {run_name}: metric(s) {missing} could not be computed")
         # Logged one step past the last epoch so the run's headline val_auc is the selected
         # checkpoint's, while the per-epoch val_auc curve stays intact before it.
-        mlflow.log_metrics(
-            results,
-            step=int(mlflow.get_run(active.info.run_id).data.metrics.get("epochs_trained", 0)),
-        )
-        log.info(
-            "%s: %s (MLflow run %s in %s)",
-            run_name,
-            {k: round(v, 4) for k, v in results.items()},
-            active.info.run_id,
-            uri,
-        )
+        mlflow.log_metrics(results, step=int(fit_info.get("epochs_trained", 0)))
+        rounded = {k: round(v, 4) for k, v in results.items()}
+        log.info("%s: %s (MLflow run %s in %s)", run_name, rounded, active.info.run_id, uri)
     return results
 
 
-__all__ = ["run", "build_datamodule", "build_model", "score", "write_predictions"]
+__all__ = ["LEARNERS", "NetworkLearner", "build_datamodule", "build_model", "run", "score"]

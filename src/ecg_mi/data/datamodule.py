@@ -185,17 +185,15 @@ def lead_statistics(signals: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, 
     return mean, std
 
 
-class SignalDataModule(pl.LightningDataModule):
-    """Fold-split ECG tensors ``[B, 12, L]`` for one outer fold.
+class FoldDataModule(pl.LightningDataModule):
+    """What every DataModule shares: one outer fold of one cohort (:func:`prepare_fold`).
 
     Args:
         source: a data source (``_target_``-instantiated from ``conf/data/*.yaml``).
         sample_rate: Hz (500, 250 or 100).
         fold: the held-out test fold.
         n_folds, cohort, val_fraction, skip_missing, fold_file, seed: see :func:`prepare_fold`.
-        batch_size, num_workers, pin_memory: DataLoader settings.
-        normalize: per-lead standardisation fitted on the training part only.
-        cache_dir: signal/fold cache root (default ``$ECG_MI_CACHE`` or ``.cache/ecg_mi``).
+        cache_dir: signal/feature/fold cache root (default ``$ECG_MI_CACHE`` or ``.cache/ecg_mi``).
     """
 
     def __init__(
@@ -209,42 +207,65 @@ class SignalDataModule(pl.LightningDataModule):
         skip_missing: bool | str = "auto",
         fold_file: str | None = None,
         seed: int = 0,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        normalize: bool = True,
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.source = source
         self.sample_rate = check_sample_rate(sample_rate)
         self.fold = fold
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.split = prepare_fold(source, fold, self.sample_rate, n_folds, cohort, val_fraction,
+                                  skip_missing, self.cache_dir, fold_file, seed)  # fmt: skip
+
+    def cohort_rows(self) -> pd.DataFrame:
+        """Source index rows of every record in this fold's parts, sorted by record_id."""
+        split = self.split
+        ids = pd.concat([split.train, split.val, split.test])["record_id"].sort_values(
+            kind="stable"
+        )
+        index = self.source.index().astype({"record_id": str}).set_index("record_id")
+        return index.loc[ids].reset_index()
+
+    def metadata(self, part: str) -> pd.DataFrame:
+        """``META_COLUMNS`` of the ``train``/``val``/``test`` records, in loader order."""
+        table = getattr(self.split, part)
+        if table.empty:
+            raise DataError(f"fold {self.fold}: no {part} records")
+        return table[META_COLUMNS].reset_index(drop=True)
+
+
+class SignalDataModule(FoldDataModule):
+    """Fold-split ECG tensors ``[B, 12, L]`` for one outer fold.
+
+    Args (besides :class:`FoldDataModule`'s):
+        batch_size, num_workers, pin_memory: DataLoader settings.
+        normalize: per-lead standardisation fitted on the training part only.
+    """
+
+    def __init__(
+        self,
+        source,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        normalize: bool = True,
+        **fold_kwargs: Any,
+    ) -> None:
+        super().__init__(source, **fold_kwargs)
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
         self.pin_memory = bool(pin_memory)
         self.normalize = normalize
-        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-        self.split = prepare_fold(source, fold, self.sample_rate, n_folds, cohort, val_fraction,
-                                  skip_missing, self.cache_dir, fold_file, seed)  # fmt: skip
         self.store: SignalStore | None = None
         self.mean = self.std = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.store is not None:
             return
-        split = self.split
-        everything = pd.concat([split.train, split.val, split.test]).sort_values(
-            "record_id", kind="stable"
+        self.store = load_or_build(
+            self.source, self.cohort_rows(), self.sample_rate, self.cache_dir
         )
-        rows = (
-            self.source.index()
-            .astype({"record_id": str})
-            .set_index("record_id")
-            .loc[everything["record_id"]]
-            .reset_index()
-        )
-        self.store = load_or_build(self.source, rows, self.sample_rate, self.cache_dir)
-        train_rows = self.store.rows(split.train["record_id"].tolist())
+        train_rows = self.store.rows(self.split.train["record_id"].tolist())
         if self.normalize:
             self.mean, self.std = lead_statistics(self.store.signals, train_rows)
         else:
@@ -279,9 +300,34 @@ class SignalDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
 
-    def metadata(self, part: str) -> pd.DataFrame:
-        """``META_COLUMNS`` of the ``train``/``val``/``test`` records, in loader order."""
-        table = getattr(self.split, part)
-        if table.empty:
-            raise DataError(f"fold {self.fold}: no {part} records")
-        return table[META_COLUMNS].reset_index(drop=True)
+
+class FeatureDataModule(FoldDataModule):
+    """The 408 clinical features of one outer fold as matrices (classical models).
+
+    Same cohort, folds and parts as :class:`SignalDataModule`; features are computed once
+    per (data set, sample rate, feature version) from the cached signals and cached too.
+    """
+
+    def __init__(self, source, **kwargs: Any) -> None:
+        for loader_only in ("batch_size", "num_workers", "pin_memory", "normalize"):
+            kwargs.pop(loader_only, None)
+        super().__init__(source, **kwargs)
+        self.table = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.table is None:
+            from ecg_mi.features.cache import load_or_compute_features
+
+            self.table = load_or_compute_features(
+                self.source, self.cohort_rows(), self.sample_rate, self.cache_dir
+            )
+
+    def arrays(self, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(X [n, 408] float32 with NaN for unmeasurable features, y [n])`` of a part."""
+        self.setup()
+        meta = self.metadata(part)
+        return self.table.matrix(meta["record_id"].tolist()), meta["label"].to_numpy()
+
+    def groups(self, part: str) -> np.ndarray:
+        """Patient ids of a part (for patient-grouped inner cross-validation)."""
+        return self.metadata(part)["patient_id"].to_numpy()

@@ -31,12 +31,25 @@ class AttentionPool(nn.Module):
 
 
 class _AttentionNet(nn.Module):
-    def __init__(self, encoder: nn.Module, d_model: int, heads: int, layers: int, dropout: float, max_len: int) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        d_model: int,
+        heads: int,
+        layers: int,
+        dropout: float,
+        max_len: int,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.position = nn.Parameter(torch.zeros(1, max_len, d_model))
         layer = nn.TransformerEncoderLayer(
-            d_model, heads, dim_feedforward=2 * d_model, dropout=dropout, batch_first=True, norm_first=True
+            d_model,
+            heads,
+            dim_feedforward=2 * d_model,
+            dropout=dropout,
+            batch_first=True,
+            norm_first=True,
         )
         self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.pool = AttentionPool(d_model)
@@ -68,7 +81,9 @@ class Attention(ECGClassifier):
         encoder = nn.Sequential(
             *[
                 conv_bn_relu(c_in, c_out, kernel_size, stride)
-                for c_in, c_out, stride in zip([in_leads, *channels[:-1]], channels, strides, strict=True)
+                for c_in, c_out, stride in zip(
+                    [in_leads, *channels[:-1]], channels, strides, strict=True
+                )
             ]
         )
         self.features = encoder  # the last convolutional stage (Grad-CAM target)

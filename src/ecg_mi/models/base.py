@@ -18,22 +18,30 @@ class Augment(nn.Module):
     """Light training-time augmentation of standardised signals ``[B, 12, L]``.
 
     Args:
+        crop: train on a random window of this fraction of L (0 = the whole strip); the
+            networks pool globally over time, so validation and test still see all 10 s.
         shift: max circular shift as a fraction of L (a 10 s strip has no fixed phase).
         scale: max relative amplitude change, drawn per record and lead (gain variation).
         noise: std of added Gaussian noise, in standardised units.
     All zero (the default) leaves the batch untouched. Runs on the batch's device.
     """
 
-    def __init__(self, shift: float = 0.0, scale: float = 0.0, noise: float = 0.0) -> None:
+    def __init__(
+        self, crop: float = 0.0, shift: float = 0.0, scale: float = 0.0, noise: float = 0.0
+    ) -> None:
         super().__init__()
-        for name, value in (("shift", shift), ("scale", scale), ("noise", noise)):
+        for name, value in (("crop", crop), ("shift", shift), ("scale", scale), ("noise", noise)):
             if not 0 <= value < 1:
                 raise ConfigError(f"model.augment.{name}={value} must be in [0, 1)")
-        self.shift, self.scale, self.noise = shift, scale, noise
+        self.crop, self.shift, self.scale, self.noise = crop, shift, scale, noise
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x
+        if self.crop:
+            window = max(1, int(self.crop * x.shape[-1]))
+            start = int(torch.randint(0, x.shape[-1] - window + 1, (1,)))
+            x = x[..., start : start + window]
         if self.shift:
             max_shift = int(self.shift * x.shape[-1])
             offsets = torch.randint(-max_shift, max_shift + 1, (x.shape[0],), device=x.device)

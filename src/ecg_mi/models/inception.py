@@ -19,13 +19,21 @@ from ecg_mi.models.registry import register_model
 
 
 class InceptionModule(nn.Module):
-    def __init__(self, c_in: int, filters: int, kernel_sizes: Sequence[int], bottleneck: int) -> None:
+    def __init__(
+        self, c_in: int, filters: int, kernel_sizes: Sequence[int], bottleneck: int
+    ) -> None:
         super().__init__()
         self.bottleneck = nn.Conv1d(c_in, bottleneck, 1, bias=False) if c_in > 1 else nn.Identity()
         width = bottleneck if c_in > 1 else c_in
-        self.branches = nn.ModuleList(nn.Conv1d(width, filters, k, padding=k // 2, bias=False) for k in kernel_sizes)
-        self.pool_branch = nn.Sequential(nn.MaxPool1d(3, stride=1, padding=1), nn.Conv1d(c_in, filters, 1, bias=False))
-        self.post = nn.Sequential(nn.BatchNorm1d(filters * (len(kernel_sizes) + 1)), nn.ReLU(inplace=True))
+        self.branches = nn.ModuleList(
+            nn.Conv1d(width, filters, k, padding=k // 2, bias=False) for k in kernel_sizes
+        )
+        self.pool_branch = nn.Sequential(
+            nn.MaxPool1d(3, stride=1, padding=1), nn.Conv1d(c_in, filters, 1, bias=False)
+        )
+        self.post = nn.Sequential(
+            nn.BatchNorm1d(filters * (len(kernel_sizes) + 1)), nn.ReLU(inplace=True)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.bottleneck(x)
@@ -35,11 +43,16 @@ class InceptionModule(nn.Module):
 class InceptionBlock(nn.Module):
     """``depth`` inception modules with a 1×1 residual shortcut around them."""
 
-    def __init__(self, c_in: int, filters: int, kernel_sizes: Sequence[int], bottleneck: int, depth: int) -> None:
+    def __init__(
+        self, c_in: int, filters: int, kernel_sizes: Sequence[int], bottleneck: int, depth: int
+    ) -> None:
         super().__init__()
         c_out = filters * (len(kernel_sizes) + 1)
         self.modules_ = nn.Sequential(
-            *[InceptionModule(c_in if i == 0 else c_out, filters, kernel_sizes, bottleneck) for i in range(depth)]
+            *[
+                InceptionModule(c_in if i == 0 else c_out, filters, kernel_sizes, bottleneck)
+                for i in range(depth)
+            ]
         )
         self.shortcut = nn.Sequential(nn.Conv1d(c_in, c_out, 1, bias=False), nn.BatchNorm1d(c_out))
         self.act = nn.ReLU(inplace=True)
@@ -68,8 +81,16 @@ class Inception(ECGClassifier):
         super().__init__(**base_kwargs)
         c_out = filters * (len(kernel_sizes) + 1)
         blocks = [
-            InceptionBlock(stem_channels if i == 0 else c_out, filters, kernel_sizes, bottleneck, residual_every)
+            InceptionBlock(
+                stem_channels if i == 0 else c_out,
+                filters,
+                kernel_sizes,
+                bottleneck,
+                residual_every,
+            )
             for i in range(n_blocks)
         ]
-        self.features = nn.Sequential(conv_bn_relu(in_leads, stem_channels, 7, stem_stride), *blocks)
+        self.features = nn.Sequential(
+            conv_bn_relu(in_leads, stem_channels, 7, stem_stride), *blocks
+        )
         self.net = nn.Sequential(self.features, classifier_head(c_out, dropout))

@@ -16,4 +16,6 @@ def conv_bn_relu(c_in: int, c_out: int, kernel_size: int, stride: int = 1) -> nn
 
 def classifier_head(channels: int, dropout: float) -> nn.Sequential:
     """Global average pooling over time → dropout → one logit."""
-    return nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, 1))
+    return nn.Sequential(
+        nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, 1)
+    )

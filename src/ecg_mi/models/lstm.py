@@ -50,7 +50,9 @@ class LSTM(ECGClassifier):
         front = nn.Sequential(
             *[
                 conv_bn_relu(c_in, c_out, kernel_size, stride)
-                for c_in, c_out, stride in zip([in_leads, *channels[:-1]], channels, strides, strict=True)
+                for c_in, c_out, stride in zip(
+                    [in_leads, *channels[:-1]], channels, strides, strict=True
+                )
             ]
         )
         lstm = nn.LSTM(

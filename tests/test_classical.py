@@ -1,0 +1,107 @@
+"""The classical adapter: every model on the same route, search inside training folds."""
+
+import os
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from omegaconf import open_dict
+
+from ecg_mi.errors import ConfigError
+from ecg_mi.models import create_model
+from ecg_mi.train import run
+
+CLASSICAL = ["xgboost", "decision_tree", "random_forest", "logistic_regression", "svm"]
+
+
+def _toy(n: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.35).astype(int)
+    X = rng.normal(size=(n, 20)) + y[:, None] * np.r_[1.5, 1.0, np.zeros(18)]
+    X[rng.random(X.shape) < 0.05] = np.nan  # features that could not be measured
+    return X.astype(np.float32), y, np.arange(n) // 2
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_models_handle_nan_and_rank_the_signal(name):
+    X, y, groups = _toy()
+    model = create_model(name, search="none", n_jobs=1).fit(X[:160], y[:160], groups[:160])
+    probs = model.predict_proba(X[160:])[:, 1]
+    assert probs.shape == (80,) and np.all((probs >= 0) & (probs <= 1))
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y[160:], probs) > (
+        0.55 if name == "decision_tree" else 0.7
+    )  # one unpruned tree is weak
+
+
+def test_halving_search_spends_trees_as_budget_and_reports_its_choice():
+    X, y, groups = _toy()
+    grid = {"max_depth": [2, 3], "learning_rate": [0.1, 0.3], "n_estimators": [9, 27]}
+    model = create_model("xgboost", grid=grid, search="halving", min_resources=3, n_jobs=1).fit(
+        X, y, groups
+    )
+    summary = model.search_summary_
+    assert 0.5 < summary["inner_cv_auc"] <= 1.0 and summary["candidates"] >= 4
+    assert summary["best_params"]["n_estimators"] == 27 and summary["best_params"]["max_depth"] in (
+        2,
+        3,
+    )
+
+
+@pytest.mark.parametrize("search", ["grid", "random"])
+def test_other_searches_run(search):
+    X, y, groups = _toy()
+    grid = {"C": [0.1, 1.0]}
+    model = create_model("logistic_regression", grid=grid, search=search, n_iter=2, n_jobs=1).fit(
+        X, y, groups
+    )
+    assert model.search_summary_["best_params"]["C"] in (0.1, 1.0)
+
+
+def test_unknown_search_and_kernel_are_config_errors():
+    with pytest.raises(ConfigError, match="model.search='bayes'"):
+        create_model("xgboost", search="bayes")
+    with pytest.raises(ConfigError, match="model.kernel='cubic'"):
+        create_model("svm", kernel="cubic")
+
+
+@pytest.mark.parametrize("kernel", ["linear", "poly", "rbf", "sigmoid"])
+def test_svm_kernels_are_selectable(kernel):
+    X, y, groups = _toy()
+    assert create_model("svm", kernel=kernel, n_jobs=1).fit(X, y, groups).predict_proba(
+        X
+    ).shape == (240, 2)
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_train_route_logs_classical_runs_like_networks(compose_train, name):
+    cfg = compose_train(f"model={name}")
+    if name == "xgboost":
+        with open_dict(cfg):
+            cfg.model.grid = {"max_depth": [2, 3], "n_estimators": [9, 27]}
+            cfg.model.min_resources = 3
+    results = run(cfg)
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    [logged] = client.search_runs([client.get_experiment_by_name("ecg-mi-synthetic").experiment_id])
+    assert logged.info.run_name == f"{name}-fold0" and logged.info.status == "FINISHED"
+    for key in ("val_auc", "test_auc", "test_f1", "test_threshold"):
+        assert logged.data.metrics[key] == pytest.approx(results[key])
+    assert len(logged.data.params["fold_hash"]) == 64
+    artifacts = {a.path for a in client.list_artifacts(logged.info.run_id)}
+    assert {"predictions.csv", "model"} <= artifacts
+    if name == "xgboost":
+        assert (
+            "search.best.max_depth" in logged.data.params and "inner_cv_auc" in logged.data.metrics
+        )
+
+
+def test_classical_and_network_runs_share_the_fold_file(compose_train):
+    net = compose_train("model=resnet")
+    tree = compose_train("model=random_forest")
+    run(net)
+    run(tree)
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("ecg-mi-synthetic").experiment_id])
+    assert len({r.data.params["fold_hash"] for r in runs}) == 1
+    assert len({r.data.params["data.n_test"] for r in runs}) == 1
