@@ -21,6 +21,12 @@ GEOMETRY = {
 }
 
 
+def triangle(u: np.ndarray, start: float, stop: float, peak: float) -> np.ndarray:
+    """A triangle wave of height ``peak`` from ``start`` to ``stop`` (ms) on time axis ``u``."""
+    half = (stop - start) / 2
+    return np.where((u >= start) & (u <= stop), peak * (1 - np.abs(u - start - half) / half), 0)
+
+
 def known_record(fs: float = 500.0, st_mv: float = 0.0, seed: int = 0) -> np.ndarray:
     """Beats of exactly known geometry (times in ms from QRS onset):
     Q triangle 0–20 (depth q), R triangle 20–60 (peak r at 40), S triangle 60–90 (depth s),
@@ -31,10 +37,9 @@ def known_record(fs: float = 500.0, st_mv: float = 0.0, seed: int = 0) -> np.nda
     beat = np.zeros_like(t_ms)
     for onset in np.arange(300.0, 10_000.0 - 500, g["rr_ms"]):
         u = t_ms - onset
-        tri = lambda a, b, peak: np.where(
-            (u >= a) & (u <= b), peak * (1 - np.abs(u - (a + b) / 2) / ((b - a) / 2)), 0
-        )  # noqa: E731
-        beat += tri(0, 20, g["q"]) + tri(20, 60, g["r"]) + tri(60, 90, g["s"])
+        beat += (
+            triangle(u, 0, 20, g["q"]) + triangle(u, 20, 60, g["r"]) + triangle(u, 60, 90, g["s"])
+        )
         t_on = g["qrs_ms"] + g["st_ms"]
         plateau = (u >= g["qrs_ms"]) & (u < t_on + g["t_ms"])
         beat += np.where(plateau, st_mv, 0)
