@@ -32,7 +32,11 @@ test-all: install
 
 ## Speed benchmarks (ratios measured side by side); see BENCHMARKS.md.
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/train_overhead.py
+	$(BIN)/python benchmarks/xgb_search.py
 
 ## MLflow UI over the default store, on loopback only.
 ui: install
