@@ -1,14 +1,27 @@
-"""Evaluate finished sweeps (the paper's Table 2, subgroups, ROC, Grad-CAM).
+"""Report on a finished sweep: the paper's Table 2 with CIs, subgroups, ROC/PR, DeLong tests.
 
-Not implemented yet: this arrives with the evaluation issue. Until then, compare runs in
-the MLflow UI (``make ui``) or read each run's ``predictions.csv`` artifact.
+python evaluate.py                                   # experiment ecg-mi-synthetic
+python evaluate.py experiment_name=ecg-mi-ptbxl-cpu_fast --paper
 """
 
 import sys
 
+import hydra
+from omegaconf import DictConfig
+
+from ecg_mi.cli import report_errors
+
+# `--paper` is the documented flag; Hydra itself only takes key=value overrides.
+sys.argv = ["paper=true" if arg == "--paper" else arg for arg in sys.argv]
+
+
+@hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from ecg_mi.evaluate.main import run
+
+    with report_errors():
+        run(cfg)
+
+
 if __name__ == "__main__":
-    print(
-        "evaluate.py: not implemented yet (see the evaluation issue); use `make ui` to compare runs.",
-        file=sys.stderr,
-    )
-    sys.exit(1)
+    main()

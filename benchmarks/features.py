@@ -48,7 +48,9 @@ def neurokit_delineate(signal: np.ndarray, fs: int) -> tuple[list[dict] | None, 
     except Exception:  # neurokit2 raises on records it cannot delineate
         return None, np.nan, np.nan
     w2 = waves[1]
-    on, off, t_off = (np.asarray(w2[k], dtype=float) for k in ("ECG_R_Onsets", "ECG_R_Offsets", "ECG_T_Offsets"))
+    on, off, t_off = (
+        np.asarray(w2[k], dtype=float) for k in ("ECG_R_Onsets", "ECG_R_Offsets", "ECG_T_Offsets")
+    )
     n = min(len(on), len(off), len(t_off))
     qrs = np.nanmedian((off[:n] - on[:n]) * 1000 / fs) if n else np.nan
     qt = np.nanmedian((t_off[:n] - on[:n]) * 1000 / fs) if n else np.nan
@@ -56,14 +58,18 @@ def neurokit_delineate(signal: np.ndarray, fs: int) -> tuple[list[dict] | None, 
 
 
 def lead_failed(w: dict) -> bool:
-    return all(np.all(np.isnan(np.asarray(w[k], dtype=float))) for k in ("ECG_R_Onsets", "ECG_T_Offsets"))
+    return all(
+        np.all(np.isnan(np.asarray(w[k], dtype=float))) for k in ("ECG_R_Onsets", "ECG_T_Offsets")
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=default_data_root("ptbxl"))
     parser.add_argument("--n", type=int, default=50)
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "features.json")
+    parser.add_argument(
+        "--json", type=Path, default=Path(__file__).parent / "results" / "features.json"
+    )
     args = parser.parse_args()
     try:
         import neurokit2  # noqa: F401
@@ -73,7 +79,9 @@ def main() -> int:
     warnings.filterwarnings("ignore")
     source = PtbxlSource(args.root)
     index = source.index()
-    index = index[[Path(source.record_path(r, FS) + ".hea").is_file() for _, r in index.iterrows()]].head(args.n)
+    index = index[
+        [Path(source.record_path(r, FS) + ".hea").is_file() for _, r in index.iterrows()]
+    ].head(args.n)
     signals = [source.read(row, FS).signal for _, row in index.iterrows()]
     names = feature_names()
     qrs_i, qt_i = names.index("lead2_QRS_dur_mean"), names.index("lead2_QT_mean")
@@ -100,7 +108,9 @@ def main() -> int:
         "lead2_qrs_median_abs_diff_ms": float(qrs_diff), "lead2_qt_median_abs_diff_ms": float(qt_diff),
     }  # fmt: skip
     print(f"{len(signals)} PTB-XL records at {FS} Hz, 12 leads")
-    print(f"  ecg-mi (detect + delineate + 408 features): {t_ours * 1000:7.1f} ms/record, {ours_failed} failed records")
+    print(
+        f"  ecg-mi (detect + delineate + 408 features): {t_ours * 1000:7.1f} ms/record, {ours_failed} failed records"
+    )
     print(f"  neurokit2 (ecg_delineate DWT, 12 leads)   : {t_nk * 1000:7.1f} ms/record, "
           f"{nk_failed_records} failed records, {nk_failed_leads} leads without boundaries")  # fmt: skip
     print(f"  speed-up {result['ratio']:.0f}x (target >= {TARGET_RATIO:.0f}x); lead II median |difference| "

@@ -34,7 +34,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--folds", type=int, nargs="+", default=[0])
     parser.add_argument("--samples", type=int, default=24)
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "xgb_search.json")
+    parser.add_argument(
+        "--json", type=Path, default=Path(__file__).parent / "results" / "xgb_search.json"
+    )
     args = parser.parse_args()
     os.environ.setdefault("ECG_MI_NO_PROGRESS", "1")
     warnings.filterwarnings("ignore")
@@ -76,7 +78,9 @@ def main() -> int:
               f"({r['mean_single_fit_s'] * 1000:.0f} ms/fit × {len(points)} × 3 ÷ 2 jobs); "
               f"{r['speedup']:.0f}x faster; best {r['best_params']}")  # fmt: skip
     worst = max(r["halving_s"] for r in results)
-    print(f"target halving <= {TARGET_S / 60:.0f} min per outer fold: {'met' if worst <= TARGET_S else 'NOT met'}")
+    print(
+        f"target halving <= {TARGET_S / 60:.0f} min per outer fold: {'met' if worst <= TARGET_S else 'NOT met'}"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0 if worst <= TARGET_S else 1

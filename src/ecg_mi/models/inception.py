@@ -67,13 +67,13 @@ class Inception(ECGClassifier):
 
     def __init__(
         self,
-        filters: int = 24,
-        kernel_sizes: Sequence[int] = (9, 19, 39),
-        bottleneck: int = 24,
+        filters: int = 16,
+        kernel_sizes: Sequence[int] = (5, 11, 23),
+        bottleneck: int = 16,
         n_blocks: int = 2,
         residual_every: int = 3,
         stem_channels: int = 32,
-        stem_stride: int = 2,
+        stem_stride: int = 4,
         dropout: float = 0.2,
         in_leads: int = 12,
         **base_kwargs,

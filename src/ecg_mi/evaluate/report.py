@@ -1,0 +1,315 @@
+"""The paper's Table 2, subgroups (Fig. 4), ROC/PR curves and paired comparisons.
+
+Every number comes from the fold runs' ``predictions.csv`` and metrics in MLflow:
+
+* **Table 2**: per model, AUC and F1 mean ± sd over the test folds (as the paper), plus the
+  pooled out-of-fold AUC (every cohort record predicted once) with a patient-level
+  bootstrap 95 % CI; split into "clinical features" and "raw ECG" like the paper.
+* **Comparisons**: DeLong's paired test on the pooled predictions — every model vs the best
+  model, and the best raw-ECG model vs XGBoost.
+* **Subgroups**: pooled AUC with bootstrap CI by sex and by age band; groups with fewer than
+  ``min_group`` MI or non-MI records are flagged.
+* With ``paper=True`` the paper's UK Biobank Table 2 (``paper_table2.csv``; Wang, Qi & Xu
+  2022, Table 2, typed from ../shared/PAPER.md) is shown beside ours.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+from ecg_mi.evaluate.runs import Sweep  # noqa: E402
+from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_test  # noqa: E402
+from ecg_mi.models import get_model_class  # noqa: E402
+from ecg_mi.utils.io import atomic_path, atomic_write_text  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+DISPLAY = {
+    "xgboost": "XGBoost", "decision_tree": "Decision Tree", "svm": "SVM", "random_forest": "Random Forest",
+    "logistic_regression": "Logistic Regression", "cnn": "CNN", "inception": "Inception", "resnet": "ResNet",
+    "lstm": "LSTM", "attention": "Attention",
+}  # fmt: skip
+ARMS = {"features": "clinical features", "signal": "raw ECG"}
+
+
+def display(model: str) -> str:
+    return DISPLAY.get(model, model)
+
+
+def arm(model: str) -> str:
+    try:
+        return ARMS[get_model_class(model).input_kind]
+    except Exception:  # a model this install does not know: still report it
+        return "other"
+
+
+def paper_table() -> pd.DataFrame:
+    with resources.files("ecg_mi.evaluate").joinpath("paper_table2.csv").open() as fh:
+        return pd.read_csv(fh).set_index("model")
+
+
+@dataclass(frozen=True)
+class Settings:
+    n_bootstrap: int = 1000
+    seed: int = 0
+    age_bands: Sequence[Sequence[float]] = ((40, 55), (55, 70))
+    min_group: int = 20
+    paper: bool = False
+
+
+def _pooled(sweep: Sweep, model: str) -> pd.DataFrame:
+    return (
+        sweep.predictions[sweep.predictions["model"] == model]
+        .sort_values("record_id")
+        .reset_index(drop=True)
+    )
+
+
+def table2(sweep: Sweep, s: Settings) -> pd.DataFrame:
+    rows = []
+    for model, group in sweep.runs.groupby("model"):
+        pooled = _pooled(sweep, model)
+        auc, low, high = bootstrap_auc_ci(
+            pooled["label"], pooled["prob"], pooled["patient_id"], s.n_bootstrap, s.seed
+        )
+        rows.append({
+            "arm": arm(model), "model": model, "name": display(model), "folds": len(group),
+            "auc_mean": group["test_auc"].mean(), "auc_sd": group["test_auc"].std(ddof=1),
+            "f1_mean": group["test_f1"].mean(), "f1_sd": group["test_f1"].std(ddof=1),
+            "pooled_auc": auc, "pooled_auc_low": low, "pooled_auc_high": high,
+            "n_records": len(pooled), "n_mi": int(pooled["label"].sum()),
+            "incomplete": model in sweep.incomplete,
+        })  # fmt: skip
+    table = (
+        pd.DataFrame(rows)
+        .sort_values(["arm", "pooled_auc"], ascending=[True, False])
+        .reset_index(drop=True)
+    )
+    complete = table[~table["incomplete"]] if (~table["incomplete"]).any() else table
+    best = complete.loc[complete["pooled_auc"].idxmax(), "model"]
+    table["p_vs_best"] = [
+        _paired_p(sweep, m, best) if m != best else np.nan for m in table["model"]
+    ]
+    table["best"] = table["model"] == best
+    if s.paper:
+        paper = paper_table()
+        for col in ("auc_mean", "auc_sd", "f1_mean", "f1_sd"):
+            table[f"paper_{col}"] = table["model"].map(paper[col])
+    return table
+
+
+def _paired_p(sweep: Sweep, model_a: str, model_b: str) -> float:
+    a, b = _pooled(sweep, model_a), _pooled(sweep, model_b)
+    merged = a.merge(b[["record_id", "prob"]], on="record_id", suffixes=("_a", "_b"))
+    if len(merged) < max(len(a), len(b)):
+        log.warning(
+            "%s and %s share %d of %d records", model_a, model_b, len(merged), max(len(a), len(b))
+        )
+    return delong_test(merged["label"], merged["prob_a"], merged["prob_b"])[2]
+
+
+def comparisons(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
+    """Best raw-ECG model vs XGBoost, and every model vs the overall best (DeLong)."""
+    rows = []
+    deep = table[table["arm"] == ARMS["signal"]]
+    if not deep.empty and "xgboost" in set(table["model"]):
+        best_deep = deep.loc[deep["pooled_auc"].idxmax(), "model"]
+        rows.append(_comparison(sweep, best_deep, "xgboost", "best raw-ECG model vs XGBoost"))
+    best = table.loc[table["best"], "model"].iloc[0]
+    rows += [_comparison(sweep, m, best, "vs best") for m in table["model"] if m != best]
+    return pd.DataFrame(rows)
+
+
+def _comparison(sweep: Sweep, a: str, b: str, what: str) -> dict:
+    pa, pb = _pooled(sweep, a), _pooled(sweep, b)
+    merged = pa.merge(pb[["record_id", "prob"]], on="record_id", suffixes=("_a", "_b"))
+    auc_a, auc_b, p = delong_test(merged["label"], merged["prob_a"], merged["prob_b"])
+    return {"comparison": what, "model_a": a, "model_b": b, "auc_a": auc_a, "auc_b": auc_b,
+            "difference": auc_a - auc_b, "p_delong": p, "n_records": len(merged)}  # fmt: skip
+
+
+def age_band(age: float, bands: Sequence[Sequence[float]]) -> str:
+    """``"40–55"`` for 40 ≤ age < 55 (bands are half-open), ``"other"`` outside every band."""
+    for low, high in bands:
+        if low <= age < high:
+            return f"{low:g}–{high:g}"
+    return "other"
+
+
+def subgroups(sweep: Sweep, s: Settings) -> pd.DataFrame:
+    rows = []
+    for model in sorted(sweep.runs["model"].unique()):
+        pooled = _pooled(sweep, model)
+        groups = {
+            "sex": pooled["sex"].map({0: "male", 1: "female"}).fillna("unknown"),
+            "age": pooled["age"].map(
+                lambda a: age_band(a, s.age_bands) if pd.notna(a) else "unknown"
+            ),
+        }
+        for variable, values in groups.items():
+            for value in sorted(values.unique()):
+                part = pooled[values == value]
+                n_mi, n_ctrl = int(part["label"].sum()), int((part["label"] == 0).sum())
+                auc = low = high = np.nan
+                if n_mi and n_ctrl:
+                    auc, low, high = bootstrap_auc_ci(
+                        part["label"], part["prob"], part["patient_id"], s.n_bootstrap, s.seed
+                    )
+                rows.append({"model": model, "name": display(model), "variable": variable, "group": value,
+                             "n": len(part), "n_mi": n_mi, "auc": auc, "auc_low": low, "auc_high": high,
+                             "small": min(n_mi, n_ctrl) < s.min_group})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _fmt(mean: float, sd: float) -> str:
+    return "–" if pd.isna(mean) else f"{mean:.3f} ± {sd:.3f}"
+
+
+def table2_markdown(table: pd.DataFrame, comparisons_table: pd.DataFrame, paper: bool) -> str:
+    header = "| arm | model | folds | AUC (mean ± sd) | F1 (mean ± sd) | pooled AUC [95% CI] | p vs best |"
+    rule = "|---|---|---|---|---|---|---|"
+    if paper:
+        header += " paper AUC (UKB) | paper F1 (UKB) |"
+        rule += "---|---|"
+    lines = [header, rule]
+    for r in table.itertuples():
+        name = f"**{r.name}**" if r.best else r.name
+        name += " (incomplete)" if r.incomplete else ""
+        p = "best" if r.best else f"{r.p_vs_best:.3g}"
+        line = (f"| {r.arm} | {name} | {r.folds} | {_fmt(r.auc_mean, r.auc_sd)} | {_fmt(r.f1_mean, r.f1_sd)} | "
+                f"{r.pooled_auc:.3f} [{r.pooled_auc_low:.3f}, {r.pooled_auc_high:.3f}] | {p} |")  # fmt: skip
+        if paper:
+            line += f" {_fmt(r.paper_auc_mean, r.paper_auc_sd)} | {_fmt(r.paper_f1_mean, r.paper_f1_sd)} |"
+        lines.append(line)
+    lines += ["", "Paired DeLong tests on pooled out-of-fold predictions:", "",
+              "| comparison | A | B | AUC A | AUC B | A − B | p |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for c in comparisons_table.itertuples():
+        lines.append(f"| {c.comparison} | {display(c.model_a)} | {display(c.model_b)} | {c.auc_a:.3f} | "
+                     f"{c.auc_b:.3f} | {c.difference:+.3f} | {c.p_delong:.3g} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def roc_figure(sweep: Sweep, table: pd.DataFrame, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    for r in table.itertuples():
+        pooled = _pooled(sweep, r.model)
+        fpr, tpr, _ = roc_curve(pooled["label"], pooled["prob"])
+        style = "-" if r.arm == ARMS["signal"] else "--"
+        ax.plot(
+            fpr,
+            tpr,
+            style,
+            label=f"{r.name}: {r.pooled_auc:.3f} [{r.pooled_auc_low:.3f}, {r.pooled_auc_high:.3f}]",
+        )
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
+    ax.set(xlabel="false positive rate (1 − specificity)", ylabel="true positive rate (sensitivity)",
+           title="Pooled out-of-fold ROC (solid: raw ECG, dashed: clinical features)", xlim=(0, 1), ylim=(0, 1.01))  # fmt: skip
+    ax.legend(title="model: AUC [95% CI]", fontsize=8, loc="lower right")
+    _save(fig, path)
+
+
+def pr_figure(sweep: Sweep, table: pd.DataFrame, path: Path) -> None:
+    n = len(table)
+    cols = min(5, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False, sharex=True, sharey=True
+    )
+    for ax, r in zip(axes.flat, table.itertuples(), strict=False):
+        pooled = _pooled(sweep, r.model)
+        precision, recall, _ = precision_recall_curve(pooled["label"], pooled["prob"])
+        ax.plot(recall, precision)
+        ax.axhline(pooled["label"].mean(), ls=":", color="grey")
+        ax.set_title(r.name, fontsize=10)
+        ax.set(xlabel="recall (MI)", ylabel="precision (MI)", xlim=(0, 1), ylim=(0, 1.02))
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle("Precision–recall of the MI class (pooled out-of-fold; dotted: prevalence)")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def subgroup_figure(groups: pd.DataFrame, path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+    for ax, variable in zip(axes, ("sex", "age"), strict=True):
+        part = groups[groups["variable"] == variable]
+        labels = sorted(part["group"].unique())
+        models = list(dict.fromkeys(part["name"]))
+        width = 0.8 / max(len(models), 1)
+        for i, name in enumerate(models):
+            rows = part[part["name"] == name].set_index("group").reindex(labels)
+            x = np.arange(len(labels)) + i * width - 0.4 + width / 2
+            err = np.vstack([rows["auc"] - rows["auc_low"], rows["auc_high"] - rows["auc"]])
+            ax.bar(x, rows["auc"], width, yerr=np.nan_to_num(err), capsize=2, label=name,
+                   hatch=["//" if s else "" for s in rows["small"].fillna(True)])  # fmt: skip
+        sizes = part.groupby("group")[["n", "n_mi"]].first().reindex(labels)
+        ax.set_xticks(
+            np.arange(len(labels)),
+            [
+                f"{g}\nn={n} (MI {m})"
+                for g, n, m in zip(labels, sizes["n"], sizes["n_mi"], strict=True)
+            ],
+        )
+        ax.set(
+            title=f"AUC by {variable}",
+            xlabel=variable if variable == "sex" else "age band (years)",
+            ylim=(0.4, 1.0),
+        )
+    axes[0].set_ylabel("pooled AUC with 95% bootstrap CI")
+    axes[1].legend(fontsize=7, ncol=2, loc="lower right")
+    fig.suptitle("Subgroups (hatched: fewer than the minimum MI or non-MI records)")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
+
+
+def build_report(sweep: Sweep, out_dir: Path, experiment: str, s: Settings) -> dict[str, Path]:
+    """Write every report file into ``out_dir``; return them by name."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = table2(sweep, s)
+    comps = comparisons(sweep, table)
+    groups = subgroups(sweep, s)
+    files = {name: out_dir / name for name in ("table2.md", "table2.csv", "comparisons.csv", "subgroups.csv",
+                                               "roc.png", "pr.png", "subgroups.png", "README.md")}  # fmt: skip
+    atomic_write_text(files["table2.md"], table2_markdown(table, comps, s.paper))
+    write_csv(table, files["table2.csv"])
+    write_csv(comps, files["comparisons.csv"])
+    write_csv(groups, files["subgroups.csv"])
+    roc_figure(sweep, table, files["roc.png"])
+    pr_figure(sweep, table, files["pr.png"])
+    subgroup_figure(groups, files["subgroups.png"])
+    runs = sweep.runs
+    readme = [
+        f"# Report: {experiment}", "",
+        f"{runs['model'].nunique()} models × {runs['fold'].nunique()} folds; data `{runs['data'].iloc[0]}` at "
+        f"{runs['sample_rate'].iloc[0]} Hz; fold file sha256 `{runs['fold_hash'].iloc[0]}`.",
+        f"Bootstrap: {s.n_bootstrap} patient resamples, seed {s.seed}. Age bands: {[list(b) for b in s.age_bands]}.", "",
+        "## Table 2", "", table2_markdown(table, comps, s.paper),
+        "Files: [table2.csv](table2.csv), [comparisons.csv](comparisons.csv), [subgroups.csv](subgroups.csv)", "",
+        "## ROC", "", "![ROC](roc.png)", "", "## Precision–recall", "", "![PR](pr.png)", "",
+        "## Subgroups", "", "![subgroups](subgroups.png)", "",
+    ]  # fmt: skip
+    atomic_write_text(files["README.md"], "\n".join(readme))
+    return files

@@ -1,0 +1,203 @@
+"""evaluate: bootstrap and DeLong against independent recomputation, run collection checks,
+report files, and the train.py → evaluate.py path end to end."""
+
+import os
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+from sklearn.metrics import roc_auc_score
+
+from conftest import TINY_RUN
+from ecg_mi.errors import DataError, InputError
+from ecg_mi.evaluate.report import Settings, age_band, build_report, table2
+from ecg_mi.evaluate.runs import collect
+from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_covariance, delong_test
+
+
+def _scores(n: int = 300, shift: float = 1.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(n) < 0.33).astype(int)
+    a = labels * shift + rng.normal(size=n)
+    b = a + rng.normal(scale=1.5, size=n)
+    return labels, a, b
+
+
+def _slow_delong(labels, preds):
+    """O(m·n) DeLong from its definition (placement values), for cross-checking."""
+    pos, neg = preds[:, labels == 1], preds[:, labels == 0]
+    psi = lambda x, y: (x > y) + 0.5 * (x == y)  # noqa: E731
+    v10 = np.array(
+        [[psi(p[i], p_neg).mean() for i in range(pos.shape[1])] for p, p_neg in zip(pos, neg)]
+    )
+    v01 = np.array(
+        [[psi(p_pos, p[j]).mean() for j in range(neg.shape[1])] for p, p_pos in zip(neg, pos)]
+    )
+    return v10.mean(axis=1), np.cov(v10) / pos.shape[1] + np.cov(v01) / neg.shape[1]
+
+
+def test_delong_matches_definition_and_sklearn():
+    labels, a, b = _scores(120)
+    aucs, cov = delong_covariance(labels, np.vstack([a, b]))
+    ref_aucs, ref_cov = _slow_delong(labels, np.vstack([a, b]))
+    np.testing.assert_allclose(aucs, [roc_auc_score(labels, a), roc_auc_score(labels, b)])
+    np.testing.assert_allclose(aucs, ref_aucs)
+    np.testing.assert_allclose(cov, ref_cov, rtol=1e-10)
+    _, _, p = delong_test(labels, a, b)
+    z = (aucs[0] - aucs[1]) / np.sqrt(ref_cov[0, 0] + ref_cov[1, 1] - 2 * ref_cov[0, 1])
+    assert p == pytest.approx(2 * norm.sf(abs(z)))
+
+
+def test_delong_identical_predictions_give_p_one_and_strong_difference_small_p():
+    labels, a, _ = _scores(300)
+    assert delong_test(labels, a, a)[2] == 1.0
+    noise = np.random.default_rng(1).normal(size=len(a))
+    assert delong_test(labels, a, noise)[2] < 1e-3
+
+
+def test_bootstrap_ci_brackets_the_auc_and_is_seeded():
+    labels, a, _ = _scores(300)
+    patients = np.arange(300) // 2
+    auc, low, high = bootstrap_auc_ci(labels, a, patients, 500, seed=3)
+    assert auc == pytest.approx(roc_auc_score(labels, a)) and low < auc < high
+    assert (auc, low, high) == bootstrap_auc_ci(labels, a, patients, 500, seed=3)
+
+
+def test_bootstrap_resamples_patients_not_records():
+    """Duplicating every record under the same patient must not narrow the CI."""
+    labels, a, _ = _scores(150)
+    _, low1, high1 = bootstrap_auc_ci(labels, a, np.arange(150), 800, seed=0)
+    _, low2, high2 = bootstrap_auc_ci(
+        np.r_[labels, labels], np.r_[a, a], np.r_[np.arange(150), np.arange(150)], 800, seed=0
+    )
+    assert (high2 - low2) == pytest.approx(high1 - low1, rel=0.25)
+
+
+@pytest.mark.parametrize(
+    ("age", "band"), [(40, "40–55"), (54.9, "40–55"), (55, "55–70"), (70, "other"), (30, "other")]
+)
+def test_age_bands_are_half_open(age, band):
+    assert age_band(age, [(40, 55), (55, 70)]) == band
+
+
+def _fake_sweep(
+    uri: str,
+    experiment: str,
+    models: dict[str, float],
+    folds=(0, 1),
+    fold_hash="h" * 64,
+    tmp=Path("/tmp"),
+):
+    """Log fold runs with known predictions: model → signal strength."""
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.set_experiment(experiment)
+    rng = np.random.default_rng(0)
+    n = 120
+    labels = (np.arange(n) % 3 == 0).astype(int)
+    truth = pd.DataFrame({"record_id": [str(i) for i in range(n)], "patient_id": [str(i // 2) for i in range(n)],
+                          "age": 40 + np.arange(n) % 40, "sex": np.arange(n) % 2, "label": labels,
+                          "fold": np.arange(n) % len(folds)})  # fmt: skip
+    for model, strength in models.items():
+        probs = 1 / (1 + np.exp(-(strength * labels + rng.normal(size=n))))
+        for fold in folds:
+            part = truth[truth["fold"] == fold].assign(prob=probs[truth["fold"] == fold])
+            with mlflow.start_run(
+                experiment_id=exp.experiment_id,
+                run_name=f"{model}-fold{fold}",
+                tags={"kind": "fold"},
+            ):
+                mlflow.log_params({"model": model, "fold": fold, "fold_hash": fold_hash, "data.n_folds": len(folds),
+                                   "data.name": "fake", "data.sample_rate": 100})  # fmt: skip
+                mlflow.log_metrics(
+                    {
+                        "test_auc": roc_auc_score(part["label"], part["prob"]),
+                        "test_f1": 0.5 + fold / 10,
+                    }
+                )
+                path = tmp / f"{model}{fold}" / "predictions.csv"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                part.to_csv(path, index=False)
+                mlflow.log_artifact(str(path))
+    return truth
+
+
+def test_table2_numbers_match_independent_recomputation(tmp_path):
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    _fake_sweep(uri, "fake", {"xgboost": 1.0, "resnet": 2.0}, tmp=tmp_path)
+    sweep = collect("fake", uri)
+    table = table2(sweep, Settings(n_bootstrap=200)).set_index("model")
+    runs = sweep.runs.set_index(["model", "fold"])
+    for model in ("xgboost", "resnet"):
+        assert table.loc[model, "auc_mean"] == pytest.approx(runs.loc[model, "test_auc"].mean())
+        assert table.loc[model, "f1_sd"] == pytest.approx(np.std([0.5, 0.6], ddof=1))
+        pooled = sweep.predictions[sweep.predictions["model"] == model]
+        assert table.loc[model, "pooled_auc"] == pytest.approx(
+            roc_auc_score(pooled["label"], pooled["prob"])
+        )
+    assert table.loc["resnet", "best"] and table.loc["resnet", "arm"] == "raw ECG"
+    assert table.loc["xgboost", "arm"] == "clinical features"
+
+
+def test_missing_fold_is_an_error_unless_allowed(tmp_path):
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    _fake_sweep(uri, "fake", {"cnn": 1.0}, folds=(0, 1), tmp=tmp_path)
+    client = mlflow.MlflowClient(uri)
+    [dropped] = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("fake").experiment_id])
+        if r.data.params["fold"] == "1"
+    ]
+    client.delete_run(dropped.info.run_id)
+    with pytest.raises(DataError, match=r"model 'cnn' lacks fold\(s\) \[1\]"):
+        collect("fake", uri)
+    assert collect("fake", uri, allow_incomplete=True).incomplete == {"cnn"}
+
+
+def test_different_fold_files_are_never_mixed(tmp_path):
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    _fake_sweep(uri, "fake", {"cnn": 1.0}, tmp=tmp_path)
+    _fake_sweep(uri, "fake", {"lstm": 1.0}, fold_hash="x" * 64, tmp=tmp_path)
+    with pytest.raises(DataError, match="mixes fold files"):
+        collect("fake", uri)
+
+
+def test_unknown_experiment_is_named():
+    with pytest.raises(InputError, match="no MLflow experiment 'nope'"):
+        collect("nope", os.environ["MLFLOW_TRACKING_URI"])
+
+
+def test_report_files_are_written(tmp_path):
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    _fake_sweep(uri, "fake", {"xgboost": 1.0, "resnet": 2.0, "cnn": 1.5}, tmp=tmp_path)
+    files = build_report(
+        collect("fake", uri), tmp_path / "report", "fake", Settings(n_bootstrap=100, paper=True)
+    )
+    assert all(p.is_file() and p.stat().st_size > 0 for p in files.values())
+    text = files["table2.md"].read_text()
+    assert "0.690 ± 0.010" in text  # the paper's XGBoost AUC beside ours
+    assert "best raw-ECG model vs XGBoost" in text
+    subgroups = pd.read_csv(files["subgroups.csv"])
+    assert set(subgroups["group"]) >= {"male", "female", "40–55", "55–70"}
+
+
+def test_train_then_evaluate_end_to_end(run_cli, tmp_path):
+    sweep = run_cli("train.py", "-m", "model=resnet,logistic_regression", "fold=0,1", "data.n_folds=2",
+                    *TINY_RUN, f"hydra.sweep.dir={tmp_path}/sweep")  # fmt: skip
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    report = run_cli("evaluate.py", "n_bootstrap=200", f"output_dir={tmp_path}/report", "--paper",
+                     f"hydra.run.dir={tmp_path}/eval")  # fmt: skip
+    assert report.returncode == 0, report.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "report" / "table2.csv")
+    assert (
+        sorted(table["model"]) == ["logistic_regression", "resnet"] and (table["folds"] == 2).all()
+    )
+    assert {"roc.png", "pr.png", "subgroups.png", "README.md"} <= {
+        p.name for p in (tmp_path / "report").iterdir()
+    }
+    client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("ecg-mi-synthetic")
+    [summary] = client.search_runs([exp.experiment_id], "tags.kind = 'summary'")
+    assert any(a.path == "report" for a in client.list_artifacts(summary.info.run_id))
