@@ -31,10 +31,16 @@ def _slow_delong(labels, preds):
     pos, neg = preds[:, labels == 1], preds[:, labels == 0]
     psi = lambda x, y: (x > y) + 0.5 * (x == y)  # noqa: E731
     v10 = np.array(
-        [[psi(p[i], p_neg).mean() for i in range(pos.shape[1])] for p, p_neg in zip(pos, neg)]
+        [
+            [psi(p[i], p_neg).mean() for i in range(pos.shape[1])]
+            for p, p_neg in zip(pos, neg, strict=True)
+        ]
     )
     v01 = np.array(
-        [[psi(p_pos, p[j]).mean() for j in range(neg.shape[1])] for p, p_pos in zip(neg, pos)]
+        [
+            [psi(p_pos, p[j]).mean() for j in range(neg.shape[1])]
+            for p, p_pos in zip(neg, pos, strict=True)
+        ]
     )
     return v10.mean(axis=1), np.cov(v10) / pos.shape[1] + np.cov(v01) / neg.shape[1]
 
