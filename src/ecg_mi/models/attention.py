@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ecg_mi.models.base import ECGClassifier
-from ecg_mi.models.layers import conv_bn_relu
+from ecg_mi.models.layers import strided_encoder
 from ecg_mi.models.registry import register_model
 
 
@@ -78,13 +78,6 @@ class Attention(ECGClassifier):
         **base_kwargs,
     ) -> None:
         super().__init__(**base_kwargs)
-        encoder = nn.Sequential(
-            *[
-                conv_bn_relu(c_in, c_out, kernel_size, stride)
-                for c_in, c_out, stride in zip(
-                    [in_leads, *channels[:-1]], channels, strides, strict=True
-                )
-            ]
-        )
+        encoder = strided_encoder(in_leads, channels, strides, kernel_size)
         self.features = encoder  # the last convolutional stage (Grad-CAM target)
         self.net = _AttentionNet(encoder, channels[-1], heads, layers, dropout, max_len)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ecg_mi.models.base import ECGClassifier
-from ecg_mi.models.layers import conv_bn_relu
+from ecg_mi.models.layers import strided_encoder
 from ecg_mi.models.registry import register_model
 
 
@@ -47,14 +47,7 @@ class LSTM(ECGClassifier):
         **base_kwargs,
     ) -> None:
         super().__init__(**base_kwargs)
-        front = nn.Sequential(
-            *[
-                conv_bn_relu(c_in, c_out, kernel_size, stride)
-                for c_in, c_out, stride in zip(
-                    [in_leads, *channels[:-1]], channels, strides, strict=True
-                )
-            ]
-        )
+        front = strided_encoder(in_leads, channels, strides, kernel_size)
         lstm = nn.LSTM(
             channels[-1], hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional,
             dropout=dropout if layers > 1 else 0.0,
