@@ -52,6 +52,19 @@ def fixed_batches(rate: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Ten
     return list(data.train_dataloader())
 
 
+class _Prebuilt(torch.utils.data.Dataset):
+    """Serves already-collated batches (``DataLoader(..., batch_size=None)``)."""
+
+    def __init__(self, batches: list) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int):
+        return self.batches[i]
+
+
 def lightning_epoch(model: pl.LightningModule, batches: list) -> float:
     trainer = pl.Trainer(
         accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
@@ -59,7 +72,7 @@ def lightning_epoch(model: pl.LightningModule, batches: list) -> float:
         limit_val_batches=0, deterministic=True,
     )  # fmt: skip
     start = time.perf_counter()
-    trainer.fit(model, train_dataloaders=batches)
+    trainer.fit(model, train_dataloaders=torch.utils.data.DataLoader(_Prebuilt(batches), batch_size=None))
     return time.perf_counter() - start
 
 

@@ -125,34 +125,11 @@ class NetworkLearner:
         state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
         return {"epochs_trained": trainer.current_epoch, "best_epoch": int(state["epoch"])}
 
-    def explain(self, data: SignalDataModule, probs: np.ndarray) -> dict[str, float]:
-        """Grad-CAM of the test fold: ST-attention metrics, ``st_attention.csv`` and example
-        figures under ``gradcam/`` (see :mod:`ecg_mi.explain`)."""
-        from ecg_mi.explain.figures import gradcam_figure, pick_examples
-        from ecg_mi.explain.gradcam import gradcam
-        from ecg_mi.explain.st_attention import compare_groups, st_mask, st_ratio
+    def explain(self, data: SignalDataModule, probs: np.ndarray) -> tuple[dict[str, float], list]:
+        """Grad-CAM on the test fold (see :func:`ecg_mi.explain.network.explain_network`)."""
+        from ecg_mi.explain.network import explain_network
 
-        model = self.best.cpu()
-        meta = data.metadata("test")
-        rows = data.store.rows(meta["record_id"].tolist())
-        raw = np.asarray(data.store.signals[rows])  # mV, for delineation and plots
-        x = torch.from_numpy(((raw - data.mean) / data.std).astype(np.float32))
-        cams = np.concatenate([gradcam(model, x[i : i + 64]) for i in range(0, len(x), 64)])
-        fs = float(data.sample_rate)
-        ratios = np.array([st_ratio(cam, st_mask(signal, fs)) for cam, signal in zip(cams, raw, strict=True)])
-        table = meta.assign(prob=probs, st_ratio=ratios)
-        target = self.run_dir / "st_attention.csv"
-        with atomic_path(target) as tmp:
-            table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
-        mlflow.log_artifact(str(target))
-        labels = meta["label"].to_numpy()
-        for i, why in pick_examples(labels, probs, int(self.cfg.explain.n_examples)):
-            truth = "MI" if labels[i] else "non-MI"
-            title = f"record {meta['record_id'][i]} — {why}: true {truth}, P(MI) = {probs[i]:.2f}"
-            name = f"{why.replace(' ', '_')}_{meta['record_id'][i]}.png"
-            path = gradcam_figure(raw[i], cams[i], fs, title, self.run_dir / "gradcam" / name)
-            mlflow.log_artifact(str(path), artifact_path="gradcam")
-        return compare_groups(ratios, labels, seed=int(self.cfg.seed))
+        return explain_network(self.best, data, probs, self.run_dir, int(self.cfg.explain.n_examples), int(self.cfg.seed))
 
     def predict(self, data: pl.LightningDataModule, part: str) -> np.ndarray:
         trainer_cfg = self.cfg.trainer
@@ -197,6 +174,13 @@ class ClassicalLearner:
                 tmp.write_bytes(pickle.dumps(model))
             mlflow.log_artifact(str(target), artifact_path="model")
         return info
+
+    def explain(self, data: FeatureDataModule, probs: np.ndarray) -> tuple[dict[str, float], list]:
+        """Permutation importance on the test fold (+ XGBoost gain/weight)."""
+        from ecg_mi.explain.importance import explain_classical
+
+        repeats = int(self.cfg.explain.permutation_repeats)
+        return explain_classical(self.model, data, self.run_dir, repeats, int(self.cfg.seed))
 
     def predict(self, data: FeatureDataModule, part: str) -> np.ndarray:
         X, _ = data.arrays(part)
@@ -268,8 +252,11 @@ def run(cfg: DictConfig) -> dict[str, float]:
         probs = {part: learner.predict(data, part) for part in ("val", "test")}
         results = score(probs, data)
         mlflow.log_artifact(str(write_predictions(data, probs["test"], run_dir)))
-        if cfg.explain.gradcam and hasattr(learner, "explain"):
-            mlflow.log_metrics({k: v for k, v in learner.explain(data, probs["test"]).items() if np.isfinite(v)})
+        if cfg.explain.enabled:
+            explained, artifacts = learner.explain(data, probs["test"])
+            mlflow.log_metrics({k: v for k, v in explained.items() if np.isfinite(v)})
+            for path, folder in artifacts:
+                mlflow.log_artifact(str(path), artifact_path=folder)
         missing = [k for k in REQUIRED_METRICS if not np.isfinite(results.get(k, np.nan))]
         if missing:
             raise EcgMiError(f"run {run_name}: metric(s) {missing} could not be computed")
