@@ -72,7 +72,9 @@ def lightning_epoch(model: pl.LightningModule, batches: list) -> float:
         limit_val_batches=0, deterministic=True,
     )  # fmt: skip
     start = time.perf_counter()
-    trainer.fit(model, train_dataloaders=torch.utils.data.DataLoader(_Prebuilt(batches), batch_size=None))
+    trainer.fit(
+        model, train_dataloaders=torch.utils.data.DataLoader(_Prebuilt(batches), batch_size=None)
+    )
     return time.perf_counter() - start
 
 

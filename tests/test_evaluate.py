@@ -207,3 +207,25 @@ def test_train_then_evaluate_end_to_end(run_cli, tmp_path):
     exp = client.get_experiment_by_name("ecg-mi-synthetic")
     [summary] = client.search_runs([exp.experiment_id], "tags.kind = 'summary'")
     assert any(a.path == "report" for a in client.list_artifacts(summary.info.run_id))
+    importance = pd.read_csv(tmp_path / "report" / "permutation_logistic_regression.csv")
+    assert len(importance) == 408 and importance["feature"].is_unique
+    assert importance["auc_drop_mean_mean"].is_monotonic_decreasing
+    assert (tmp_path / "report" / "permutation_logistic_regression.png").is_file()
+
+    [resnet] = client.search_runs(
+        [exp.experiment_id], "params.model = 'resnet' and params.fold = '1'"
+    )
+    explained = run_cli("evaluate.py", "explain=gradcam", f"run_id={resnet.info.run_id}", f"output_dir={tmp_path}/explain",
+                        "n_examples=2", f"hydra.run.dir={tmp_path}/eval2")  # fmt: skip
+    assert explained.returncode == 0, explained.stderr[-2000:]
+    figures = list(
+        (tmp_path / "explain" / f"gradcam-{resnet.info.run_id}" / "gradcam").glob("*.png")
+    )
+    assert len(figures) == 2
+    assert (tmp_path / "explain" / f"gradcam-{resnet.info.run_id}" / "st_attention.csv").is_file()
+    assert {"n_mi", "n_non_mi"} <= set(client.get_run(resnet.info.run_id).data.metrics)  # logged back to the run
+
+
+def test_gradcam_on_demand_needs_a_run_id(run_cli, tmp_path):
+    done = run_cli("evaluate.py", "explain=gradcam", f"hydra.run.dir={tmp_path}")
+    assert done.returncode == 2 and "error: explain=gradcam needs run_id=" in done.stderr

@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from test_features import known_record
+from test_models import NETWORKS, SMALL
 
 from ecg_mi.explain.figures import gradcam_figure, pick_examples
 from ecg_mi.explain.gradcam import gradcam, lead_attributions
 from ecg_mi.explain.st_attention import compare_groups, st_mask, st_ratio
+from ecg_mi.features import feature_names
 from ecg_mi.models import create_model
-from test_features import known_record
-from test_models import NETWORKS, SMALL
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -30,7 +31,11 @@ def test_st_mask_covers_j_to_t_onset_on_known_geometry():
     # 9 beats, ST 80 ms each (QRS 90 ms, ST 80 ms): about 9 x 40 samples of 5000
     assert 0.05 < mask.mean() < 0.1
     onset = 300 + 1000  # second beat's QRS onset (ms)
-    assert mask[int((onset + 130) / 2)] and not mask[int((onset + 40) / 2)] and not mask[int((onset + 250) / 2)]
+    assert (
+        mask[int((onset + 130) / 2)]
+        and not mask[int((onset + 40) / 2)]
+        and not mask[int((onset + 250) / 2)]
+    )
 
 
 def test_st_ratio_is_one_for_uniform_attention_and_above_for_st_focus():
@@ -42,7 +47,10 @@ def test_st_ratio_is_one_for_uniform_attention_and_above_for_st_focus():
 
 
 def test_compare_groups_reports_means_cis_and_p():
-    out = compare_groups(np.r_[np.full(20, 2.0), np.full(20, 1.0)] + np.linspace(0, 0.1, 40), np.r_[np.ones(20), np.zeros(20)])
+    out = compare_groups(
+        np.r_[np.full(20, 2.0), np.full(20, 1.0)] + np.linspace(0, 0.1, 40),
+        np.r_[np.ones(20), np.zeros(20)],
+    )
     assert out["st_ratio_mi"] > out["st_ratio_non_mi"] and out["st_ratio_p_mannwhitney"] < 1e-3
     assert out["st_ratio_mi_low"] <= out["st_ratio_mi"] <= out["st_ratio_mi_high"]
 
@@ -55,7 +63,9 @@ def test_pick_examples_takes_confident_hits_and_worst_errors():
 
 
 def test_gradcam_figure_is_written(tmp_path):
-    path = gradcam_figure(known_record(100.0), np.linspace(0, 1, 1000), 100.0, "test", tmp_path / "g.png")
+    path = gradcam_figure(
+        known_record(100.0), np.linspace(0, 1, 1000), 100.0, "test", tmp_path / "g.png"
+    )
     assert path.is_file() and path.stat().st_size > 10_000
 
 
@@ -74,7 +84,7 @@ def test_trained_resnet_attends_to_injected_st_elevation():
                          unit_stride=1, dropout=0.0)  # fmt: skip
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
-    for step in range(120):
+    for _ in range(120):
         batch = torch.from_numpy(rng.choice(n, 32, replace=False))
         loss = model.loss_fn(model(x[batch]), y[batch])
         optimizer.zero_grad()
@@ -82,5 +92,47 @@ def test_trained_resnet_attends_to_injected_st_elevation():
         optimizer.step()
     assert loss.item() < 0.3
     cams = gradcam(model, x[labels == 1])
-    ratios = [st_ratio(cam, st_mask(sig, fs)) for cam, sig in zip(cams, signals[labels == 1], strict=True)]
+    ratios = [
+        st_ratio(cam, st_mask(sig, fs)) for cam, sig in zip(cams, signals[labels == 1], strict=True)
+    ]
     assert np.nanmean(ratios) > 1.3
+
+
+def test_xgboost_importance_names_all_408_features_sorted():
+    from xgboost import XGBClassifier
+
+    from ecg_mi.explain.importance import booster_importance
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 408))
+    y = (X[:, 5] + 0.5 * X[:, 100] > 0).astype(int)
+    table = booster_importance(XGBClassifier(n_estimators=20, max_depth=2).fit(X, y))
+    assert len(table) == 408 and table["gain"].is_monotonic_decreasing
+    assert table["feature"].iloc[0] == feature_names()[5]  # the informative column, by name
+    assert booster_importance(object()) is None
+
+
+def test_permutation_importance_finds_the_informative_column():
+    from sklearn.linear_model import LogisticRegression
+
+    from ecg_mi.explain.importance import permutation
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 408))
+    y = (X[:, 40] > 0).astype(int)
+    table = permutation(LogisticRegression(max_iter=1000).fit(X, y), X, y, repeats=2)
+    assert table["feature"].iloc[0] == feature_names()[40] and len(table) == 408
+
+
+def test_aggregate_averages_folds_with_spread():
+    import pandas as pd
+
+    from ecg_mi.explain.importance import aggregate
+
+    folds = [
+        pd.DataFrame({"feature": ["a", "b"], "gain": [1.0, 3.0]}),
+        pd.DataFrame({"feature": ["a", "b"], "gain": [3.0, 3.0]}),
+    ]
+    table = aggregate(folds, "gain")
+    assert table["feature"].tolist() == ["b", "a"] and table["gain_mean"].tolist() == [3.0, 2.0]
+    assert table.loc[table["feature"] == "a", "gain_sd"].item() == pytest.approx(np.sqrt(2))

@@ -129,7 +129,14 @@ class NetworkLearner:
         """Grad-CAM on the test fold (see :func:`ecg_mi.explain.network.explain_network`)."""
         from ecg_mi.explain.network import explain_network
 
-        return explain_network(self.best, data, probs, self.run_dir, int(self.cfg.explain.n_examples), int(self.cfg.seed))
+        return explain_network(
+            self.best,
+            data,
+            probs,
+            self.run_dir,
+            int(self.cfg.explain.n_examples),
+            int(self.cfg.seed),
+        )
 
     def predict(self, data: pl.LightningDataModule, part: str) -> np.ndarray:
         trainer_cfg = self.cfg.trainer
@@ -245,7 +252,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         params.update({f"data.{k}": str(v) for k, v in data.split.summary().items()})
         params["fold_hash"] = data.split.fold_hash
         mlflow.log_params(params)
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")  # to rebuild the run later
+        mlflow.log_text(
+            OmegaConf.to_yaml(cfg, resolve=True), "config.yaml"
+        )  # to rebuild the run later
         learner = learner_cls(cfg, run_dir, active.info.run_id, uri)
         fit_info = learner.fit(model, data)
         mlflow.log_metrics(fit_info)

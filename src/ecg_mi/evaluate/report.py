@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
+from ecg_mi.evaluate.importance import importance_section  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
 from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_test  # noqa: E402
 from ecg_mi.models import get_model_class  # noqa: E402
@@ -285,7 +286,9 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
 
 
-def build_report(sweep: Sweep, out_dir: Path, experiment: str, s: Settings) -> dict[str, Path]:
+def build_report(
+    sweep: Sweep, out_dir: Path, experiment: str, s: Settings, uri: str | None = None
+) -> dict[str, Path]:
     """Write every report file into ``out_dir``; return them by name."""
     out_dir.mkdir(parents=True, exist_ok=True)
     table = table2(sweep, s)
@@ -300,6 +303,8 @@ def build_report(sweep: Sweep, out_dir: Path, experiment: str, s: Settings) -> d
     roc_figure(sweep, table, files["roc.png"])
     pr_figure(sweep, table, files["pr.png"])
     subgroup_figure(groups, files["subgroups.png"])
+    extra = importance_section(sweep, uri, out_dir) if uri else {}
+    files.update(extra)
     runs = sweep.runs
     readme = [
         f"# Report: {experiment}", "",
@@ -311,5 +316,11 @@ def build_report(sweep: Sweep, out_dir: Path, experiment: str, s: Settings) -> d
         "## ROC", "", "![ROC](roc.png)", "", "## Precision–recall", "", "![PR](pr.png)", "",
         "## Subgroups", "", "![subgroups](subgroups.png)", "",
     ]  # fmt: skip
+    if extra:
+        readme += ["## Feature importance", ""]
+        readme += [
+            f"![{name}]({name})" if name.endswith(".png") else f"- [{name}]({name})"
+            for name in extra
+        ]
     atomic_write_text(files["README.md"], "\n".join(readme))
     return files

@@ -43,7 +43,9 @@ def gradcam_figure(signal: np.ndarray, cam: np.ndarray, fs: float, title: str, p
                   extent=(t[0], t[-1], low - pad, high + pad))  # fmt: skip
         ax.plot(t, trace, color="black", linewidth=0.7)
         ax.set_ylim(low - pad, high + pad)
-        ax.set_ylabel(f"{STANDARD_LEADS[lead]}\n(mV)", rotation=0, ha="right", va="center", fontsize=8)
+        ax.set_ylabel(
+            f"{STANDARD_LEADS[lead]}\n(mV)", rotation=0, ha="right", va="center", fontsize=8
+        )
         ax.tick_params(labelsize=7)
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(title + "\nred: Grad-CAM attention (0–1)", fontsize=11)

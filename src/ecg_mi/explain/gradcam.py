@@ -18,7 +18,9 @@ from torch import nn
 def _target_layer(model: nn.Module) -> nn.Module:
     layer = getattr(model, "features", None)
     if layer is None:
-        raise ValueError(f"{type(model).__name__} exposes no convolutional `features` stage for Grad-CAM")
+        raise ValueError(
+            f"{type(model).__name__} exposes no convolutional `features` stage for Grad-CAM"
+        )
     return layer
 
 

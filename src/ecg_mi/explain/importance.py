@@ -35,15 +35,21 @@ def booster_importance(estimator) -> pd.DataFrame | None:
     return frame.sort_values("gain", ascending=False).reset_index(drop=True)
 
 
-def permutation(estimator, X: np.ndarray, y: np.ndarray, repeats: int = 3, seed: int = 0) -> pd.DataFrame:
+def permutation(
+    estimator, X: np.ndarray, y: np.ndarray, repeats: int = 3, seed: int = 0
+) -> pd.DataFrame:
     """Mean and sd of the test-fold AUC drop per feature, sorted (largest first)."""
-    result = permutation_importance(estimator, X, y, scoring="roc_auc", n_repeats=repeats, random_state=seed, n_jobs=1)
+    result = permutation_importance(
+        estimator, X, y, scoring="roc_auc", n_repeats=repeats, random_state=seed, n_jobs=1
+    )
     frame = pd.DataFrame({"feature": feature_names(), "auc_drop_mean": result.importances_mean,
                           "auc_drop_sd": result.importances_std})  # fmt: skip
     return frame.sort_values("auc_drop_mean", ascending=False).reset_index(drop=True)
 
 
-def explain_classical(model, data, out_dir: Path, repeats: int = 3, seed: int = 0) -> tuple[dict[str, float], list[Artifact]]:
+def explain_classical(
+    model, data, out_dir: Path, repeats: int = 3, seed: int = 0
+) -> tuple[dict[str, float], list[Artifact]]:
     """Importance CSVs of one fitted classical model on its test fold (``importance/``)."""
     X, y = data.arrays("test")
     tables = {"permutation.csv": permutation(model.estimator_, X, y, repeats, seed)}

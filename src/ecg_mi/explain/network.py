@@ -26,15 +26,21 @@ def explain_network(model: torch.nn.Module, data, probs: np.ndarray, out_dir: Pa
     x = torch.from_numpy(((raw - data.mean) / data.std).astype(np.float32))
     cams = np.concatenate([gradcam(model, x[i : i + 64]) for i in range(0, len(x), 64)])
     fs = float(data.sample_rate)
-    ratios = np.array([st_ratio(cam, st_mask(signal, fs)) for cam, signal in zip(cams, raw, strict=True)])
+    ratios = np.array(
+        [st_ratio(cam, st_mask(signal, fs)) for cam, signal in zip(cams, raw, strict=True)]
+    )
     table_path = out_dir / "st_attention.csv"
     with atomic_path(table_path) as tmp:
-        meta.assign(prob=probs, st_ratio=ratios).to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
+        meta.assign(prob=probs, st_ratio=ratios).to_csv(
+            tmp, index=False, lineterminator="\n", float_format="%.6g"
+        )
     artifacts: list[Artifact] = [(table_path, None)]
     labels = meta["label"].to_numpy()
     for i, why in pick_examples(labels, probs, n_examples):
         truth = "MI" if labels[i] else "non-MI"
         title = f"record {meta['record_id'][i]} — {why}: true {truth}, P(MI) = {probs[i]:.2f}"
         name = f"{why.replace(' ', '_')}_{meta['record_id'][i]}.png"
-        artifacts.append((gradcam_figure(raw[i], cams[i], fs, title, out_dir / "gradcam" / name), "gradcam"))
+        artifacts.append(
+            (gradcam_figure(raw[i], cams[i], fs, title, out_dir / "gradcam" / name), "gradcam")
+        )
     return compare_groups(ratios, labels, seed=seed), artifacts

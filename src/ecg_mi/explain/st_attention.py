@@ -44,7 +44,9 @@ def st_ratio(cam: np.ndarray, mask: np.ndarray) -> float:
     return float(cam[mask].sum() / total / share)
 
 
-def compare_groups(ratios: np.ndarray, labels: np.ndarray, n_resamples: int = 1000, seed: int = 0) -> dict[str, float]:
+def compare_groups(
+    ratios: np.ndarray, labels: np.ndarray, n_resamples: int = 1000, seed: int = 0
+) -> dict[str, float]:
     """Mean ratio in MI and non-MI records with bootstrap 95 % CIs and a Mann–Whitney p."""
     ratios, labels = np.asarray(ratios, float), np.asarray(labels)
     ok = np.isfinite(ratios)
@@ -55,8 +57,12 @@ def compare_groups(ratios: np.ndarray, labels: np.ndarray, n_resamples: int = 10
         out[f"st_ratio_{name}"] = float(values.mean()) if values.size else float("nan")
         if values.size > 1:
             boots = rng.choice(values, size=(n_resamples, values.size)).mean(axis=1)
-            out[f"st_ratio_{name}_low"], out[f"st_ratio_{name}_high"] = map(float, np.quantile(boots, [0.025, 0.975]))
+            out[f"st_ratio_{name}_low"], out[f"st_ratio_{name}_high"] = map(
+                float, np.quantile(boots, [0.025, 0.975])
+            )
         out[f"n_{name}"] = float(values.size)
     a, b = ratios[ok & (labels == 1)], ratios[ok & (labels == 0)]
-    out["st_ratio_p_mannwhitney"] = float(mannwhitneyu(a, b).pvalue) if a.size and b.size else float("nan")
+    out["st_ratio_p_mannwhitney"] = (
+        float(mannwhitneyu(a, b).pvalue) if a.size and b.size else float("nan")
+    )
     return out

@@ -1,0 +1,95 @@
+"""Feature-importance section of the report (paper Fig. 5), from the runs' CSV artifacts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import pandas as pd  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+
+from ecg_mi.evaluate.runs import Sweep  # noqa: E402
+from ecg_mi.explain.importance import aggregate  # noqa: E402
+from ecg_mi.utils.io import atomic_path  # noqa: E402
+
+TOP = 20
+
+
+def _fold_tables(sweep: Sweep, uri: str, model: str, name: str) -> list[pd.DataFrame]:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    tables = []
+    for run_id in sweep.runs.loc[sweep.runs["model"] == model, "run_id"]:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=f"importance/{name}", tracking_uri=uri
+            )
+        except (MlflowException, OSError):
+            continue  # a run logged before importance existed, or with explain.enabled=false
+        tables.append(pd.read_csv(path))
+    return tables
+
+
+def _bars(ax, table: pd.DataFrame, value: str, title: str, xlabel: str) -> None:
+    top = table.head(TOP).iloc[::-1]
+    ax.barh(top["feature"], top[f"{value}_mean"], xerr=top[f"{value}_sd"].fillna(0), capsize=2)
+    ax.set(title=title, xlabel=xlabel)
+    ax.tick_params(axis="y", labelsize=8)
+
+
+def importance_section(sweep: Sweep, uri: str, out_dir: Path) -> dict[str, Path]:
+    """XGBoost gain/weight (mean ± sd over folds) and permutation importance per classical
+    model: 408-row CSVs sorted by importance, top-20 bar charts."""
+    files: dict[str, Path] = {}
+    xgb = _fold_tables(sweep, uri, "xgboost", "xgboost_gain_weight.csv")
+    if xgb:
+        gain, weight = aggregate(xgb, "gain"), aggregate(xgb, "weight")
+        table = gain.merge(weight.drop(columns="folds"), on="feature").sort_values(
+            "gain_mean", ascending=False
+        )
+        files["importance_xgboost.csv"] = _csv(table, out_dir / "importance_xgboost.csv")
+        fig, axes = plt.subplots(1, 2, figsize=(13, 6.5))
+        _bars(
+            axes[0],
+            gain,
+            "gain",
+            f"XGBoost top {TOP} by gain ({len(xgb)} folds)",
+            "mean gain per split (± sd over folds)",
+        )
+        _bars(
+            axes[1],
+            weight,
+            "weight",
+            f"XGBoost top {TOP} by weight",
+            "number of splits (± sd over folds)",
+        )
+        files["importance_xgboost.png"] = _png(fig, out_dir / "importance_xgboost.png")
+    for model in sorted(sweep.runs["model"].unique()):
+        folds = _fold_tables(sweep, uri, model, "permutation.csv")
+        if not folds:
+            continue
+        table = aggregate(folds, "auc_drop_mean")
+        files[f"permutation_{model}.csv"] = _csv(table, out_dir / f"permutation_{model}.csv")
+        fig, ax = plt.subplots(figsize=(7, 6.5))
+        _bars(ax, table, "auc_drop_mean", f"{model}: permutation importance ({len(folds)} test folds)",
+              "drop in test ROC AUC when shuffled (± sd over folds)")  # fmt: skip
+        files[f"permutation_{model}.png"] = _png(fig, out_dir / f"permutation_{model}.png")
+    return files
+
+
+def _csv(table: pd.DataFrame, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
+    return path
+
+
+def _png(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
