@@ -207,6 +207,9 @@ def test_train_then_evaluate_end_to_end(run_cli, tmp_path):
     exp = client.get_experiment_by_name("ecg-mi-synthetic")
     [summary] = client.search_runs([exp.experiment_id], "tags.kind = 'summary'")
     assert any(a.path == "report" for a in client.list_artifacts(summary.info.run_id))
+    st = pd.read_csv(tmp_path / "report" / "st_attention.csv")
+    assert set(st["model"]) == {"resnet"} and set(st["lead"]) == {"all", "I", "II", "III", "aVR", "aVL", "aVF",
+                                                                  "V1", "V2", "V3", "V4", "V5", "V6"}  # fmt: skip
     importance = pd.read_csv(tmp_path / "report" / "permutation_logistic_regression.csv")
     assert len(importance) == 408 and importance["feature"].is_unique
     assert importance["auc_drop_mean_mean"].is_monotonic_decreasing
@@ -223,7 +226,9 @@ def test_train_then_evaluate_end_to_end(run_cli, tmp_path):
     )
     assert len(figures) == 2
     assert (tmp_path / "explain" / f"gradcam-{resnet.info.run_id}" / "st_attention.csv").is_file()
-    assert {"n_mi", "n_non_mi"} <= set(client.get_run(resnet.info.run_id).data.metrics)  # logged back to the run
+    assert {"n_mi", "n_non_mi"} <= set(
+        client.get_run(resnet.info.run_id).data.metrics
+    )  # logged back to the run
 
 
 def test_gradcam_on_demand_needs_a_run_id(run_cli, tmp_path):

@@ -31,6 +31,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
 from ecg_mi.evaluate.importance import importance_section  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
+from ecg_mi.evaluate.st_attention import st_attention_markdown, st_attention_section  # noqa: E402
 from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_test  # noqa: E402
 from ecg_mi.models import get_model_class  # noqa: E402
 from ecg_mi.utils.io import atomic_path, atomic_write_text  # noqa: E402
@@ -304,7 +305,9 @@ def build_report(
     pr_figure(sweep, table, files["pr.png"])
     subgroup_figure(groups, files["subgroups.png"])
     extra = importance_section(sweep, uri, out_dir) if uri else {}
+    st_files = st_attention_section(sweep, uri, out_dir, s.seed) if uri else {}
     files.update(extra)
+    files.update(st_files)
     runs = sweep.runs
     readme = [
         f"# Report: {experiment}", "",
@@ -316,6 +319,11 @@ def build_report(
         "## ROC", "", "![ROC](roc.png)", "", "## Precision–recall", "", "![PR](pr.png)", "",
         "## Subgroups", "", "![subgroups](subgroups.png)", "",
     ]  # fmt: skip
+    if st_files:
+        readme += ["## ST-segment attention (Grad-CAM)", "",
+                   "Share of Grad-CAM mass in ST segments ÷ share of time they occupy (1 = no preference); "
+                   "per lead in [st_attention.csv](st_attention.csv).", "",
+                   st_attention_markdown(st_files["st_attention.csv"])]  # fmt: skip
     if extra:
         readme += ["## Feature importance", ""]
         readme += [

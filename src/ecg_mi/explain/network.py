@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.explain.figures import gradcam_figure, pick_examples
-from ecg_mi.explain.gradcam import gradcam
+from ecg_mi.explain.gradcam import gradcam, lead_attributions
 from ecg_mi.explain.st_attention import compare_groups, st_mask, st_ratio
 from ecg_mi.utils.io import atomic_path
 
@@ -17,23 +18,29 @@ Artifact = tuple[Path, str | None]  # (file, MLflow artifact folder)
 
 def explain_network(model: torch.nn.Module, data, probs: np.ndarray, out_dir: Path, n_examples: int = 8,
                     seed: int = 0) -> tuple[dict[str, float], list[Artifact]]:  # fmt: skip
-    """Grad-CAM of every test record; ST-attention ratio per record (``st_attention.csv``)
-    and by class (metrics); figures of ``n_examples`` records under ``gradcam/``."""
+    """Grad-CAM of every test record; ST-attention ratio per record, overall and per lead
+    (Guided Grad-CAM), in ``st_attention.csv``; by class as metrics; figures of
+    ``n_examples`` records under ``gradcam/``."""
     model = model.cpu().eval()
     meta = data.metadata("test")
     rows = data.store.rows(meta["record_id"].tolist())
     raw = np.asarray(data.store.signals[rows])  # mV, for delineation and plots
     x = torch.from_numpy(((raw - data.mean) / data.std).astype(np.float32))
     cams = np.concatenate([gradcam(model, x[i : i + 64]) for i in range(0, len(x), 64)])
-    fs = float(data.sample_rate)
-    ratios = np.array(
-        [st_ratio(cam, st_mask(signal, fs)) for cam, signal in zip(cams, raw, strict=True)]
+    per_lead = np.concatenate(
+        [lead_attributions(model, x[i : i + 64]) for i in range(0, len(x), 64)]
     )
+    fs = float(data.sample_rate)
+    masks = [st_mask(signal, fs) for signal in raw]
+    ratios = np.array([st_ratio(cam, mask) for cam, mask in zip(cams, masks, strict=True)])
+    table = meta.assign(prob=probs, st_ratio=ratios)
+    for k, lead in enumerate(STANDARD_LEADS):  # Guided Grad-CAM, lead by lead
+        table[f"st_ratio_{lead}"] = [
+            st_ratio(attr[k], mask) for attr, mask in zip(per_lead, masks, strict=True)
+        ]
     table_path = out_dir / "st_attention.csv"
     with atomic_path(table_path) as tmp:
-        meta.assign(prob=probs, st_ratio=ratios).to_csv(
-            tmp, index=False, lineterminator="\n", float_format="%.6g"
-        )
+        table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
     artifacts: list[Artifact] = [(table_path, None)]
     labels = meta["label"].to_numpy()
     for i, why in pick_examples(labels, probs, n_examples):

@@ -1,0 +1,65 @@
+"""ST-attention section of the report: the networks' Grad-CAM mass in ST segments, pooled
+over test folds, MI vs non-MI (overall and per lead), from the runs' ``st_attention.csv``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from ecg_mi.data.record import STANDARD_LEADS
+from ecg_mi.evaluate.runs import Sweep
+from ecg_mi.explain.st_attention import compare_groups
+from ecg_mi.utils.io import atomic_path
+
+
+def st_attention_section(sweep: Sweep, uri: str, out_dir: Path, seed: int = 0) -> dict[str, Path]:
+    """``st_attention.csv``: per network and lead ("all" = Grad-CAM), the mean ST ratio of MI
+    and non-MI test records with bootstrap CIs and the Mann–Whitney p."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    rows = []
+    for model in sorted(sweep.runs["model"].unique()):
+        parts = []
+        for run_id in sweep.runs.loc[sweep.runs["model"] == model, "run_id"]:
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path="st_attention.csv", tracking_uri=uri
+                )
+            except (MlflowException, OSError):
+                continue  # classical models, or explain.enabled=false
+            parts.append(pd.read_csv(path))
+        if not parts:
+            continue
+        pooled = pd.concat(parts, ignore_index=True)
+        for lead in ("all", *STANDARD_LEADS):
+            column = "st_ratio" if lead == "all" else f"st_ratio_{lead}"
+            if column in pooled:
+                rows.append(
+                    {
+                        "model": model,
+                        "lead": lead,
+                        **compare_groups(pooled[column], pooled["label"], seed=seed),
+                    }
+                )
+    if not rows:
+        return {}
+    path = out_dir / "st_attention.csv"
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
+    return {"st_attention.csv": path}
+
+
+def st_attention_markdown(path: Path) -> str:
+    """The overall (Grad-CAM) rows as a Markdown table."""
+    table = pd.read_csv(path)
+    table = table[table["lead"] == "all"]
+    lines = ["| model | ST ratio MI [95% CI] | ST ratio non-MI [95% CI] | Mann–Whitney p | n MI / non-MI |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for r in table.itertuples():
+        lines.append(f"| {r.model} | {r.st_ratio_mi:.2f} [{r.st_ratio_mi_low:.2f}, {r.st_ratio_mi_high:.2f}] | "
+                     f"{r.st_ratio_non_mi:.2f} [{r.st_ratio_non_mi_low:.2f}, {r.st_ratio_non_mi_high:.2f}] | "
+                     f"{r.st_ratio_p_mannwhitney:.3g} | {r.n_mi:.0f} / {r.n_non_mi:.0f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
