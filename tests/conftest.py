@@ -143,6 +143,8 @@ TINY_TRAINING = [
     "trainer.max_epochs=2",
     "trainer.enable_progress_bar=false",
     "data.batch_size=32",
+    "explain.n_examples=2",
+    "explain.permutation_repeats=1",
 ]
 TINY_RUN = ["data.source.n_records=120", *TINY_TRAINING]  # tiny training on small synthetic data
 
