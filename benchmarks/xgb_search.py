@@ -94,7 +94,9 @@ def main() -> int:
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--samples", type=int, default=12)
     parser.add_argument("--run", action="store_true", help="also time the real halving search")
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "xgb_search.json")
+    parser.add_argument(
+        "--json", type=Path, default=Path(__file__).parent / "results" / "xgb_search.json"
+    )
     args = parser.parse_args()
     os.environ.setdefault("ECG_MI_NO_PROGRESS", "1")
     warnings.filterwarnings("ignore")
@@ -111,7 +113,9 @@ def main() -> int:
     fit_s: dict[int, float] = {}
     for trees in sorted({t for _, t in schedule}):
         picks = rng.choice(len(points), args.samples, replace=False)
-        fit_s[trees] = float(np.mean([timed_fit(X_in, y_in, {**points[i], "n_estimators": trees}) for i in picks]))
+        fit_s[trees] = float(
+            np.mean([timed_fit(X_in, y_in, {**points[i], "n_estimators": trees}) for i in picks])
+        )
     halving_est = sum(c * INNER_FOLDS * fit_s[t] for c, t in schedule) / JOBS
     picks = rng.choice(len(points), args.samples, replace=False)
     full_fit = float(np.mean([timed_fit(X_in, y_in, points[i]) for i in picks]))
@@ -128,14 +132,25 @@ def main() -> int:
           f"({exhaustive_est / halving_est:.0f}x), {INNER_FOLDS} inner folds, {JOBS} jobs")  # fmt: skip
     worst = halving_est
     if args.run:
-        model = create_model("xgboost", grid=grid, search="halving", n_jobs=JOBS, seed=0, min_resources=int(conf.min_resources))
+        model = create_model(
+            "xgboost",
+            grid=grid,
+            search="halving",
+            n_jobs=JOBS,
+            seed=0,
+            min_resources=int(conf.min_resources),
+        )
         start = time.perf_counter()
         model.fit(X, y, groups=data.groups("train"))
         result["halving_measured_s"] = worst = time.perf_counter() - start
         result["inner_cv_auc"] = model.search_summary_["inner_cv_auc"]
         result["best_params"] = model.search_summary_["best_params"]
-        print(f"measured halving {worst / 60:.1f} min, inner AUC {result['inner_cv_auc']:.3f}, best {result['best_params']}")
-    print(f"target halving <= {TARGET_S / 60:.0f} min per outer fold: {'met' if worst <= TARGET_S else 'NOT met'}")
+        print(
+            f"measured halving {worst / 60:.1f} min, inner AUC {result['inner_cv_auc']:.3f}, best {result['best_params']}"
+        )
+    print(
+        f"target halving <= {TARGET_S / 60:.0f} min per outer fold: {'met' if worst <= TARGET_S else 'NOT met'}"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2, default=str))
     return 0 if worst <= TARGET_S else 1
