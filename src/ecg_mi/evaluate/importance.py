@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
 import pandas as pd  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
 
-from ecg_mi.evaluate.runs import Sweep  # noqa: E402
+from ecg_mi.evaluate.runs import Sweep, fold_tables  # noqa: E402
 from ecg_mi.explain.importance import aggregate  # noqa: E402
 from ecg_mi.utils.io import atomic_path  # noqa: E402
 
 TOP = 20
-
-
-def _fold_tables(sweep: Sweep, uri: str, model: str, name: str) -> list[pd.DataFrame]:
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    tables = []
-    for run_id in sweep.runs.loc[sweep.runs["model"] == model, "run_id"]:
-        try:
-            path = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=f"importance/{name}", tracking_uri=uri
-            )
-        except (MlflowException, OSError):
-            continue  # a run logged before importance existed, or with explain.enabled=false
-        tables.append(pd.read_csv(path))
-    return tables
 
 
 def _bars(ax, table: pd.DataFrame, value: str, title: str, xlabel: str) -> None:
@@ -45,7 +28,7 @@ def importance_section(sweep: Sweep, uri: str, out_dir: Path) -> dict[str, Path]
     """XGBoost gain/weight (mean ± sd over folds) and permutation importance per classical
     model: 408-row CSVs sorted by importance, top-20 bar charts."""
     files: dict[str, Path] = {}
-    xgb = _fold_tables(sweep, uri, "xgboost", "xgboost_gain_weight.csv")
+    xgb = fold_tables(sweep, uri, "xgboost", "importance/xgboost_gain_weight.csv")
     if xgb:
         gain, weight = aggregate(xgb, "gain"), aggregate(xgb, "weight")
         table = gain.merge(weight.drop(columns="folds"), on="feature").sort_values(
@@ -69,7 +52,7 @@ def importance_section(sweep: Sweep, uri: str, out_dir: Path) -> dict[str, Path]
         )
         files["importance_xgboost.png"] = _png(fig, out_dir / "importance_xgboost.png")
     for model in sorted(sweep.runs["model"].unique()):
-        folds = _fold_tables(sweep, uri, model, "permutation.csv")
+        folds = fold_tables(sweep, uri, model, "importance/permutation.csv")
         if not folds:
             continue
         table = aggregate(folds, "auc_drop_mean")

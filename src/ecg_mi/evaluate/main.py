@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import mlflow
@@ -15,7 +14,7 @@ from omegaconf import DictConfig
 
 from ecg_mi.errors import ConfigError, InputError
 from ecg_mi.evaluate.report import Settings, build_report
-from ecg_mi.evaluate.runs import collect
+from ecg_mi.evaluate.runs import collect, fetch
 from ecg_mi.paths import repo_root
 from ecg_mi.tracking import mlflow_run, resolve_tracking_uri
 
@@ -35,18 +34,11 @@ def explain_run(cfg: DictConfig, uri: str) -> dict[str, Path]:
 
     if not cfg.run_id:
         raise ConfigError("explain=gradcam needs run_id=<MLflow run id of a network run>")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         MlflowClient(uri).get_run(cfg.run_id)
-        config = mlflow.artifacts.download_artifacts(
-            run_id=cfg.run_id, artifact_path="config.yaml", tracking_uri=uri
-        )
-        checkpoint = mlflow.artifacts.download_artifacts(
-            run_id=cfg.run_id, artifact_path="model/best.ckpt", tracking_uri=uri
-        )
-        table = mlflow.artifacts.download_artifacts(
-            run_id=cfg.run_id, artifact_path="predictions.csv", tracking_uri=uri
-        )
+        config = fetch(uri, cfg.run_id, "config.yaml")
+        checkpoint = fetch(uri, cfg.run_id, "model/best.ckpt")
+        table = fetch(uri, cfg.run_id, "predictions.csv")
     except (MlflowException, OSError) as exc:
         raise InputError(
             f"run {cfg.run_id} in {uri}: cannot fetch config.yaml, model/best.ckpt and predictions.csv ({exc})"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ecg_mi.errors import DataError, InputError
@@ -83,9 +84,27 @@ def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
     )
 
 
-def _predictions(uri: str, run_id: str) -> pd.DataFrame:
+def fetch(uri: str, run_id: str, artifact_path: str) -> str:
+    """Local path of one artifact of a run (downloaded quietly)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    path = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path="predictions.csv", tracking_uri=uri
+    return mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=artifact_path, tracking_uri=uri
     )
-    return pd.read_csv(path, dtype={"record_id": str, "patient_id": str})
+
+
+def fold_tables(sweep: Sweep, uri: str, model: str, artifact_path: str) -> list[pd.DataFrame]:
+    """The CSV ``artifact_path`` of each of ``model``'s fold runs that has it (runs logged
+    with ``explain.enabled=false`` or before the artifact existed are skipped)."""
+    tables = []
+    for run_id in sweep.runs.loc[sweep.runs["model"] == model, "run_id"]:
+        try:
+            tables.append(pd.read_csv(fetch(uri, run_id, artifact_path)))
+        except (MlflowException, OSError):
+            continue
+    return tables
+
+
+def _predictions(uri: str, run_id: str) -> pd.DataFrame:
+    return pd.read_csv(
+        fetch(uri, run_id, "predictions.csv"), dtype={"record_id": str, "patient_id": str}
+    )

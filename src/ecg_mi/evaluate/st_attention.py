@@ -3,15 +3,12 @@ over test folds, MI vs non-MI (overall and per lead), from the runs' ``st_attent
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from ecg_mi.data.record import STANDARD_LEADS
-from ecg_mi.evaluate.runs import Sweep
+from ecg_mi.evaluate.runs import Sweep, fold_tables
 from ecg_mi.explain.st_attention import compare_groups
 from ecg_mi.utils.io import atomic_path
 
@@ -19,18 +16,9 @@ from ecg_mi.utils.io import atomic_path
 def st_attention_section(sweep: Sweep, uri: str, out_dir: Path, seed: int = 0) -> dict[str, Path]:
     """``st_attention.csv``: per network and lead ("all" = Grad-CAM), the mean ST ratio of MI
     and non-MI test records with bootstrap CIs and the Mann–Whitney p."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     rows = []
     for model in sorted(sweep.runs["model"].unique()):
-        parts = []
-        for run_id in sweep.runs.loc[sweep.runs["model"] == model, "run_id"]:
-            try:
-                path = mlflow.artifacts.download_artifacts(
-                    run_id=run_id, artifact_path="st_attention.csv", tracking_uri=uri
-                )
-            except (MlflowException, OSError):
-                continue  # classical models, or explain.enabled=false
-            parts.append(pd.read_csv(path))
+        parts = fold_tables(sweep, uri, model, "st_attention.csv")  # networks only
         if not parts:
             continue
         pooled = pd.concat(parts, ignore_index=True)
