@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 MLFLOW_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlflow.db)
 UI_PORT ?= 5000
 
-.PHONY: install train test test-slow test-all bench ui lint clean
+.PHONY: install train test test-slow test-all bench benchmark ui lint clean
 
 # Re-installs when pyproject.toml changes. torch is pinned to the CPU build on disk.
 $(STAMP): pyproject.toml
@@ -30,13 +30,15 @@ test-slow: install
 test-all: install
 	$(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
 
-## Speed benchmarks (ratios measured side by side); see BENCHMARKS.md.
+## Speed benchmarks (ratios measured side by side), published in BENCHMARKS.md's speed section.
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python benchmarks/ingest.py
-	$(BIN)/python benchmarks/features.py
-	$(BIN)/python benchmarks/train_overhead.py
-	$(BIN)/python benchmarks/xgb_search.py
+	$(BIN)/python benchmarks/speed.py $(ARGS)
+
+## The full benchmark on PTB-XL: 10 methods x 5 folds, evaluate.py, then BENCHMARKS.md's
+## benchmark section + docs/figures/. A re-run skips the runs that already finished.
+benchmark: install
+	$(BIN)/python benchmarks/ptbxl_benchmark.py $(ARGS)
 
 ## MLflow UI over the default store, on loopback only.
 ui: install

@@ -55,6 +55,15 @@ def make_signal(n: int = 1000, fs: float = 100.0, seed: int = 0) -> np.ndarray:
     return np.sin(2 * np.pi * freqs * t) * rng.uniform(0.2, 1.5, size=(12, 1))
 
 
+def toy_features(n: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A feature matrix (20 columns, 2 informative, 5 % NaN), 0/1 labels, patient groups of 2."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.35).astype(int)
+    X = rng.normal(size=(n, 20)) + y[:, None] * np.r_[1.5, 1.0, np.zeros(18)]
+    X[rng.random(X.shape) < 0.05] = np.nan  # features that could not be measured
+    return X.astype(np.float32), y, np.arange(n) // 2
+
+
 @pytest.fixture
 def write_wfdb() -> Callable[..., Path]:
     """``write_wfdb(dir, name, signal=[12,L], fs=100, leads=PTBXL_LEADS, units='mV', gain=1000)``:

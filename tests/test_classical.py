@@ -7,6 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import open_dict
 
+from conftest import toy_features
 from ecg_mi.errors import ConfigError
 from ecg_mi.models import create_model
 from ecg_mi.train import run
@@ -14,17 +15,9 @@ from ecg_mi.train import run
 CLASSICAL = ["xgboost", "decision_tree", "random_forest", "logistic_regression", "svm"]
 
 
-def _toy(n: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    y = (rng.random(n) < 0.35).astype(int)
-    X = rng.normal(size=(n, 20)) + y[:, None] * np.r_[1.5, 1.0, np.zeros(18)]
-    X[rng.random(X.shape) < 0.05] = np.nan  # features that could not be measured
-    return X.astype(np.float32), y, np.arange(n) // 2
-
-
 @pytest.mark.parametrize("name", CLASSICAL)
 def test_models_handle_nan_and_rank_the_signal(name):
-    X, y, groups = _toy()
+    X, y, groups = toy_features()
     model = create_model(name, search="none", n_jobs=1).fit(X[:160], y[:160], groups[:160])
     probs = model.predict_proba(X[160:])[:, 1]
     assert probs.shape == (80,) and np.all((probs >= 0) & (probs <= 1))
@@ -36,7 +29,7 @@ def test_models_handle_nan_and_rank_the_signal(name):
 
 
 def test_halving_search_spends_trees_as_budget_and_reports_its_choice():
-    X, y, groups = _toy()
+    X, y, groups = toy_features()
     grid = {"max_depth": [2, 3], "learning_rate": [0.1, 0.3], "n_estimators": [9, 27]}
     model = create_model("xgboost", grid=grid, search="halving", min_resources=3, n_jobs=1).fit(
         X, y, groups
@@ -51,7 +44,7 @@ def test_halving_search_spends_trees_as_budget_and_reports_its_choice():
 
 @pytest.mark.parametrize("search", ["grid", "random"])
 def test_other_searches_run(search):
-    X, y, groups = _toy()
+    X, y, groups = toy_features()
     grid = {"C": [0.1, 1.0]}
     model = create_model("logistic_regression", grid=grid, search=search, n_iter=2, n_jobs=1).fit(
         X, y, groups
@@ -68,7 +61,7 @@ def test_unknown_search_and_kernel_are_config_errors():
 
 @pytest.mark.parametrize("kernel", ["linear", "poly", "rbf", "sigmoid"])
 def test_svm_kernels_are_selectable(kernel):
-    X, y, groups = _toy()
+    X, y, groups = toy_features()
     assert create_model("svm", kernel=kernel, n_jobs=1).fit(X, y, groups).predict_proba(
         X
     ).shape == (240, 2)

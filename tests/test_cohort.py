@@ -38,6 +38,18 @@ def test_cohort_norm_controls_come_from_norm_records(index):
     assert (cohort.loc[cohort["label"] == 0, "is_norm"] == 1).all()
 
 
+def test_cohort_max_cases_draws_a_seeded_subset_with_its_controls(index):
+    cohort = select_cohort(index, ratio=2, seed=0, max_cases=10)
+    assert int(cohort["label"].sum()) == 10 and (cohort["label"] == 0).sum() == 20
+    assert set(cohort["record_id"]) <= set(index["record_id"])
+    pd.testing.assert_frame_equal(cohort, select_cohort(index, ratio=2, seed=0, max_cases=10))
+
+
+def test_cohort_max_cases_must_be_positive(index):
+    with pytest.raises(ConfigError, match="max_cases"):
+        select_cohort(index, max_cases=0)
+
+
 def test_cohort_is_seeded(index):
     pd.testing.assert_frame_equal(select_cohort(index, seed=3), select_cohort(index, seed=3))
     assert not select_cohort(index, seed=3).equals(select_cohort(index, seed=4))

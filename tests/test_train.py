@@ -76,6 +76,40 @@ def test_a_failing_run_is_marked_failed(compose_train, monkeypatch):
     assert logged.info.status == "FAILED" and "test_auc" not in logged.data.metrics
 
 
+def test_skip_finished_reuses_a_finished_run_with_the_same_config(compose_train):
+    first = run(compose_train("model=logistic_regression", "skip_finished=true"))
+    again = run(compose_train("model=logistic_regression", "skip_finished=true"))
+    [logged] = _runs("ecg-mi-synthetic")
+    assert logged.info.status == "FINISHED" and again == {k: first[k] for k in REQUIRED_METRICS}
+
+
+def test_skip_finished_reruns_a_changed_config(compose_train):
+    run(compose_train("model=logistic_regression", "skip_finished=true"))
+    run(compose_train("model=logistic_regression", "skip_finished=true", "model.params.C=0.5"))
+    assert len(_runs("ecg-mi-synthetic")) == 2
+
+
+def test_skip_finished_reruns_a_failed_run(compose_train, monkeypatch):
+    from ecg_mi.train import ClassicalLearner
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ClassicalLearner, "predict", lambda *a, **k: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            run(compose_train("model=logistic_regression", "skip_finished=true"))
+    run(compose_train("model=logistic_regression", "skip_finished=true"))
+    assert sorted(r.info.status for r in _runs("ecg-mi-synthetic")) == ["FAILED", "FINISHED"]
+
+
+def test_config_hash_ignores_where_it_is_logged_but_not_what_is_computed():
+    from ecg_mi.tracking import config_hash
+
+    base = {"seed": 1, "model": {"name": "svm"}, "tracking": {"uri": "a"}, "skip_finished": False}
+    assert config_hash(base) == config_hash(
+        {**base, "tracking": {"uri": "b"}, "skip_finished": True}
+    )
+    assert config_hash(base) != config_hash({**base, "seed": 2})
+
+
 def test_cli_multirun_gives_one_run_per_fold_in_one_experiment(run_cli, tmp_path):
     done = run_cli("train.py", "-m", "fold=0,1", *TINY_RUN, f"hydra.sweep.dir={tmp_path}/sweep")
     assert done.returncode == 0, done.stderr[-2000:]

@@ -8,6 +8,8 @@ database (not to the current directory), so runs launched from anywhere land tog
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,6 +22,8 @@ from mlflow.tracking import MlflowClient
 from ecg_mi.paths import default_tracking_uri
 
 MAX_PARAM_CHARS = 500
+# Keys that say where or whether to log, not what is computed: left out of the config hash.
+UNHASHED_KEYS = ("skip_finished", "tracking")
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -80,3 +84,26 @@ def log_metrics_at(
     """Log several metrics at one step in a single request."""
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """sha256 of a resolved config (a plain mapping) without :data:`UNHASHED_KEYS`: two runs
+    with the same hash (and fold hash) compute the same thing."""
+    kept = {k: v for k, v in config.items() if k not in UNHASHED_KEYS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def find_finished_run(
+    experiment: str, uri: str, config_digest: str, fold_hash: str
+) -> mlflow.entities.Run | None:
+    """The newest FINISHED fold run of ``experiment`` with this config hash and fold hash."""
+    found = MlflowClient(uri).get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = MlflowClient(uri).search_runs(
+        [found.experiment_id],
+        f"attributes.status = 'FINISHED' and tags.config_hash = '{config_digest}' "
+        f"and params.fold_hash = '{fold_hash}'",
+        order_by=["attributes.start_time DESC"], max_results=1,
+    )  # fmt: skip
+    return runs[0] if runs else None

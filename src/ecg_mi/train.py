@@ -27,7 +27,14 @@ from ecg_mi import metrics
 from ecg_mi.data.datamodule import FeatureDataModule, SignalDataModule
 from ecg_mi.errors import ConfigError, EcgMiError
 from ecg_mi.models import get_model_class
-from ecg_mi.tracking import flatten, log_metrics_at, mlflow_run, resolve_tracking_uri
+from ecg_mi.tracking import (
+    config_hash,
+    find_finished_run,
+    flatten,
+    log_metrics_at,
+    mlflow_run,
+    resolve_tracking_uri,
+)
 from ecg_mi.utils.config import build
 from ecg_mi.utils.io import atomic_path
 
@@ -242,7 +249,15 @@ def run(cfg: DictConfig) -> dict[str, float]:
         learner_cls(cfg, run_dir, None, uri).fit(build_model(cfg), data)
         return {}
     run_name = f"{cfg.model.name}-fold{cfg.fold}"
-    tags = {"model": cfg.model.name, "fold": str(cfg.fold), "data": cfg.data.name, "kind": "fold"}
+    digest = config_hash(OmegaConf.to_container(cfg, resolve=True))
+    if cfg.get("skip_finished"):
+        previous = find_finished_run(cfg.experiment_name, uri, digest, data.split.fold_hash)
+        if previous is not None:
+            log.info("%s: skipped, run %s already finished with this config and fold hash",
+                     run_name, previous.info.run_id)  # fmt: skip
+            return {k: previous.data.metrics[k] for k in REQUIRED_METRICS}
+    tags = {"model": cfg.model.name, "fold": str(cfg.fold), "data": cfg.data.name, "kind": "fold",
+            "config_hash": digest}  # fmt: skip
     with mlflow_run(cfg.experiment_name, run_name, uri, tags) as active:
         pl.seed_everything(cfg.seed, workers=True)
         model = build_model(cfg)

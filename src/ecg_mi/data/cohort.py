@@ -37,9 +37,16 @@ class FoldFile:
 
 
 def select_cohort(
-    index: pd.DataFrame, ratio: float | None = 2, controls: str = "non_mi", seed: int = 0
+    index: pd.DataFrame,
+    ratio: float | None = 2,
+    controls: str = "non_mi",
+    seed: int = 0,
+    max_cases: int | None = None,
 ) -> pd.DataFrame:
-    """All MI records plus ``ratio`` × as many seeded controls (all controls when ``None``)."""
+    """All MI records (or a seeded ``max_cases`` of them: a small real subset for smoke
+    runs) plus ``ratio`` × as many seeded controls (all controls when ``ratio`` is ``None``)."""
+    if max_cases is not None and max_cases < 1:
+        raise ConfigError(f"data.cohort.max_cases={max_cases!r} must be a positive count or null")
     if controls not in CONTROL_POOLS:
         raise ConfigError(f"data.cohort.controls={controls!r}; choose one of {list(CONTROL_POOLS)}")
     if ratio is not None and ratio <= 0:
@@ -58,6 +65,8 @@ def select_cohort(
         raise DataError(
             f"empty cohort: {len(cases)} MI records and {len(pool)} '{controls}' controls after filtering"
         )
+    if max_cases is not None and max_cases < len(cases):
+        cases = cases.sample(n=max_cases, random_state=np.random.RandomState(seed))
     n_controls = len(pool) if ratio is None else min(len(pool), int(round(ratio * len(cases))))
     if n_controls < len(pool):
         pool = pool.sample(n=n_controls, random_state=np.random.RandomState(seed))
@@ -105,6 +114,7 @@ def fold_file_for(
     n_folds: int = 5,
     seed: int = 0,
     path: str | Path | None = None,
+    max_cases: int | None = None,
 ) -> FoldFile:
     """Load the fold file (``path`` if given) or create it once, atomically.
 
@@ -114,9 +124,12 @@ def fold_file_for(
     if path is not None:
         return read_fold_file(path, index, n_folds)
     rule = f"{source_fingerprint}|ratio={ratio}|controls={controls}|k={n_folds}|seed={seed}"
+    if max_cases is not None:  # only named when set, so existing fold files keep their names
+        rule += f"|max_cases={max_cases}"
     target = Path(folds_dir) / f"folds-{sha256_text(rule)[:16]}.csv"
     if not target.is_file():
-        table = assign_folds(select_cohort(index, ratio, controls, seed), n_folds, seed)
+        cohort = select_cohort(index, ratio, controls, seed, max_cases)
+        table = assign_folds(cohort, n_folds, seed)
         with atomic_path(target) as tmp:
             table.to_csv(tmp, index=False, lineterminator="\n")
         log.info("wrote fold file %s (%d records)", target, len(table))

@@ -90,6 +90,7 @@ def prepare_fold(
         index, source.fingerprint(), Path(cache_dir or default_cache_dir()) / "folds",
         ratio=cohort.get("ratio", 2), controls=cohort.get("controls", "non_mi"),
         n_folds=n_folds, seed=cohort.get("seed", seed), path=fold_file,
+        max_cases=cohort.get("max_cases"),
     )  # fmt: skip
     meta = index.drop(columns=["label"]).astype({"record_id": str, "patient_id": str})
     table = folds.table.merge(
