@@ -11,6 +11,10 @@ run that already FINISHED with the same config and fold hash, ``skip_finished``)
 4. publish (skipped with ``--no-publish``): the generated ``benchmark`` section of
    ``BENCHMARKS.md`` and its figures under ``docs/figures/`` (``ecg_mi.evaluate.publish``).
 
+The stage timings, the command, the commit and the machine (taken before the runs) are kept in
+``reports/<experiment>/stages.json``; ``--publish-only`` publishes that record again without
+running anything (e.g. after editing the publishing code).
+
 Every stage prints its progress (Hydra's job lines, the runs' logs); a failed stage stops the
 benchmark with a non-zero exit and the stage named, and the next run resumes where it stopped.
 
@@ -18,7 +22,7 @@ Usage::
 
     python benchmarks/ptbxl_benchmark.py [--experiment benchmark_cpu|benchmark_gpu]
         [--folds 0,1,2,3,4] [--set KEY=VALUE ...] [--classical-set …] [--network-set …]
-        [--no-publish]
+        [--no-publish] [--publish-only]
 """
 
 from __future__ import annotations
@@ -34,9 +38,16 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from ecg_mi.evaluate.publish import benchmark_section, gradcam_examples, replace_section
+from ecg_mi.evaluate.publish import (
+    benchmark_section,
+    commit,
+    gradcam_examples,
+    machine,
+    replace_section,
+)
 from ecg_mi.paths import repo_root
 from ecg_mi.tracking import resolve_tracking_uri
+from ecg_mi.utils.io import atomic_write_text
 
 ROOT = repo_root()
 CLASSICAL = ("xgboost", "random_forest", "logistic_regression", "svm", "decision_tree")
@@ -87,6 +98,11 @@ def main() -> int:
     parser.add_argument(
         "--no-publish", action="store_true", help="leave BENCHMARKS.md and docs/figures alone"
     )
+    parser.add_argument(
+        "--publish-only",
+        action="store_true",
+        help="publish the last finished benchmark (its stages.json) without running anything",
+    )
     parser.add_argument("--benchmarks-md", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--figures-dir", type=Path, default=ROOT / "docs" / "figures")
     parser.add_argument("--reports-dir", type=Path, default=ROOT / "reports")
@@ -106,15 +122,26 @@ def main() -> int:
         *args.set,
     ]
     report_dir = args.reports_dir / experiment
-    stages = [
-        run_stage("classical models (408 features)", [*train, f"model={','.join(CLASSICAL)}", *args.classical_set],
-                  uri, experiment, len(CLASSICAL) * n_folds),
-        run_stage("networks (signals)", [*train, f"model={','.join(NETWORKS)}", *args.network_set],
-                  uri, experiment, len(NETWORKS) * n_folds),
-        run_stage("evaluate", [python, "evaluate.py", f"experiment_name={experiment}", "--paper",
-                               f"output_dir={report_dir}", *args.evaluate_set], uri, experiment, 0),
-    ]  # fmt: skip
-    (report_dir / "stages.json").write_text(json.dumps(stages, indent=2))
+    record_path = report_dir / "stages.json"
+    if args.publish_only:
+        if not record_path.is_file():
+            raise SystemExit(
+                f"[benchmark] --publish-only: no {record_path}; run the benchmark first"
+            )
+        record = json.loads(record_path.read_text())
+    else:
+        # Commit and machine are taken before the runs, so the record names what trained them.
+        command = "make benchmark" + (f" ARGS='{shlex.join(sys.argv[1:])}'" if sys.argv[1:] else "")
+        record = {"command": command, "commit": commit(), "machine": machine()}
+        record["stages"] = [
+            run_stage("classical models (408 features)", [*train, f"model={','.join(CLASSICAL)}", *args.classical_set],
+                      uri, experiment, len(CLASSICAL) * n_folds),
+            run_stage("networks (signals)", [*train, f"model={','.join(NETWORKS)}", *args.network_set],
+                      uri, experiment, len(NETWORKS) * n_folds),
+            run_stage("evaluate", [python, "evaluate.py", f"experiment_name={experiment}", "--paper",
+                                   f"output_dir={report_dir}", *args.evaluate_set], uri, experiment, 0),
+        ]  # fmt: skip
+        atomic_write_text(record_path, json.dumps(record, indent=2))
     if args.no_publish:
         return 0
     resnet = [r for r in finished_runs(uri, experiment) if r.data.params.get("model") == "resnet"]
@@ -124,10 +151,7 @@ def main() -> int:
         else None
     )
     gradcams = gradcam_examples(uri, first_fold.info.run_id) if first_fold else {}
-    command = "make benchmark" + (f" ARGS='{shlex.join(sys.argv[1:])}'" if sys.argv[1:] else "")
-    body = benchmark_section(
-        report_dir, args.figures_dir, stages, command, gradcams, args.benchmarks_md
-    )
+    body = benchmark_section(report_dir, args.figures_dir, record, gradcams, args.benchmarks_md)
     replace_section(args.benchmarks_md, "benchmark", body)
     print(f"[benchmark] published: {args.benchmarks_md} and {args.figures_dir}", flush=True)
     return 0

@@ -1,5 +1,6 @@
 """benchmarks/ptbxl_benchmark.py end to end on a small real PTB-XL subset (make benchmark)."""
 
+import json
 import os
 import re
 import subprocess
@@ -66,7 +67,10 @@ def test_figures_are_written_and_linked(benchmark_runs):
 
 def test_rerun_reuses_every_finished_run(benchmark_runs):
     out, (_, second, _) = benchmark_runs
-    stages = pd.read_json(out / "reports1" / "ecg-mi-ptbxl-benchmark_cpu" / "stages.json")
+    record = json.loads(
+        (out / "reports1" / "ecg-mi-ptbxl-benchmark_cpu" / "stages.json").read_text()
+    )
+    stages = pd.DataFrame(record["stages"])
     trained = stages.dropna(subset=["trained"])
     assert trained["trained"].tolist() == [0, 0] and trained["reused"].tolist() == [10, 10]
     assert "| 0 | 10 |" in second

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from mlflow.tracking import MlflowClient
@@ -94,14 +95,14 @@ def copy_figure(source: Path, target: Path) -> Path:
 
 def gradcam_examples(
     uri: str, run_id: str, kinds: Sequence[str] = ("true_positive", "true_negative")
-) -> list[Path]:
+) -> dict[str, Path]:
     """The first logged Grad-CAM figure of each kind (``gradcam/<kind>_<record>.png``) of a run."""
     names = [a.path for a in MlflowClient(uri).list_artifacts(run_id, "gradcam")]
-    picked = []
+    picked = {}
     for kind in kinds:
         matches = sorted(n for n in names if Path(n).name.startswith(kind))
         if matches:
-            picked.append(Path(fetch(uri, run_id, matches[0])))
+            picked[kind] = Path(fetch(uri, run_id, matches[0]))
     return picked
 
 
@@ -135,23 +136,31 @@ def target_lines(table: pd.DataFrame) -> list[str]:
 def benchmark_section(
     report_dir: Path,
     figures_dir: Path,
-    stages: Sequence[Mapping[str, object]],
-    command: str,
-    gradcams: Sequence[Path] = (),
+    record: Mapping[str, Any],
+    gradcams: Mapping[str, Path] | None = None,
+    document: Path | None = None,
 ) -> str:
     """The Markdown of the generated benchmark section; copies its figures to ``figures_dir``.
 
-    ``stages``: ``{"stage", "seconds", "trained", "reused"}`` rows the runner measured.
+    ``record``: what the runner measured: ``command``, ``commit``, ``machine`` and ``stages``
+    (rows ``{"stage", "seconds", "trained", "reused"}``);
+    ``gradcams``: ``{kind: figure}`` examples, published as ``gradcam_<kind>.png`` (a stable
+    name, so a re-publish replaces rather than accumulates); ``document``: the Markdown file
+    the section goes into (figure links are relative to it; default: one in the repo root).
     """
     table = pd.read_csv(report_dir / "table2.csv")
-    rel = os.path.relpath(figures_dir, repo_root())
+    base = (document or repo_root() / "BENCHMARKS.md").resolve().parent
+    rel = Path(os.path.relpath(figures_dir.resolve(), base)).as_posix()
     shown = [
         copy_figure(report_dir / n, figures_dir / n) for n in FIGURES if (report_dir / n).is_file()
     ]
-    shown += [copy_figure(p, figures_dir / f"gradcam_{p.name}") for p in gradcams]
+    shown += [
+        copy_figure(p, figures_dir / f"gradcam_{kind}.png") for kind, p in (gradcams or {}).items()
+    ]
+    stages = record["stages"]
     total = sum(float(s["seconds"]) for s in stages)
     lines = [
-        f"Command: `{command}` · commit `{commit()}` · machine: {machine()}.", "",
+        f"Command: `{record['command']}` · commit `{record['commit']}` · machine: {record['machine']}.", "",
         "| stage | wall time | runs trained | runs reused (already finished) |", "|---|---|---|---|",
         *[f"| {s['stage']} | {float(s['seconds']) / 60:.1f} min | {s.get('trained', '')} | {s.get('reused', '')} |"
           for s in stages],
