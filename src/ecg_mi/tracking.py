@@ -97,10 +97,11 @@ def find_finished_run(
     experiment: str, uri: str, config_digest: str, fold_hash: str
 ) -> mlflow.entities.Run | None:
     """The newest FINISHED fold run of ``experiment`` with this config hash and fold hash."""
-    found = MlflowClient(uri).get_experiment_by_name(experiment)
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
     if found is None:
         return None
-    runs = MlflowClient(uri).search_runs(
+    runs = client.search_runs(
         [found.experiment_id],
         f"attributes.status = 'FINISHED' and tags.config_hash = '{config_digest}' "
         f"and params.fold_hash = '{fold_hash}'",

@@ -171,8 +171,8 @@ class XGBoostModel(ClassicalModel):
                                  n_jobs=self.n_jobs, progress=_log_round)  # fmt: skip
 
     def make_estimator(self) -> BaseEstimator:
-        # 64 histogram bins: plenty for ~10^3 records, and the binning cost of each of the
-        # search's thousands of small fits drops ~3x against the default 256.
+        # 64 histogram bins: plenty for ~10^3 records, and each of the search's thousands of
+        # small fits builds its histograms ~3x faster than with the default 256.
         return XGBClassifier(
             booster="gbtree", tree_method="hist", max_bin=64, eval_metric="logloss",
             random_state=self.seed, n_jobs=1 if self.search != "none" else self.n_jobs, **self.params,
