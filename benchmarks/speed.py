@@ -13,6 +13,7 @@ Usage: ``python benchmarks/speed.py [--only ingest,features] [--no-publish]``.
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
@@ -25,12 +26,18 @@ ROOT = repo_root()
 # Console lines of the libraries, not of the benchmark: left out of the published tail.
 CHATTER = ("Warning", "GPU available", "TPU available", "HPU available", "Tip:", "Loading `",
            "`Trainer.fit` stopped")  # fmt: skip
+# Python warnings as Lightning formats them: "/path/module.py:70: message".
+WARNING_LINE = re.compile(r"^\S+\.py:\d+: ")
 SCRIPTS = {
     "ingest": "cache load vs re-parsing WFDB (target >= 50x)",
     "features": "408 features vs neurokit2's 12-lead delineation (target >= 10x)",
     "train_overhead": "Lightning epoch vs a plain PyTorch loop (target <= 1.15); loader memory",
     "xgb_search": "XGBoost halving vs scikit-learn's and the exhaustive grid (target <= 10 min per fold)",
 }
+
+
+def is_chatter(line: str) -> bool:
+    return bool(WARNING_LINE.match(line)) or any(c in line for c in CHATTER)
 
 
 def run(name: str, tail: int) -> tuple[int, float, list[str]]:
@@ -45,7 +52,7 @@ def run(name: str, tail: int) -> tuple[int, float, list[str]]:
         print(line, end="", flush=True)
         lines.append(line.rstrip("\n"))
     code = process.wait()
-    kept = [line for line in lines if line.strip() and not any(c in line for c in CHATTER)]
+    kept = [line for line in lines if line.strip() and not is_chatter(line)]
     return code, time.perf_counter() - start, kept[-tail:]
 
 
