@@ -1,11 +1,11 @@
 """Run every speed benchmark (``make bench``) and publish what each printed in BENCHMARKS.md.
 
 Each script measures a ratio side by side in one run against the obvious alternative and
-prints its own summary; this runner streams it, keeps its last ``--tail`` lines (without
-Lightning's console chatter), and writes them — with the command, commit, machine and wall
-time — into that script's generated section of ``BENCHMARKS.md`` (``speed-<script>``), so
-``--only`` refreshes some scripts and leaves the others' figures alone. A script that misses
-its target exits 1: its section says so and this runner exits 1 after publishing.
+prints its own summary; this runner streams it, keeps its last ``--tail`` lines, and writes
+them — with the command, commit, machine and wall time — into that script's generated section
+of ``BENCHMARKS.md`` (``speed-<script>``), so ``--only`` refreshes some scripts and leaves the
+others' figures alone. A script that misses its target exits 1: its section says so and this
+runner exits 1 after publishing.
 
 Usage: ``python benchmarks/speed.py [--only ingest,features] [--no-publish]``.
 """
@@ -13,7 +13,6 @@ Usage: ``python benchmarks/speed.py [--only ingest,features] [--no-publish]``.
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import time
@@ -23,21 +22,12 @@ from ecg_mi.evaluate.publish import commit, machine, replace_section
 from ecg_mi.paths import repo_root
 
 ROOT = repo_root()
-# Console lines of the libraries, not of the benchmark: left out of the published tail.
-CHATTER = ("Warning", "GPU available", "TPU available", "HPU available", "Tip:", "Loading `",
-           "`Trainer.fit` stopped")  # fmt: skip
-# Python warnings as Lightning formats them: "/path/module.py:70: message".
-WARNING_LINE = re.compile(r"^\S+\.py:\d+: ")
 SCRIPTS = {
     "ingest": "cache load vs re-parsing WFDB (target >= 50x)",
     "features": "408 features vs neurokit2's 12-lead delineation (target >= 10x)",
     "train_overhead": "Lightning epoch vs a plain PyTorch loop (target <= 1.15); loader memory",
     "xgb_search": "XGBoost halving vs scikit-learn's and the exhaustive grid (target <= 10 min per fold)",
 }
-
-
-def is_chatter(line: str) -> bool:
-    return bool(WARNING_LINE.match(line)) or any(c in line for c in CHATTER)
 
 
 def run(name: str, tail: int) -> tuple[int, float, list[str]]:
@@ -52,7 +42,7 @@ def run(name: str, tail: int) -> tuple[int, float, list[str]]:
         print(line, end="", flush=True)
         lines.append(line.rstrip("\n"))
     code = process.wait()
-    kept = [line for line in lines if line.strip() and not is_chatter(line)]
+    kept = [line for line in lines if "Warning" not in line and line.strip()]
     return code, time.perf_counter() - start, kept[-tail:]
 
 

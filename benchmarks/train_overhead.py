@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import os
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +195,9 @@ def main() -> int:
     )
     args = parser.parse_args()
     os.environ.setdefault("ECG_MI_NO_PROGRESS", "1")
+    # Lightning's info lines and warnings (accelerator found, no val loop) are not results.
+    warnings.filterwarnings("ignore")
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     if args.memory_child:
         memory_child()
         return 0
