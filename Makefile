@@ -5,8 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 MLFLOW_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlflow.db)
 UI_PORT ?= 5000
+# Shared tracking server (make mlflow-server): SQL backend + served artifact root, loopback only.
+SERVER_PORT      ?= 5001
+SERVER_BACKEND   ?= sqlite:///$(CURDIR)/mlflow-server.db
+SERVER_ARTIFACTS ?= $(CURDIR)/mlartifacts
+SERVER_HOST      ?= 127.0.0.1
 
-.PHONY: install train test test-slow test-all bench benchmark ui lint clean
+.PHONY: install train test test-slow test-all bench benchmark ui mlflow-server lint clean
 
 # Re-installs when pyproject.toml changes. torch is pinned to the CPU build on disk.
 $(STAMP): pyproject.toml
@@ -44,8 +49,16 @@ benchmark: install
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_URI)" --host 127.0.0.1 --port $(UI_PORT)
 
+## Shared MLflow tracking server: runs logged with tracking.uri=http://$(SERVER_HOST):$(SERVER_PORT);
+## the server owns the database (migrates it at start) and stores/serves the artifacts.
+## PostgreSQL: make mlflow-server SERVER_BACKEND=postgresql://mlflow:PASSWORD@dbhost:5432/mlflow
+mlflow-server: install
+	$(BIN)/mlflow server --backend-store-uri "$(SERVER_BACKEND)" --serve-artifacts \
+		--artifacts-destination "$(SERVER_ARTIFACTS)" --host $(SERVER_HOST) --port $(SERVER_PORT)
+
 lint: install
-	$(BIN)/ruff check src tests benchmarks train.py evaluate.py
+	$(BIN)/ruff check src tests benchmarks train.py evaluate.py predict.py
 
 clean:
-	rm -rf .cache outputs multirun mlruns mlflow.db reports .pytest_cache
+	rm -rf .cache outputs multirun mlruns mlflow.db mlflow.db-wal mlflow.db-shm mlflow.db.lock \
+		mlflow-server.db* mlartifacts reports .pytest_cache

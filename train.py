@@ -3,16 +3,19 @@
 import hydra
 from omegaconf import DictConfig
 
-from ecg_mi.cli import report_errors
+from ecg_mi.cli import install_signal_handlers, report_errors
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
+    """Returns the validation metric ``optimized_metric`` (never a test metric) to Hydra, so
+    an optimising sweeper tunes on validation; None in an extra DDP process."""
     from ecg_mi.train import run
 
     with report_errors():
-        return run(cfg)["test_auc"]
+        return run(cfg).get(cfg.optimized_metric)
 
 
 if __name__ == "__main__":
+    install_signal_handlers()  # SIGTERM/SIGINT: run KILLED, exit 143/130
     main()

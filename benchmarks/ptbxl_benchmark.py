@@ -3,10 +3,10 @@
 Stages, each timed, with the count of runs trained and of runs reused (a re-run skips every
 run that already FINISHED with the same config and fold hash, ``skip_finished``):
 
-1. ``classical``: ``python train.py -m experiment=benchmark_cpu
-   model=xgboost,random_forest,logistic_regression,svm,decision_tree fold=0,1,2,3,4``
-   (the first run builds the signal cache, the fold file and the 408 features);
-2. ``networks``: the same with ``model=resnet,cnn,lstm,inception,attention``;
+1. ``classical``: ``python train.py -m experiment=benchmark_cpu model=<every registered
+   classical model> fold=0,1,2,3,4`` (the first run builds the signal cache, the fold file
+   and the 408 features);
+2. ``networks``: the same with every registered network;
 3. ``evaluate``: ``python evaluate.py experiment_name=… --paper`` → ``reports/<experiment>/``;
 4. publish (skipped with ``--no-publish``): the generated ``benchmark`` section of
    ``BENCHMARKS.md`` and its figures under ``docs/figures/`` (``ecg_mi.evaluate.publish``).
@@ -45,13 +45,15 @@ from ecg_mi.evaluate.publish import (
     machine,
     replace_section,
 )
+from ecg_mi.models import list_models
 from ecg_mi.paths import repo_root
 from ecg_mi.tracking import resolve_tracking_uri
 from ecg_mi.utils.io import atomic_write_text
 
 ROOT = repo_root()
-CLASSICAL = ("xgboost", "random_forest", "logistic_regression", "svm", "decision_tree")
-NETWORKS = ("resnet", "cnn", "lstm", "inception", "attention")
+# Every registered model, by family: a new model joins the benchmark by registering.
+CLASSICAL = tuple(list_models("classical"))
+NETWORKS = tuple(list_models("network"))
 
 
 def finished_runs(uri: str, experiment: str) -> list:

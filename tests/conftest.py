@@ -20,6 +20,21 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ECG_MI_DATA", REPO.parent / "shared" / "data"))
 SHARED_PTBXL = SHARED / "ptbxl"
 SHARED_CARDIOSOFT = SHARED / "ecg_file_formats" / "ge_cardiosoft_xml" / "ptbxl_00139_cardiosoft.xml"
+SHARED_FORMATS = SHARED / "ecg_file_formats"
+#: Real sample files per reader format (registry name → paths under SHARED_FORMATS).
+EXPORT_SAMPLES: dict[str, list[str]] = {
+    "cardiosoft_xml": ["ge_cardiosoft_xml/ptbxl_00139_cardiosoft.xml"],
+    "ge_muse_xml": ["ge_muse_xml/guangxi_teaching_sinus_rhythm.xml",
+                    "ge_muse_xml/ml4h_muse_ecg_deidentified_1.xml"],
+    "philips_sierra_xml": ["philips_sierra_xml/129DYPRG.XML",
+                           "philips_sierra_xml/3191723_ZZDEMOPTONLY_1-04_orig.xml"],
+    "hl7_aecg": ["hl7_aecg/Example_aECG.xml"],
+    "dicom_ecg": ["dicom_ecg/guangxi_teaching_sinus_rhythm.dcm",
+                  "dicom_ecg/pydicom_waveform_ecg.dcm"],
+    "scp_ecg": ["scp_ecg/ECG_20070321_110542_ANON000004.SCP",
+                "scp_ecg/ECG_20170504_163507_123456789.SCP"],
+    "wfdb": ["wfdb_ptbdb/s0010_re.hea"],
+}  # fmt: skip
 PTBXL_LEADS = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 
 
@@ -45,6 +60,27 @@ def shared_cardiosoft() -> Path:
     if not SHARED_CARDIOSOFT.is_file():
         pytest.skip(f"shared CardioSoft sample not found at {SHARED_CARDIOSOFT}")
     return SHARED_CARDIOSOFT
+
+
+@pytest.fixture
+def shared_formats() -> Path:
+    """The shared folder of real export samples (one subfolder per format)."""
+    if not SHARED_FORMATS.is_dir():
+        pytest.skip(f"shared ECG export samples not found at {SHARED_FORMATS}")
+    return SHARED_FORMATS
+
+
+@pytest.fixture
+def export_sample(shared_formats) -> Callable[[str, int], Path]:
+    """``export_sample(fmt, i=0)``: the i-th real sample of a registry format (skip if absent)."""
+
+    def get(fmt: str, index: int = 0) -> Path:
+        path = shared_formats / EXPORT_SAMPLES[fmt][index]
+        if not path.is_file():
+            pytest.skip(f"shared {fmt} sample not found at {path}")
+        return path
+
+    return get
 
 
 def make_signal(n: int = 1000, fs: float = 100.0, seed: int = 0) -> np.ndarray:
@@ -158,16 +194,18 @@ TINY_TRAINING = [
 TINY_RUN = ["data.source.n_records=120", *TINY_TRAINING]  # tiny training on small synthetic data
 
 
-@pytest.fixture
-def compose_train() -> Callable[..., object]:
-    """``compose_train(*overrides)``: the train config as ``train.py`` would see it."""
+def compose_config(config_name: str, *overrides: str):
+    """The entry config ``config_name`` (conf/<name>.yaml) composed as Hydra would."""
     from hydra import compose, initialize_config_dir
 
-    def compose_cfg(*overrides: str):
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            return compose(config_name="train", overrides=[*TINY_RUN, *overrides])
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
 
-    return compose_cfg
+
+@pytest.fixture
+def compose_train() -> Callable[..., object]:
+    """``compose_train(*overrides)``: the train config as ``train.py`` would see it (tiny run)."""
+    return lambda *overrides: compose_config("train", *TINY_RUN, *overrides)
 
 
 @pytest.fixture
@@ -179,3 +217,58 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
                               text=True, timeout=timeout, env=os.environ.copy())  # fmt: skip
 
     return run
+
+
+
+def standin_python_model(explain: bool = True):
+    """A stand-in for a packaged ecg-mi model: P(MI) = sigmoid(4 · mean signal in mV) (MI
+    records of ``tiny_ptbxl`` carry +0.3 mV); with ``explain``, ``gradcam`` = the |signal|
+    averaged over leads and scaled to [0, 1] (a network's package). Defined in a function so
+    cloudpickle stores the class by value: a subprocess loads it without this test tree."""
+    import mlflow
+
+    class StandIn(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            x = np.asarray(model_input, dtype=np.float32)
+            return 1.0 / (1.0 + np.exp(-4.0 * x.mean(axis=(1, 2))))
+
+    class StandInNetwork(StandIn):
+        def gradcam(self, x):
+            cam = np.abs(np.asarray(x, dtype=np.float32)).mean(axis=1)
+            return cam / np.maximum(cam.max(axis=1, keepdims=True), 1e-6)
+
+    return StandInNetwork() if explain else StandIn()
+
+
+def standin_info(sample_rate: float = 100.0, threshold: float = 0.5, family: str = "network") -> dict:
+    """The ``ecg_mi`` metadata a packaged model carries (the packaging contract)."""
+    return {"sample_rate": sample_rate, "window_s": 10.0, "leads": list(STANDARD_LEADS),
+            "threshold": threshold, "model": "standin" if family == "network" else "standin_rf",
+            "family": family, "n_models": 1}  # fmt: skip
+
+
+@pytest.fixture
+def standin_model(tmp_path) -> Callable[..., str]:
+    """``standin_model(sample_rate=100, threshold=0.5, family='network', run=False)``: the URI
+    of a stand-in pyfunc model with ecg-mi metadata — a local folder, or with ``run=True``
+    ``runs:/<id>/model`` logged in the test's MLflow store."""
+
+    def make(sample_rate: float = 100.0, threshold: float = 0.5, family: str = "network",
+             run: bool = False) -> str:  # fmt: skip
+        import mlflow
+
+        kwargs = {"python_model": standin_python_model(explain=family == "network"),
+                  "pip_requirements": ["numpy"],
+                  "metadata": {"ecg_mi": standin_info(sample_rate, threshold, family)}}  # fmt: skip
+        if run:
+            mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+            # Named, so no experiment id cached by an earlier test's store is reused.
+            mlflow.set_experiment("standin")
+            with mlflow.start_run() as active:
+                mlflow.pyfunc.log_model(name="model", **kwargs)
+            return f"runs:/{active.info.run_id}/model"
+        path = tmp_path / f"standin-{family}-{sample_rate:g}-{threshold:g}"
+        mlflow.pyfunc.save_model(str(path), **kwargs)
+        return str(path)
+
+    return make

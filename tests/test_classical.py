@@ -2,17 +2,34 @@
 
 import os
 
+import mlflow
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import open_dict
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from conftest import toy_features
 from ecg_mi.errors import ConfigError
-from ecg_mi.models import create_model
+from ecg_mi.models import create_model, list_models
 from ecg_mi.train import run
 
-CLASSICAL = ["xgboost", "decision_tree", "random_forest", "logistic_regression", "svm"]
+CLASSICAL = list_models("classical")
+# Checks that cannot apply, with why (parametrize_with_checks expects them to fail).
+EXPECTED_FAILED_CHECKS = {
+    "svm": {
+        "check_estimators_pickle": "libsvm's predict_proba cannot read the read-only memory-mapped "
+        "support vectors this check unpickles; SVC(probability=True) itself fails it",
+    },
+}
+
+
+@parametrize_with_checks(
+    [create_model(name, search="none", n_jobs=1) for name in CLASSICAL],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(est.model_name, {}),
+)
+def test_classical_models_follow_the_scikit_learn_estimator_contract(estimator, check):
+    check(estimator)
 
 
 @pytest.mark.parametrize("name", CLASSICAL)
@@ -82,7 +99,9 @@ def test_train_route_logs_classical_runs_like_networks(compose_train, name):
         assert logged.data.metrics[key] == pytest.approx(results[key])
     assert len(logged.data.params["fold_hash"]) == 64
     artifacts = {a.path for a in client.list_artifacts(logged.info.run_id)}
-    assert {"predictions.csv", "model"} <= artifacts
+    assert {"predictions.csv", "checkpoint"} <= artifacts
+    packaged = mlflow.models.get_model_info(f"runs:/{logged.info.run_id}/model")
+    assert packaged.metadata["ecg_mi"]["model"] == name
     if name == "xgboost":
         assert (
             "search.best.max_depth" in logged.data.params and "inner_cv_auc" in logged.data.metrics

@@ -117,3 +117,25 @@ def test_shared_ptbxl_500hz_leaves_out_records_without_files(shared_ptbxl, tmp_p
     kept = len(split.train) + len(split.val) + len(split.test)
     assert split.n_missing > 0 and kept + split.n_missing == len(split.fold_file.table)
     assert all(int(r) <= 500 for r in split.test["record_id"])
+
+
+def _first_batch_rows(tmp_path, seed: int, fold: int = 1) -> list[int]:
+    dm = SignalDataModule(SyntheticSource(n_records=120, seed=0), sample_rate=100, fold=fold,
+                          batch_size=16, cache_dir=tmp_path, seed=seed)  # fmt: skip
+    dm.setup()
+    return next(iter(dm.train_dataloader()))[2].tolist()
+
+
+def test_the_seed_changes_the_batch_order(tmp_path):
+    assert _first_batch_rows(tmp_path, seed=1) != _first_batch_rows(tmp_path, seed=2)
+
+
+def test_the_same_seed_and_fold_give_the_same_batch_order(tmp_path):
+    assert _first_batch_rows(tmp_path, seed=3) == _first_batch_rows(tmp_path, seed=3)
+
+
+def test_feature_datamodule_takes_no_loader_settings(tmp_path):
+    from ecg_mi.data.datamodule import FeatureDataModule
+
+    with pytest.raises(TypeError, match="batch_size"):
+        FeatureDataModule(SyntheticSource(n_records=120), batch_size=8, cache_dir=tmp_path)

@@ -50,9 +50,21 @@ def test_compare_groups_reports_means_cis_and_p():
     out = compare_groups(
         np.r_[np.full(20, 2.0), np.full(20, 1.0)] + np.linspace(0, 0.1, 40),
         np.r_[np.ones(20), np.zeros(20)],
+        np.arange(40),
     )
     assert out["st_ratio_mi"] > out["st_ratio_non_mi"] and out["st_ratio_p_mannwhitney"] < 1e-3
     assert out["st_ratio_mi_low"] <= out["st_ratio_mi"] <= out["st_ratio_mi_high"]
+
+
+def test_compare_groups_resamples_patients_not_records():
+    # 2 MI patients, one with 30 records at 3.0 and one with a single record at 1.0: a patient
+    # bootstrap draws either patient with probability 1/2, so its CI reaches close to 1.0;
+    # resampling records would keep nearly every draw near the 30-record mean.
+    ratios = np.r_[np.full(30, 3.0), 1.0, np.ones(10)]
+    labels = np.r_[np.ones(31), np.zeros(10)]
+    patients = np.r_[np.zeros(30), 1, np.arange(2, 12)]
+    out = compare_groups(ratios, labels, patients)
+    assert out["st_ratio_mi_low"] < 1.5 and out["st_ratio_mi_high"] == pytest.approx(3.0)
 
 
 def test_pick_examples_takes_confident_hits_and_worst_errors():

@@ -1,26 +1,47 @@
-"""The model registry and the five networks."""
+"""The model registry and every registered network (enumerated from the registry)."""
 
 import pytest
 import torch
+from torch import nn
 
 from ecg_mi.errors import ConfigError
-from ecg_mi.models import create_model, list_models, register_model
-from ecg_mi.models.base import Augment
+from ecg_mi.models import create_model, get_model_class, list_models, register_model
+from ecg_mi.models.base import Augment, ECGClassifier
 from ecg_mi.models.resnet import ResidualUnit, ResNet
 
-NETWORKS = ["resnet", "cnn", "lstm", "inception", "attention"]
-SMALL = {
-    "resnet": {"channels": [8, 16, 16]},
-    "cnn": {"channels": [8, 16, 16]},
-    "lstm": {"channels": [8, 16, 16], "hidden": 16},
-    "inception": {"filters": 8, "bottleneck": 8, "stem_channels": 8, "n_blocks": 1},
-    "attention": {"channels": [8, 16, 16], "heads": 2, "layers": 1},
-}
+NETWORKS = list_models("network")
+SMALL = {name: get_model_class(name).smoke_settings for name in NETWORKS}
 
 
-def test_registry_knows_the_five_networks():
-    assert set(NETWORKS) <= set(list_models())
+def test_registry_lists_models_by_family():
+    assert {"resnet", "cnn", "lstm", "inception", "attention"} <= set(NETWORKS)
+    assert not set(NETWORKS) & set(list_models("classical"))
+    assert sorted(NETWORKS + list_models("classical")) == list_models()
     assert isinstance(create_model("resnet", channels=[8, 8, 8]), ResNet)
+
+
+def test_a_network_without_its_feature_stage_is_refused_when_built(monkeypatch):
+    from ecg_mi.models import registry
+
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))  # registered for this test only
+
+    @register_model("headless_test_net")
+    class Headless(ECGClassifier):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.head = nn.Linear(12, 1)  # no self.features
+
+    with pytest.raises(ConfigError, match="'headless_test_net': a network must set self.features"):
+        create_model("headless_test_net")
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_checkpoint_stores_each_weight_once(name, tmp_path):
+    model = create_model(name, **SMALL[name])
+    state = model.state_dict()
+    feature_keys = [k for k in state if k.startswith("features.")]
+    assert feature_keys and not [k for k in state if k.startswith("net.")]
+    assert len({t.data_ptr() for t in state.values() if t.numel()}) == sum(1 for t in state.values() if t.numel())
 
 
 def test_unknown_model_lists_known_names():

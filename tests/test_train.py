@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY_RUN, TINY_TRAINING
+from conftest import REPO, TINY_RUN, TINY_TRAINING, compose_config
+from ecg_mi.errors import ConfigError
+from ecg_mi.models import list_models
 from ecg_mi.train import REQUIRED_METRICS, run
 
 
@@ -45,7 +47,7 @@ def test_run_logs_metrics_params_and_predictions(compose_train):
     assert history[-1].value == pytest.approx(results["val_auc"])
 
 
-@pytest.mark.parametrize("name", ["cnn", "lstm", "inception", "attention"])
+@pytest.mark.parametrize("name", list_models("network"))
 def test_every_network_trains_end_to_end(compose_train, name):
     from test_models import SMALL
 
@@ -64,7 +66,7 @@ def test_same_config_twice_gives_the_same_test_auc(compose_train):
 
 
 def test_a_failing_run_is_marked_failed(compose_train, monkeypatch):
-    from ecg_mi.train import NetworkLearner
+    from ecg_mi.learners.network import NetworkLearner
 
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
@@ -90,7 +92,7 @@ def test_skip_finished_reruns_a_changed_config(compose_train):
 
 
 def test_skip_finished_reruns_a_failed_run(compose_train, monkeypatch):
-    from ecg_mi.train import ClassicalLearner
+    from ecg_mi.learners.classical import ClassicalLearner
 
     with monkeypatch.context() as patched:
         patched.setattr(ClassicalLearner, "predict", lambda *a, **k: 1 / 0)
@@ -100,14 +102,48 @@ def test_skip_finished_reruns_a_failed_run(compose_train, monkeypatch):
     assert sorted(r.info.status for r in _runs("ecg-mi-synthetic")) == ["FAILED", "FINISHED"]
 
 
-def test_config_hash_ignores_where_it_is_logged_but_not_what_is_computed():
+def _hash(family: str, *overrides: str) -> str:
+    from ecg_mi.learners import learner_for
     from ecg_mi.tracking import config_hash
 
-    base = {"seed": 1, "model": {"name": "svm"}, "tracking": {"uri": "a"}, "skip_finished": False}
-    assert config_hash(base) == config_hash(
-        {**base, "tracking": {"uri": "b"}, "skip_finished": True}
-    )
-    assert config_hash(base) != config_hash({**base, "seed": 2})
+    model = {"network": "resnet", "classical": "random_forest"}[family]
+    cfg = compose_config("train", f"model={model}", *overrides)
+    return config_hash(learner_for(model).hashed_config(cfg))
+
+
+@pytest.mark.parametrize("family", ["network", "classical"])
+def test_config_hash_ignores_where_it_is_logged_but_not_what_is_computed(family):
+    base = _hash(family)
+    assert base == _hash(family, "tracking.uri=sqlite:///other.db", "skip_finished=true",
+                         "explain.enabled=false", "data.num_workers=2")  # fmt: skip
+    assert base != _hash(family, "seed=7") and base != _hash(family, "fold=1")
+
+
+def test_classical_config_hash_ignores_the_network_training_settings():
+    assert _hash("classical") == _hash("classical", "trainer=gpu", "trainer.max_epochs=3",
+                                       "augment.noise=0.1", "data.batch_size=8", "callbacks=checkpoint_only")  # fmt: skip
+
+
+def test_network_config_hash_follows_the_training_settings():
+    assert _hash("network") != _hash("network", "trainer.max_epochs=3")
+    assert _hash("network") != _hash("network", "augment.noise=0.1")
+
+
+def test_train_py_returns_the_validation_metric_not_the_test_one(compose_train):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_entry", REPO / "train.py")
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    returned = entry.main.__wrapped__(compose_train("model=logistic_regression"))
+    [logged] = _runs("ecg-mi-synthetic")
+    assert returned == pytest.approx(logged.data.metrics["val_auc"])
+    assert returned != logged.data.metrics["test_auc"]
+
+
+def test_optimized_metric_must_be_a_reported_metric(compose_train):
+    with pytest.raises(ConfigError, match="optimized_metric='loss'"):
+        run(compose_train("optimized_metric=loss"))
 
 
 def test_cli_multirun_gives_one_run_per_fold_in_one_experiment(run_cli, tmp_path):

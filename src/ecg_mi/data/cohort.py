@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from ecg_mi.data.columns import text_ids
 from ecg_mi.errors import ConfigError, DataError, InputError
-from ecg_mi.utils.io import atomic_path, sha256_file, sha256_text
+from ecg_mi.utils.io import atomic_path, read_csv_table, sha256_file, sha256_text
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +142,13 @@ def read_fold_file(path: str | Path, index: pd.DataFrame, n_folds: int) -> FoldF
     path = Path(path)
     if not path.is_file():
         raise InputError(f"fold file {path} not found")
-    table = pd.read_csv(path, dtype={"record_id": str, "patient_id": str})
+    table = read_csv_table(path, "fold file", dtype={"record_id": str, "patient_id": str})
     missing = [c for c in FOLD_COLUMNS if c not in table.columns]
     if missing:
         raise InputError(f"fold file {path}: missing column(s) {missing}")
+    # A blank id would match no record, or drop out of the per-patient check below.
+    for column in ("record_id", "patient_id"):
+        table[column] = text_ids(table[column], path, column)
     if table["record_id"].duplicated().any():
         raise InputError(
             f"fold file {path}: duplicated record_id(s) {table.loc[table['record_id'].duplicated(), 'record_id'].tolist()[:5]}"

@@ -60,11 +60,15 @@ class FoldSplit:
 
 
 def resolve_skip_missing(skip_missing: bool | str, source, native_rate: int) -> bool:
-    """``auto`` skips only at rates the source declares partial (PTB-XL subset: 500 Hz)."""
-    if skip_missing == "auto":
-        return native_rate in source.partial_rates
+    """``auto`` skips only at rates the source declares partial (PTB-XL subset: 500 Hz).
+
+    Called for every fold, whether or not files are missing, so a typo such as
+    ``data.skip_missing=maybe`` fails at once rather than on the day a file goes missing.
+    """
     if isinstance(skip_missing, bool):
         return skip_missing
+    if skip_missing == "auto":
+        return native_rate in source.partial_rates
     raise ConfigError(f"data.skip_missing={skip_missing!r}; use true, false or auto")
 
 
@@ -84,6 +88,8 @@ def prepare_fold(
     if not isinstance(fold, int) or not 0 <= fold < n_folds:
         raise ConfigError(f"fold={fold!r} is outside 0..{n_folds - 1} (data.n_folds={n_folds})")
     check_sample_rate(sample_rate)
+    native = source.native_rate(sample_rate)
+    skip = resolve_skip_missing(skip_missing, source, native)  # before anything is written
     cohort = dict(cohort or {})
     index = source.index()
     folds = fold_file_for(
@@ -97,13 +103,12 @@ def prepare_fold(
         meta.drop(columns=["patient_id"]), on="record_id", how="left", validate="1:1"
     )
 
-    native = source.native_rate(sample_rate)
     paths = table.apply(lambda r: source.record_path(r, native), axis=1)
     absent = paths.map(lambda p: p is not None and not _record_exists(p))
     n_missing = int(absent.sum())
     if n_missing:
         examples = ", ".join(paths[absent].head(3))
-        if not resolve_skip_missing(skip_missing, source, native):
+        if not skip:
             raise InputError(
                 f"{n_missing} of {len(table)} cohort records have no {native} Hz file (e.g. {examples}); "
                 "set data.skip_missing=true to leave them out"
@@ -172,6 +177,12 @@ class SignalDataset(Dataset):
         return {**self.__dict__, "_signals": None}
 
 
+def loader_seed(seed: int, fold: int) -> int:
+    """Seed of a fold's batch order: changes with ``seed`` (a seed study varies the batches
+    too) and with ``fold``, and stays the same for the same pair."""
+    return int(np.random.SeedSequence([int(seed), int(fold)]).generate_state(1)[0])
+
+
 def lead_statistics(signals: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-lead mean and std ``[12, 1]`` (mV) over the given rows (the training part)."""
     mean = np.zeros((12, 1), dtype=np.float64)
@@ -214,6 +225,7 @@ class FoldDataModule(pl.LightningDataModule):
         self.source = source
         self.sample_rate = check_sample_rate(sample_rate)
         self.fold = fold
+        self.seed = seed
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.split = prepare_fold(source, fold, self.sample_rate, n_folds, cohort, val_fraction,
                                   skip_missing, self.cache_dir, fold_file, seed)  # fmt: skip
@@ -272,6 +284,11 @@ class SignalDataModule(FoldDataModule):
         else:
             self.mean, self.std = np.zeros((12, 1)), np.ones((12, 1))
 
+    def quality(self) -> dict[str, int]:
+        """Counts of suspicious but kept records (flat, duplicated signals), to log."""
+        self.setup()
+        return self.store.quality()
+
     @property
     def input_length(self) -> int:
         return int(round(10.0 * self.sample_rate))
@@ -283,7 +300,7 @@ class SignalDataModule(FoldDataModule):
         return SignalDataset(self.store.path, rows, part["label"].to_numpy(), self.mean, self.std)
 
     def _loader(self, part: pd.DataFrame, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.fold)
+        generator = torch.Generator().manual_seed(loader_seed(self.seed, self.fold))
         return DataLoader(
             self._dataset(part), batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
             pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0, generator=generator,
@@ -309,10 +326,8 @@ class FeatureDataModule(FoldDataModule):
     per (data set, sample rate, feature version) from the cached signals and cached too.
     """
 
-    def __init__(self, source, **kwargs: Any) -> None:
-        for loader_only in ("batch_size", "num_workers", "pin_memory", "normalize"):
-            kwargs.pop(loader_only, None)
-        super().__init__(source, **kwargs)
+    def __init__(self, source, **fold_kwargs: Any) -> None:
+        super().__init__(source, **fold_kwargs)
         self.table = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -322,6 +337,11 @@ class FeatureDataModule(FoldDataModule):
             self.table = load_or_compute_features(
                 self.source, self.cohort_rows(), self.sample_rate, self.cache_dir
             )
+
+    def quality(self) -> dict[str, int]:
+        """Counts of suspicious but kept records (flat, duplicated signals), to log."""
+        self.setup()
+        return dict(self.table.quality)
 
     def arrays(self, part: str) -> tuple[np.ndarray, np.ndarray]:
         """``(X [n, 408] float32 with NaN for unmeasurable features, y [n])`` of a part."""

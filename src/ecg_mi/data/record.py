@@ -17,8 +17,13 @@ STANDARD_LEADS: tuple[str, ...] = (
 _CANONICAL = {name.upper(): name for name in STANDARD_LEADS}
 
 
-def canonical_lead_name(name: str) -> str | None:
-    """Map a lead label as files spell it ('AVR', 'avr', ' V1 ') to the standard name."""
+def canonical_lead_name(name: object) -> str | None:
+    """Map a lead label as files spell it ('AVR', 'avr', ' V1 ') to the standard name.
+
+    Anything that is not a string (a parser's ``None`` for a missing label) maps to None.
+    """
+    if not isinstance(name, str):
+        return None
     return _CANONICAL.get(name.strip().upper())
 
 
@@ -26,8 +31,10 @@ def reorder_leads(signal: np.ndarray, names: list[str], source: str) -> np.ndarr
     """Return ``signal`` ([n_leads, L]) with rows in :data:`STANDARD_LEADS` order.
 
     Raises InputError naming ``source`` when the file does not hold exactly the 12
-    standard leads (wrong count, unknown or duplicated names).
+    standard leads (wrong count, unknown, missing or duplicated names).
     """
+    # Parsers hand over None for an absent label; show it as '' rather than crash on it.
+    names = ["" if n is None else str(n) for n in names]
     if len(names) != 12:
         raise InputError(f"{source}: expected 12 leads, found {len(names)} ({', '.join(names)})")
     canonical = [canonical_lead_name(n) for n in names]
@@ -77,8 +84,8 @@ def validate_signal(signal: np.ndarray, fs: float, source: str) -> None:
         )
     if signal.ndim != 2 or signal.shape[0] != 12 or signal.shape[1] == 0:
         raise InputError(f"{source}: signal must have shape [12, L>0], got {list(signal.shape)}")
-    if not fs or fs <= 0:
-        raise InputError(f"{source}: sampling frequency must be positive, got {fs}")
+    if not isinstance(fs, int | float | np.number) or not np.isfinite(fs) or fs <= 0:
+        raise InputError(f"{source}: sampling frequency must be a positive number, got {fs!r}")
     finite = np.isfinite(signal)
     if not finite.all():
         bad_leads = [STANDARD_LEADS[i] for i in np.flatnonzero(~finite.all(axis=1))]

@@ -10,11 +10,13 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
+from ecg_mi.config_checks import check_evaluate_config
 from ecg_mi.errors import ConfigError, InputError
 from ecg_mi.evaluate.report import Settings, build_report
 from ecg_mi.evaluate.runs import collect, fetch
+from ecg_mi.packaging import CHECKPOINT_ARTIFACT
 from ecg_mi.paths import repo_root
 from ecg_mi.tracking import mlflow_run, resolve_tracking_uri
 
@@ -23,41 +25,41 @@ log = logging.getLogger(__name__)
 
 def explain_run(cfg: DictConfig, uri: str) -> dict[str, Path]:
     """Grad-CAM for one finished network run (``explain=gradcam run_id=…``): rebuilds its data
-    and selected checkpoint from the run's ``config.yaml`` and ``model/best.ckpt``, writes the
-    figures and ``st_attention.csv`` to ``output_dir/gradcam-<run_id>/`` and logs them (and
-    the ST-attention metrics) back to that run."""
+    and selected model from the run's ``config.yaml`` and ``checkpoint/`` through the model's
+    family, writes the figures and ``st_attention.csv`` to ``output_dir/gradcam-<run_id>/``
+    and logs them (and the ST-attention metrics) back to that run."""
     from omegaconf import OmegaConf
 
-    from ecg_mi.explain.network import explain_network
-    from ecg_mi.models import get_model_class
-    from ecg_mi.train import build_datamodule
+    from ecg_mi.learners import learner_for
 
     if not cfg.run_id:
         raise ConfigError("explain=gradcam needs run_id=<MLflow run id of a network run>")
     try:
         MlflowClient(uri).get_run(cfg.run_id)
-        config = fetch(uri, cfg.run_id, "config.yaml")
-        checkpoint = fetch(uri, cfg.run_id, "model/best.ckpt")
+        run_cfg = OmegaConf.load(fetch(uri, cfg.run_id, "config.yaml"))
+        model_dir = Path(fetch(uri, cfg.run_id, CHECKPOINT_ARTIFACT))
         table = fetch(uri, cfg.run_id, "predictions.csv")
     except (MlflowException, OSError) as exc:
         raise InputError(
-            f"run {cfg.run_id} in {uri}: cannot fetch config.yaml, model/best.ckpt and predictions.csv ({exc})"
+            f"run {cfg.run_id} in {uri}: cannot fetch config.yaml, {CHECKPOINT_ARTIFACT}/ and "
+            f"predictions.csv ({exc})"
         ) from None
-    run_cfg = OmegaConf.load(config)
-    model_cls = get_model_class(run_cfg.model.name)
-    if model_cls.input_kind != "signal":
-        raise ConfigError(
-            f"run {cfg.run_id} trained {run_cfg.model.name!r}; Grad-CAM needs a network run"
-        )
-    data = build_datamodule(run_cfg, "signal")
+    learner_cls = learner_for(run_cfg.model.name)
+    if learner_cls.explanation != cfg.explain:
+        raise ConfigError(f"run {cfg.run_id} trained {run_cfg.model.name!r} ({learner_cls.family} family); "
+                          f"explain={cfg.explain} needs a run whose family explains by it")  # fmt: skip
+    out_dir = _absolute(Path(cfg.output_dir)) / f"gradcam-{cfg.run_id}"
+    with open_dict(run_cfg):
+        run_cfg.explain.n_examples = int(cfg.n_examples)
+        run_cfg.seed = int(cfg.seed)
+    learner = learner_cls(run_cfg, out_dir)
+    [model_file] = [p for p in model_dir.iterdir() if p.is_file()]
+    learner.load(model_file)
+    data = learner_cls.datamodule(run_cfg)
     data.setup()
     predictions = pd.read_csv(table, dtype={"record_id": str}).set_index("record_id")
     probs = predictions.loc[data.metadata("test")["record_id"], "prob"].to_numpy()
-    model = model_cls.load_from_checkpoint(checkpoint, map_location="cpu")
-    out_dir = _absolute(Path(cfg.output_dir)) / f"gradcam-{cfg.run_id}"
-    metrics, artifacts = explain_network(
-        model, data, probs, out_dir, int(cfg.n_examples), int(cfg.seed)
-    )
+    metrics, artifacts = learner.explain(data, probs)
     with mlflow.start_run(run_id=cfg.run_id):
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         for path, folder in artifacts:
@@ -73,8 +75,21 @@ def _absolute(path: Path) -> Path:
 
 def run(cfg: DictConfig) -> dict[str, Path]:
     """Report on ``cfg.experiment_name`` into ``cfg.output_dir`` and an MLflow summary run
-    (or, with ``explain=gradcam``, Grad-CAM for ``run_id``)."""
+    (or, with ``explain=gradcam``, Grad-CAM for ``run_id``; with ``external=true``, the
+    external validation of ``model`` on ``data``, see :mod:`ecg_mi.evaluate.external`; with
+    ``register=<name>``, ``model``'s fold ensemble registered: :mod:`ecg_mi.evaluate.register`)."""
+    check_evaluate_config(cfg)
     uri = resolve_tracking_uri(cfg.tracking.uri)
+    if cfg.get("register"):  # `model=<name>` arrives as model_uri (see evaluate.py)
+        from ecg_mi.evaluate.register import register_ensemble
+
+        model = cfg.get("model_uri")
+        print(register_ensemble(cfg.experiment_name, model, cfg.register, cfg.alias, uri))
+        return {}
+    if cfg.get("external"):
+        from ecg_mi.evaluate.external import run_external
+
+        return run_external(cfg, uri, _absolute(Path(cfg.external_dir)))
     if cfg.explain == "gradcam":
         return explain_run(cfg, uri)
     if cfg.explain:

@@ -23,9 +23,10 @@ from typing import Any
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from ecg_mi.evaluate.report import ARMS
 from ecg_mi.evaluate.runs import fetch
 from ecg_mi.evaluate.st_attention import st_attention_markdown
+from ecg_mi.learners.classical import ClassicalLearner
+from ecg_mi.learners.network import NetworkLearner
 from ecg_mi.paths import repo_root
 from ecg_mi.utils.io import atomic_path, atomic_write_text
 
@@ -109,8 +110,8 @@ def gradcam_examples(
 def target_lines(table: pd.DataFrame) -> list[str]:
     """One line per quality target: the measured mean test AUC and whether it is met."""
     auc = table.set_index("model")["auc_mean"]
-    networks = table[table["arm"] == ARMS["signal"]]
-    features = table[table["arm"] == ARMS["features"]]
+    networks = table[table["arm"] == NetworkLearner.arm]
+    features = table[table["arm"] == ClassicalLearner.arm]
     measured = {"resnet": auc.get("resnet")}
     if not networks.empty:
         best = networks.loc[networks["auc_mean"].idxmax()]

@@ -33,29 +33,12 @@ from ecg_mi.evaluate.importance import importance_section  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
 from ecg_mi.evaluate.st_attention import st_attention_markdown, st_attention_section  # noqa: E402
 from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_test  # noqa: E402
-from ecg_mi.models import get_model_class  # noqa: E402
+from ecg_mi.learners import arm_of as arm  # noqa: E402
+from ecg_mi.learners.network import NetworkLearner  # noqa: E402
+from ecg_mi.models.registry import display_name as display  # noqa: E402
 from ecg_mi.utils.io import atomic_path, atomic_write_text  # noqa: E402
 
 log = logging.getLogger(__name__)
-
-DISPLAY = {
-    "xgboost": "XGBoost", "decision_tree": "Decision Tree", "svm": "SVM", "random_forest": "Random Forest",
-    "logistic_regression": "Logistic Regression", "cnn": "CNN", "inception": "Inception", "resnet": "ResNet",
-    "lstm": "LSTM", "attention": "Attention",
-}  # fmt: skip
-ARMS = {"features": "clinical features", "signal": "raw ECG"}
-
-
-def display(model: str) -> str:
-    return DISPLAY.get(model, model)
-
-
-def arm(model: str) -> str:
-    try:
-        return ARMS[get_model_class(model).input_kind]
-    except Exception:  # a model this install does not know: still report it
-        return "other"
-
 
 def paper_table() -> pd.DataFrame:
     with resources.files("ecg_mi.evaluate").joinpath("paper_table2.csv").open() as fh:
@@ -125,7 +108,7 @@ def _paired_p(sweep: Sweep, model_a: str, model_b: str) -> float:
 def comparisons(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
     """Best raw-ECG model vs XGBoost, and every model vs the overall best (DeLong)."""
     rows = []
-    deep = table[table["arm"] == ARMS["signal"]]
+    deep = table[table["arm"] == NetworkLearner.arm]
     if not deep.empty and "xgboost" in set(table["model"]):
         best_deep = deep.loc[deep["pooled_auc"].idxmax(), "model"]
         rows.append(_comparison(sweep, best_deep, "xgboost", "best raw-ECG model vs XGBoost"))
@@ -214,7 +197,7 @@ def roc_figure(sweep: Sweep, table: pd.DataFrame, path: Path) -> None:
     for r in table.itertuples():
         pooled = _pooled(sweep, r.model)
         fpr, tpr, _ = roc_curve(pooled["label"], pooled["prob"])
-        style = "-" if r.arm == ARMS["signal"] else "--"
+        style = "-" if r.arm == NetworkLearner.arm else "--"
         ax.plot(
             fpr,
             tpr,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from ecg_mi.errors import DataError, InputError
+from ecg_mi.tracking import tracking_client
 
 log = logging.getLogger(__name__)
 
@@ -23,21 +23,31 @@ class Sweep:
     runs: pd.DataFrame  # model, fold, run_id, fold_hash, n_folds, metrics...
     predictions: pd.DataFrame  # model + predictions.csv columns
     incomplete: set[str]  # models missing folds (kept only with allow_incomplete)
+    # Models with fold runs but none FINISHED (kept out of the tables, named in a warning).
+    missing: set[str] = field(default_factory=set)
+    # ``{model}-fold{fold} STATUS (run id)`` of every fold run left out for not being FINISHED.
+    left_out: list[str] = field(default_factory=list)
 
 
 def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
-    """Finished fold runs of ``experiment``; checks folds and fold hashes (see module doc)."""
-    client = MlflowClient(uri)
+    """Finished fold runs of ``experiment``; checks folds and fold hashes (see module doc).
+
+    Runs RUNNING (in progress, or abandoned by a dead process), FAILED or KILLED are left out,
+    and named in one warning; a model none of whose runs finished is reported as missing.
+    """
+    client = tracking_client(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         names = sorted(e.name for e in client.search_experiments())
         raise InputError(
             f"no MLflow experiment {experiment!r} in {uri}; experiments there: {names}"
         )
-    runs = client.search_runs(
-        [found.experiment_id], "attributes.status = 'FINISHED' and tags.kind = 'fold'",
+    every = client.search_runs(
+        [found.experiment_id], "tags.kind = 'fold'",
         order_by=["attributes.start_time DESC"], max_results=50_000,
     )  # fmt: skip
+    runs = [r for r in every if r.info.status == "FINISHED"]
+    left_out, no_finished = _left_out(every, runs, experiment, allow_incomplete)
     if not runs:
         raise DataError(f"experiment {experiment!r} has no finished fold runs")
     rows = [
@@ -80,8 +90,73 @@ def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
         ignore_index=True,
     )
     return Sweep(
-        table.sort_values(["model", "fold"]).reset_index(drop=True), predictions, incomplete
-    )
+        table.sort_values(["model", "fold"]).reset_index(drop=True), predictions, incomplete,
+        no_finished, left_out,
+    )  # fmt: skip
+
+
+def model_fold_runs(experiment: str, uri: str, model: str) -> list[mlflow.entities.Run]:
+    """The newest FINISHED fold run of ``model`` for each of its folds, in fold order.
+
+    DataError when the experiment has no finished fold run of ``model`` (naming the models
+    it has), when folds are missing, or when the folds come from different fold files.
+    """
+    client = tracking_client(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise InputError(
+            f"no MLflow experiment {experiment!r} in {uri}; experiments there: {names}"
+        )
+    finished = client.search_runs(
+        [found.experiment_id], "tags.kind = 'fold' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=50_000,
+    )  # fmt: skip
+    runs = [r for r in finished if _run_model(r) == model]
+    if not runs:
+        known = sorted({_run_model(r) for r in finished})
+        raise DataError(f"experiment {experiment!r} has no finished fold run of model {model!r}; "
+                        f"models there: {known}")  # fmt: skip
+    by_fold: dict[int, mlflow.entities.Run] = {}
+    for run in runs:  # newest first: a re-run replaces the older run of its fold
+        by_fold.setdefault(int(run.data.params["fold"]), run)
+    n_folds = int(runs[0].data.params.get("data.n_folds", 5))
+    missing = sorted(set(range(n_folds)) - set(by_fold))
+    if missing:
+        raise DataError(f"model {model!r} lacks finished fold run(s) {missing} of {n_folds} "
+                        f"in {experiment!r}")  # fmt: skip
+    hashes = {r.data.params.get("fold_hash") for r in by_fold.values()}
+    if len(hashes) > 1:
+        raise DataError(
+            f"model {model!r} in {experiment!r}: its fold runs come from different fold files"
+        )
+    return [by_fold[f] for f in sorted(by_fold)]
+
+
+def _run_model(run: mlflow.entities.Run) -> str:
+    """A fold run's model: its param, else its tag (a run killed before logging params)."""
+    return run.data.params.get("model") or run.data.tags.get("model") or "?"
+
+
+def _left_out(every: list, finished: list, experiment: str,
+              allow_incomplete: bool) -> tuple[list[str], set[str]]:  # fmt: skip
+    """Name the fold runs that are not FINISHED (one warning line) and the models that have
+    no FINISHED run at all (an error, or with ``allow_incomplete`` a warning)."""
+    left_out = [
+        f"{r.info.run_name} {r.info.status} ({r.info.run_id})"
+        for r in every if r.info.status != "FINISHED"
+    ]  # fmt: skip
+    if left_out:
+        log.warning("experiment %s: left out %d fold run(s) not FINISHED: %s",
+                    experiment, len(left_out), ", ".join(left_out))  # fmt: skip
+    missing = {_run_model(r) for r in every} - {_run_model(r) for r in finished}
+    if missing:
+        message = (f"model(s) {sorted(missing)} have no FINISHED fold run in {experiment!r} "
+                   f"(left out: {', '.join(left_out)})")  # fmt: skip
+        if not allow_incomplete:
+            raise DataError(message + "; re-run them, or pass allow_incomplete=true")
+        log.warning("%s: reported as missing", message)
+    return left_out, missing
 
 
 def fetch(uri: str, run_id: str, artifact_path: str) -> str:

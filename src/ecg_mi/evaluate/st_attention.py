@@ -15,7 +15,7 @@ from ecg_mi.utils.io import atomic_path
 
 def st_attention_section(sweep: Sweep, uri: str, out_dir: Path, seed: int = 0) -> dict[str, Path]:
     """``st_attention.csv``: per network and lead ("all" = Grad-CAM), the mean ST ratio of MI
-    and non-MI test records with bootstrap CIs and the Mann–Whitney p."""
+    and non-MI test records with patient-bootstrap CIs and the Mann–Whitney p."""
     rows = []
     for model in sorted(sweep.runs["model"].unique()):
         parts = fold_tables(sweep, uri, model, "st_attention.csv")  # networks only
@@ -29,7 +29,7 @@ def st_attention_section(sweep: Sweep, uri: str, out_dir: Path, seed: int = 0) -
                     {
                         "model": model,
                         "lead": lead,
-                        **compare_groups(pooled[column], pooled["label"], seed=seed),
+                        **compare_groups(pooled[column], pooled["label"], pooled["patient_id"], seed=seed),
                     }
                 )
     if not rows:

@@ -19,12 +19,11 @@ def bootstrap_auc_ci(
     """
     labels, probs, patients = np.asarray(labels), np.asarray(probs), np.asarray(patients)
     auc = float(roc_auc_score(labels, probs))
-    unique, inverse = np.unique(patients, return_inverse=True)
-    members = [np.flatnonzero(inverse == k) for k in range(len(unique))]
+    members = patient_members(patients)
     rng = np.random.default_rng(seed)
     stats = []
     for _ in range(n_resamples):
-        chosen = rng.integers(0, len(unique), len(unique))
+        chosen = rng.integers(0, len(members), len(members))
         idx = np.concatenate([members[k] for k in chosen])
         if labels[idx].min() == labels[idx].max():
             continue
@@ -34,6 +33,31 @@ def bootstrap_auc_ci(
     alpha = (1 - level) / 2
     low, high = np.quantile(stats, [alpha, 1 - alpha])
     return auc, float(low), float(high)
+
+
+def patient_members(patients: np.ndarray) -> list[np.ndarray]:
+    """Record indices of each distinct patient (in sorted patient order)."""
+    _, inverse = np.unique(np.asarray(patients), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(inverse))[:-1])
+
+
+def bootstrap_mean_ci(
+    values: np.ndarray, patients: np.ndarray, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of ``values``, resampling *patients* (a patient's
+    records stay together, as for the AUC CIs). ``(nan, nan)`` for fewer than 2 patients."""
+    values = np.asarray(values, dtype=float)
+    members = patient_members(patients)
+    if len(members) < 2:
+        return float("nan"), float("nan")
+    sums = np.array([values[m].sum() for m in members])
+    counts = np.array([len(m) for m in members])
+    chosen = np.random.default_rng(seed).integers(0, len(members), (n_resamples, len(members)))
+    means = sums[chosen].sum(axis=1) / counts[chosen].sum(axis=1)
+    alpha = (1 - level) / 2
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    return float(low), float(high)
 
 
 def _midrank(x: np.ndarray) -> np.ndarray:

@@ -50,4 +50,4 @@ def explain_network(model: torch.nn.Module, data, probs: np.ndarray, out_dir: Pa
         artifacts.append(
             (gradcam_figure(raw[i], cams[i], fs, title, out_dir / "gradcam" / name), "gradcam")
         )
-    return compare_groups(ratios, labels, seed=seed), artifacts
+    return compare_groups(ratios, labels, meta["patient_id"].to_numpy(), seed=seed), artifacts

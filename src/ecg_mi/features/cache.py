@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ class FeatureTable:
     record_ids: list[str]
     names: list[str]
     path: Path
+    quality: dict[str, int] = field(default_factory=dict)  # the signal cache's counts
 
     @property
     def n_failed(self) -> int:
@@ -59,7 +60,9 @@ def load_or_compute_features(
     if array_path.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         if meta.get("record_ids") == store.record_ids:
-            return FeatureTable(np.load(array_path), store.record_ids, names, array_path)
+            return FeatureTable(
+                np.load(array_path), store.record_ids, names, array_path, store.quality()
+            )
     values = np.empty((len(store.record_ids), len(names)), dtype=np.float32)
     progress = tqdm(range(len(values)), desc=f"features {source.name} @ {sample_rate} Hz",
                     disable=len(values) < 200 or bool(os.environ.get("ECG_MI_NO_PROGRESS")))  # fmt: skip
@@ -70,7 +73,7 @@ def load_or_compute_features(
     atomic_write_text(
         meta_path, json.dumps({"record_ids": store.record_ids, "version": FEATURE_VERSION})
     )
-    table = FeatureTable(values, store.record_ids, names, array_path)
+    table = FeatureTable(values, store.record_ids, names, array_path, store.quality())
     if table.n_failed:
         log.warning(
             "%d of %d records have no usable beats (NaN features)", table.n_failed, len(values)

@@ -30,10 +30,11 @@ class AttentionPool(nn.Module):
         return (weights * h).sum(dim=1)
 
 
-class _AttentionNet(nn.Module):
+class _AttentionHead(nn.Module):
+    """``[B, D, T]`` encoder output → positions → transformer → attention pooling → logit."""
+
     def __init__(
         self,
-        encoder: nn.Module,
         d_model: int,
         heads: int,
         layers: int,
@@ -41,7 +42,6 @@ class _AttentionNet(nn.Module):
         max_len: int,
     ) -> None:
         super().__init__()
-        self.encoder = encoder
         self.position = nn.Parameter(torch.zeros(1, max_len, d_model))
         layer = nn.TransformerEncoderLayer(
             d_model,
@@ -55,15 +55,17 @@ class _AttentionNet(nn.Module):
         self.pool = AttentionPool(d_model)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_model, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(x).transpose(1, 2)  # [B, T, D]
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = h.transpose(1, 2)  # [B, T, D]
         h = h + self.position[:, : h.shape[1]]
         return self.head(self.pool(self.transformer(h)))
 
 
-@register_model("attention")
+@register_model("attention", display="Attention")
 class Attention(ECGClassifier):
     """Conv encoder (``channels``, ``strides``) → transformer (``layers`` × ``heads``) → attention pooling."""
+
+    smoke_settings = {"channels": [8, 16, 16], "heads": 2, "layers": 1}
 
     def __init__(
         self,
@@ -78,6 +80,5 @@ class Attention(ECGClassifier):
         **base_kwargs,
     ) -> None:
         super().__init__(**base_kwargs)
-        encoder = strided_encoder(in_leads, channels, strides, kernel_size)
-        self.features = encoder  # the last convolutional stage (Grad-CAM target)
-        self.net = _AttentionNet(encoder, channels[-1], heads, layers, dropout, max_len)
+        self.features = strided_encoder(in_leads, channels, strides, kernel_size)  # Grad-CAM target
+        self.head = _AttentionHead(channels[-1], heads, layers, dropout, max_len)

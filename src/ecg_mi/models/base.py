@@ -57,17 +57,21 @@ class Augment(nn.Module):
 
 
 class ECGClassifier(pl.LightningModule):
-    """Binary MI classifier on ``[B, 12, L]`` signals; subclasses build ``self.net``.
+    """Binary MI classifier on ``[B, 12, L]`` signals; subclasses build two modules.
 
-    ``self.net`` maps ``[B, 12, L]`` to one logit per record; ``self.features`` is its
-    last convolutional stage. Loss: BCE-with-logits (optional ``pos_weight``); optimiser
+    The interface every network implements (checked by :meth:`check_interface` when the
+    registry builds it): ``self.features`` — the convolutional stage, ``[B, 12, L]`` →
+    ``[B, C, T]`` (Grad-CAM's target layer) — and ``self.head``, ``[B, C, T]`` → ``[B, 1]``
+    logits. Both are stored once in a checkpoint. Loss: BCE-with-logits (optional ``pos_weight``); optimiser
     AdamW; schedule per step: one-cycle, cosine or none; optional :class:`Augment` on
     training batches. Logged each epoch: ``train_loss``, ``val_loss``, ``val_auc``.
     Best-epoch selection and early stopping on ``val_auc`` are callbacks of the train
     route, shared by every network.
     """
 
-    input_kind = "signal"
+    family = "network"
+    #: Tiny settings of this network for fast tests (subclasses override).
+    smoke_settings: dict[str, Any] = {}
 
     def __init__(
         self,
@@ -86,21 +90,30 @@ class ECGClassifier(pl.LightningModule):
         self.val_auc = BinaryAUROC()
         self.augment = Augment(**(augment or {}))
 
+    def check_interface(self) -> None:
+        """Refuse a network without its ``features`` stage and ``head`` (ConfigError)."""
+        for part in ("features", "head"):
+            if not isinstance(getattr(self, part, None), nn.Module):
+                raise ConfigError(
+                    f"model {getattr(self, 'model_name', type(self).__name__)!r}: a network must set "
+                    f"self.{part} (an nn.Module): features [B, 12, L] -> [B, C, T], head -> [B, 1] logits"
+                )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[B]`` for signals ``[B, 12, L]``."""
-        return self.net(x).squeeze(-1)
+        return self.head(self.features(x)).squeeze(-1)
 
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
         x, y, _ = batch
         loss = self.loss_fn(self(self.augment(x)), y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
         x, y, _ = batch
         logits = self(x)
         loss = self.loss_fn(logits, y)
-        self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
         self.val_auc.update(torch.sigmoid(logits.float()), y.long())
         self.log("val_auc", self.val_auc, on_step=False, on_epoch=True, batch_size=len(y))
 

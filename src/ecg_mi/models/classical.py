@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (enables Halving*SearchCV)
 from sklearn.impute import SimpleImputer
@@ -39,6 +39,9 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils import Tags
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 from xgboost import XGBClassifier
 
 from ecg_mi.errors import ConfigError
@@ -50,13 +53,20 @@ log = logging.getLogger(__name__)
 SEARCHES = ("halving", "grid", "random", "none")
 
 
-class ClassicalModel:
-    """Base adapter: build an estimator, optionally search its grid, fit, predict P(MI).
+class ClassicalModel(ClassifierMixin, BaseEstimator):
+    """Base adapter, a scikit-learn classifier: build an estimator, optionally search its
+    grid inside the training data, fit, predict P(MI). Binary labels only.
+
+    Follows the estimator contract (checked by ``parametrize_with_checks`` in the tests):
+    ``__init__`` only stores its arguments; settings are validated by
+    :meth:`check_interface` (called by the registry when it builds a model) and again
+    by ``fit``; fitted attributes end in ``_``.
 
     Args:
         params: fixed estimator parameters (the starting point of any search).
         grid: parameter grid ``{name: [values]}`` for ``search`` ≠ ``none``.
-        search: ``halving`` | ``grid`` | ``random`` | ``none``.
+        search: ``halving`` | ``grid`` | ``random`` | ``none``; None = the model's
+            ``default_search``.
         inner_folds: patient-grouped inner CV folds of the search (training part only).
         n_iter: draws for ``random``.
         min_resources: smallest budget of the halving search (see :meth:`_halving`).
@@ -64,64 +74,98 @@ class ClassicalModel:
         n_jobs: parallel jobs for estimators/searches.
     """
 
-    input_kind = "features"
+    family = "classical"
+    default_search = "none"
     n_params = ""
 
     def __init__(
         self,
         params: Mapping[str, Any] | None = None,
         grid: Mapping[str, list] | None = None,
-        search: str = "none",
+        search: str | None = None,
         inner_folds: int = 3,
         n_iter: int = 60,
         min_resources: int = 2,
         seed: int = 0,
         n_jobs: int = 2,
     ) -> None:
+        self.params = params
+        self.grid = grid
+        self.search = search
+        self.inner_folds = inner_folds
+        self.n_iter = n_iter
+        self.min_resources = min_resources
+        self.seed = seed
+        self.n_jobs = n_jobs
+
+    def _search(self) -> str:
+        return self.default_search if self.search is None else self.search
+
+    def check_interface(self) -> None:
+        """ConfigError for settings no fit could use (unknown search, a search without grid)."""
+        search = self._search()
         if search not in SEARCHES:
             raise ConfigError(f"model.search={search!r}; choose one of {list(SEARCHES)}")
-        if search != "none" and not grid:
+        if search != "none" and not self.grid:
             raise ConfigError(f"model.search={search} needs a non-empty model.grid")
-        self.params = dict(params or {})
-        self.grid = {k: list(v) for k, v in (grid or {}).items()}
-        self.search, self.inner_folds, self.n_iter = search, int(inner_folds), int(n_iter)
-        self.min_resources = int(min_resources)
-        self.seed, self.n_jobs = int(seed), int(n_jobs)
-        self.estimator_: BaseEstimator | None = None
-        self.search_summary_: dict[str, Any] = {}
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # MI vs not: AUC-scored searches are binary
+        tags.input_tags.allow_nan = True  # unmeasurable features are NaN (imputed or routed)
+        return tags
 
     def make_estimator(self) -> BaseEstimator:
         """The unfitted estimator with ``self.params`` applied (subclasses)."""
         raise NotImplementedError
 
+    def _params(self) -> dict[str, Any]:
+        return dict(self.params or {})
+
     def _grid_for(self, estimator: BaseEstimator) -> dict[str, list]:
         """Grid keys addressed to the final step when the estimator is a pipeline."""
+        grid = {k: list(v) for k, v in (self.grid or {}).items()}
         if isinstance(estimator, Pipeline):
             step = estimator.steps[-1][0]
-            return {f"{step}__{k}": v for k, v in self.grid.items()}
-        return self.grid
+            return {f"{step}__{k}": v for k, v in grid.items()}
+        return grid
 
     def _halving(self, estimator: BaseEstimator, grid: dict[str, list], common: dict) -> Any:
         """Successive halving, factor 3, with the number of training samples as the budget
         (at least ``min_resources``, and 100 so each inner fold has both classes)."""
-        return HalvingGridSearchCV(estimator, grid, factor=3, min_resources=max(self.min_resources, 100),
+        return HalvingGridSearchCV(estimator, grid, factor=3, min_resources=max(int(self.min_resources), 100),
                                    random_state=self.seed, **common)  # fmt: skip
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> ClassicalModel:
+        """Fit on ``X`` ``[n, features]`` (NaN = unmeasured) and binary ``y``; any search
+        runs inside these records, grouped by ``groups`` (patients)."""
+        self.check_interface()
+        X, y = validate_data(self, X, y, ensure_all_finite="allow-nan")
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) > 2:
+            raise ValueError("Only binary classification is supported; got classes "
+                             f"{self.classes_.tolist()}")  # fmt: skip
+        y = np.searchsorted(self.classes_, y)  # 0/1 whatever the labels (XGBoost needs 0..k-1)
+        self.search_summary_: dict[str, Any] = {}
+        if len(self.classes_) == 1:  # nothing to learn: P(class) = 1 (scikit-learn's convention)
+            self.estimator_ = None
+            return self
         estimator = self.make_estimator()
-        if self.search == "none":
+        search = self._search()
+        if search == "none":
             self.estimator_ = estimator.fit(X, y)
             return self
-        cv = StratifiedGroupKFold(n_splits=self.inner_folds, shuffle=True, random_state=self.seed)
+        cv = StratifiedGroupKFold(n_splits=int(self.inner_folds), shuffle=True, random_state=self.seed)
         grid = self._grid_for(estimator)
         common = dict(scoring="roc_auc", cv=cv, n_jobs=self.n_jobs, refit=True)
-        if self.search == "halving":
+        if search == "halving":
             searcher = self._halving(estimator, grid, common)
-        elif self.search == "grid":
+        elif search == "grid":
             searcher = GridSearchCV(estimator, grid, **common)
         else:
             searcher = RandomizedSearchCV(
-                estimator, grid, n_iter=self.n_iter, random_state=self.seed, **common
+                estimator, grid, n_iter=int(self.n_iter), random_state=self.seed, **common
             )
         searcher.fit(X, y, groups=groups)
         self.estimator_ = searcher.best_estimator_
@@ -134,9 +178,18 @@ class ClassicalModel:
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """``[n, 2]`` class probabilities (column 1 = P(MI))."""
+        check_is_fitted(self)
+        # A writeable copy: libsvm refuses read-only (memory-mapped) inputs.
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", copy=True)
         if self.estimator_ is None:
-            raise RuntimeError(f"{type(self).__name__} is not fitted")
+            return np.ones((len(X), 1))
         return self.estimator_.predict_proba(X)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The most probable class of each row."""
+        probs = self.predict_proba(X)  # checks fitted before classes_ is read
+        return self.classes_[np.argmax(probs, axis=1)]
 
 
 def _log_round(itr: int, n_rounds: int, candidates: int, trees: int) -> None:
@@ -148,7 +201,7 @@ def _imputed(*steps: BaseEstimator) -> Pipeline:
     return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), *steps)
 
 
-@register_model("xgboost")
+@register_model("xgboost", display="XGBoost")
 class XGBoostModel(ClassicalModel):
     """XGBoost tree booster (``hist``); NaN features are routed natively. Halving spends
     its budget in trees (:class:`~ecg_mi.models.halving.TreeBudgetHalving`, scikit-learn's
@@ -158,9 +211,7 @@ class XGBoostModel(ClassicalModel):
     8 rounds: 3888/1296/432/144 candidates at 2 trees, then 48 at 6, 16 at 18, 6 at 54 and the
     last 2 at 162; ``best_params`` reports the trees the winner was scored (and refitted) with."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("search", "halving")
-        super().__init__(**kwargs)
+    default_search = "halving"
 
     def _halving(self, estimator: BaseEstimator, grid: dict[str, list], common: dict) -> Any:
         if RESOURCE not in grid:
@@ -175,43 +226,57 @@ class XGBoostModel(ClassicalModel):
         # small fits builds its histograms ~3x faster than with the default 256.
         return XGBClassifier(
             booster="gbtree", tree_method="hist", max_bin=64, eval_metric="logloss",
-            random_state=self.seed, n_jobs=1 if self.search != "none" else self.n_jobs, **self.params,
+            random_state=self.seed, n_jobs=1 if self._search() != "none" else self.n_jobs, **self._params(),
         )  # fmt: skip
 
 
-@register_model("decision_tree")
+@register_model("decision_tree", display="Decision Tree")
 class DecisionTreeModel(ClassicalModel):
     def make_estimator(self) -> BaseEstimator:
-        return _imputed(DecisionTreeClassifier(random_state=self.seed, **self.params))
+        return _imputed(DecisionTreeClassifier(random_state=self.seed, **self._params()))
 
 
-@register_model("random_forest")
+@register_model("random_forest", display="Random Forest")
 class RandomForestModel(ClassicalModel):
     def make_estimator(self) -> BaseEstimator:
         return _imputed(
-            RandomForestClassifier(random_state=self.seed, n_jobs=self.n_jobs, **self.params)
+            RandomForestClassifier(random_state=self.seed, n_jobs=self.n_jobs, **self._params())
         )
 
 
-@register_model("logistic_regression")
+@register_model("logistic_regression", display="Logistic Regression")
 class LogisticRegressionModel(ClassicalModel):
     def make_estimator(self) -> BaseEstimator:
-        params = {"C": 1.0, "max_iter": 5000, **self.params}
+        params = {"C": 1.0, "max_iter": 5000, **self._params()}
         return _imputed(StandardScaler(), LogisticRegression(random_state=self.seed, **params))
 
 
-@register_model("svm")
+@register_model("svm", display="SVM")
 class SVMModel(ClassicalModel):
     """Support vector machine; ``kernel`` ∈ linear, poly, rbf, sigmoid."""
 
     KERNELS = ("linear", "poly", "rbf", "sigmoid")
 
-    def __init__(self, kernel: str = "linear", **kwargs: Any) -> None:
-        if kernel not in self.KERNELS:
-            raise ConfigError(f"model.kernel={kernel!r}; choose one of {list(self.KERNELS)}")
+    def __init__(
+        self,
+        kernel: str = "linear",
+        params: Mapping[str, Any] | None = None,
+        grid: Mapping[str, list] | None = None,
+        search: str | None = None,
+        inner_folds: int = 3,
+        n_iter: int = 60,
+        min_resources: int = 2,
+        seed: int = 0,
+        n_jobs: int = 2,
+    ) -> None:
         self.kernel = kernel
-        super().__init__(**kwargs)
+        super().__init__(params, grid, search, inner_folds, n_iter, min_resources, seed, n_jobs)
+
+    def check_interface(self) -> None:
+        if self.kernel not in self.KERNELS:
+            raise ConfigError(f"model.kernel={self.kernel!r}; choose one of {list(self.KERNELS)}")
+        super().check_interface()
 
     def make_estimator(self) -> BaseEstimator:
-        svc = SVC(kernel=self.kernel, probability=True, random_state=self.seed, **self.params)
+        svc = SVC(kernel=self.kernel, probability=True, random_state=self.seed, **self._params())
         return _imputed(StandardScaler(), svc)

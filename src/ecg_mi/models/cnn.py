@@ -11,9 +11,11 @@ from ecg_mi.models.layers import classifier_head, conv_bn_relu
 from ecg_mi.models.registry import register_model
 
 
-@register_model("cnn")
+@register_model("cnn", display="CNN")
 class CNN(ECGClassifier):
     """``len(channels)`` conv blocks, each halving the length by max-pooling."""
+
+    smoke_settings = {"channels": [8, 16, 16]}
 
     def __init__(
         self,
@@ -29,4 +31,4 @@ class CNN(ECGClassifier):
         for c_in, c_out in zip([in_leads, *channels[:-1]], channels, strict=True):
             blocks += [conv_bn_relu(c_in, c_out, kernel_size), nn.MaxPool1d(pool)]
         self.features = nn.Sequential(*blocks)
-        self.net = nn.Sequential(self.features, classifier_head(channels[-1], dropout))
+        self.head = classifier_head(channels[-1], dropout)

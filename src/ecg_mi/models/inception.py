@@ -61,9 +61,11 @@ class InceptionBlock(nn.Module):
         return self.act(self.modules_(x) + self.shortcut(x))
 
 
-@register_model("inception")
+@register_model("inception", display="Inception")
 class Inception(ECGClassifier):
     """InceptionTime: ``n_blocks`` residual blocks of ``residual_every`` modules."""
+
+    smoke_settings = {"filters": 8, "bottleneck": 8, "stem_channels": 8, "n_blocks": 1}
 
     def __init__(
         self,
@@ -93,4 +95,4 @@ class Inception(ECGClassifier):
         self.features = nn.Sequential(
             conv_bn_relu(in_leads, stem_channels, 7, stem_stride), *blocks
         )
-        self.net = nn.Sequential(self.features, classifier_head(c_out, dropout))
+        self.head = classifier_head(c_out, dropout)

@@ -17,22 +17,25 @@ from ecg_mi.models.layers import strided_encoder
 from ecg_mi.models.registry import register_model
 
 
-class _LSTMNet(nn.Module):
-    def __init__(self, front: nn.Module, lstm: nn.LSTM, out_features: int, dropout: float) -> None:
+class _LSTMHead(nn.Module):
+    """``[B, C, T]`` front-end output → LSTM → mean ⊕ max over time → one logit."""
+
+    def __init__(self, lstm: nn.LSTM, out_features: int, dropout: float) -> None:
         super().__init__()
-        self.front, self.lstm = front, lstm
+        self.lstm = lstm
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * out_features, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.front(x).transpose(1, 2)  # [B, T, C]
-        out, _ = self.lstm(h)
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(h.transpose(1, 2))  # [B, T, C]
         pooled = torch.cat([out.mean(dim=1), out.amax(dim=1)], dim=1)
         return self.head(pooled)
 
 
-@register_model("lstm")
+@register_model("lstm", display="LSTM")
 class LSTM(ECGClassifier):
     """Conv front-end (``channels``, ``strides``) → LSTM (``hidden`` × ``layers``)."""
+
+    smoke_settings = {"channels": [8, 16, 16], "hidden": 16}
 
     def __init__(
         self,
@@ -53,4 +56,4 @@ class LSTM(ECGClassifier):
             dropout=dropout if layers > 1 else 0.0,
         )  # fmt: skip
         self.features = front  # the last convolutional stage (Grad-CAM target)
-        self.net = _LSTMNet(front, lstm, hidden * (2 if bidirectional else 1), dropout)
+        self.head = _LSTMHead(lstm, hidden * (2 if bidirectional else 1), dropout)

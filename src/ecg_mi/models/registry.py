@@ -1,7 +1,10 @@
 """One registry for every model, networks and classical alike (timm-style).
 
-``@register_model("resnet")`` on a class makes ``model=resnet`` work: the name is the
-config key (``conf/model/resnet.yaml``) and ``create_model("resnet", **cfg)`` builds it.
+``@register_model("resnet", display="ResNet")`` on a class makes ``model=resnet`` work: the
+name is the config key (``conf/model/resnet.yaml``) and ``create_model("resnet", **cfg)``
+builds it. Every model class names its family (``family = "network"`` or ``"classical"``,
+see :mod:`ecg_mi.learners`), so models are listed by family and nothing outside the
+registry keeps a list of models.
 """
 
 from __future__ import annotations
@@ -15,24 +18,32 @@ _MODELS: dict[str, type] = {}
 T = TypeVar("T", bound=type)
 
 
-def register_model(name: str) -> Callable[[T], T]:
-    """Class decorator registering a model under ``name``."""
+def register_model(name: str, display: str | None = None) -> Callable[[T], T]:
+    """Class decorator registering a model under ``name`` (shown in reports as ``display``)."""
 
     def decorator(cls: T) -> T:
         if name in _MODELS and _MODELS[name] is not cls:
             raise ValueError(
                 f"model name {name!r} is already registered by {_MODELS[name].__qualname__}"
             )
+        if not getattr(cls, "family", None):
+            raise ValueError(f"model {name!r} ({cls.__qualname__}) names no family")
         _MODELS[name] = cls
         cls.model_name = name
+        cls.display_name = display or name
         return cls
 
     return decorator
 
 
-def list_models() -> list[str]:
-    """Registered model names, sorted."""
-    return sorted(_MODELS)
+def list_models(family: str | None = None) -> list[str]:
+    """Registered model names, sorted; only those of ``family`` when given."""
+    return sorted(n for n, cls in _MODELS.items() if family in (None, cls.family))
+
+
+def list_families() -> list[str]:
+    """The families registered models belong to, sorted."""
+    return sorted({cls.family for cls in _MODELS.values()})
 
 
 def get_model_class(name: str) -> type:
@@ -45,10 +56,21 @@ def get_model_class(name: str) -> type:
         ) from None
 
 
+def display_name(name: str) -> str:
+    """The report name of model ``name`` (``name`` itself for a model this install lacks)."""
+    cls = _MODELS.get(name)
+    return cls.display_name if cls else name
+
+
 def create_model(name: str, **kwargs: Any) -> Any:
-    """Instantiate the model registered as ``name`` with ``kwargs``."""
+    """Instantiate the model registered as ``name`` with ``kwargs``; its family's interface
+    is checked (``check_interface``), so a malformed model fails here, not after training."""
     cls = get_model_class(name)
     try:
-        return cls(**kwargs)
+        model = cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"model {name!r}: bad settings ({exc})") from None
+    check = getattr(model, "check_interface", None)
+    if check is not None:
+        check()
+    return model

@@ -48,9 +48,11 @@ class ResidualUnit(nn.Module):
         return self.act(self.shortcut(x) + self.residual(x))
 
 
-@register_model("resnet")
+@register_model("resnet", display="ResNet")
 class ResNet(ECGClassifier):
     """Paper ResNet. ``channels`` sets the width of each residual unit (3 by default)."""
+
+    smoke_settings = {"channels": [8, 16, 16]}
 
     def __init__(
         self,
@@ -71,4 +73,4 @@ class ResNet(ECGClassifier):
         units = [ResidualUnit(c_in, c_out, kernel_size, unit_stride, n_convs, dropout)
                  for c_in, c_out in zip([channels[0], *channels[:-1]], channels, strict=True)]  # fmt: skip
         self.features = nn.Sequential(*stem, *units)
-        self.net = nn.Sequential(self.features, classifier_head(channels[-1], dropout))
+        self.head = classifier_head(channels[-1], dropout)

@@ -49,6 +49,10 @@ def read_cardiosoft_xml(
         ) from exc
     except SafeET.ParseError as exc:
         raise InputError(f"{path}: malformed XML ({exc})") from exc
+    except (LookupError, ValueError) as exc:  # expat: unknown or multi-byte declared encoding
+        raise InputError(f"{path}: unreadable XML ({exc})") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
     if root.tag != "CardiologyXML":
         raise InputError(f"{path}: root element is <{root.tag}>, expected <CardiologyXML>")
     strip = root.find("StripData")
@@ -68,13 +72,22 @@ def read_cardiosoft_xml(
         raise InputError(f"{path}: <WaveformData> is empty")
     signal = np.asarray(rows, dtype=np.float64) if rows else np.zeros((0, 0))
     signal = reorder_leads(signal, names, str(path))
-    declared = strip.findtext("ChannelSampleCountTotal")
-    if declared and declared.strip().isdigit() and int(declared) != signal.shape[1]:
+    declared = _declared_count(strip.findtext("ChannelSampleCountTotal"))
+    if declared is not None and declared != signal.shape[1]:
         raise InputError(
-            f"{path}: <ChannelSampleCountTotal> says {int(declared)} samples, leads hold {signal.shape[1]}"
+            f"{path}: <ChannelSampleCountTotal> says {declared} samples, leads hold {signal.shape[1]}"
         )
     mv = (signal * (resolution_uv / 1000.0)).astype(np.float32)
     return Record(record_id=record_id or path.stem, signal=mv, fs=fs, metadata=dict(metadata or {}))
+
+
+def _declared_count(text: str | None) -> int | None:
+    """The optional ``<ChannelSampleCountTotal>`` as an int, None when absent or not a count
+    (str.isdigit admits '²', which int() refuses)."""
+    try:
+        return int(text) if text and text.strip().isdecimal() else None
+    except ValueError:
+        return None
 
 
 def _number(parent: Any, tag: str, path: Path) -> float:

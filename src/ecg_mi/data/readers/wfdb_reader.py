@@ -41,35 +41,84 @@ class _SimpleHeader:
     names: list[str]
 
 
-def _parse_simple_header(header: Path) -> _SimpleHeader | None:
-    """Parse ``header`` if the fast path handles it, else return None."""
+def _header_lines(header: Path) -> list[list[str]]:
+    """The record line and signal lines of ``header``, split into fields and checked.
+
+    Both decoding paths start here, so a header that would make either one crash, guess or
+    silently flip a lead is refused with a message naming the line: no signal lines, a count
+    that disagrees with the record line, a signal line without its lead name (the 9th
+    field), a non-positive length, or an ADC gain that is not a positive number (a negative
+    gain negates the lead; WFDB reads 0 as "default 200", which a 12-lead export never means).
+    """
     try:
-        lines = [
-            ln
-            for ln in header.read_text(encoding="latin-1").splitlines()
-            if ln.strip() and not ln.startswith("#")
-        ]
-        record = lines[0].split()
-        n_sig, fs_text, sig_len = int(record[1]), record[2], int(record[3])
-        if "/" in fs_text or "(" in fs_text or n_sig != len(lines) - 1:
+        text = header.read_bytes().decode("latin-1")
+    except OSError as exc:
+        raise InputError(f"{header}: cannot read WFDB header ({exc.strerror})") from None
+    lines = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        raise InputError(f"{header}: empty WFDB header (no record line)")
+    record = lines[0]
+    n_sig = _int_field(record, 1, header, "record line: number of signals")
+    if n_sig < 1:
+        raise InputError(f"{header}: record line declares {n_sig} signals")
+    if len(record) > 3 and _int_field(record, 3, header, "record line: signal length") < 1:
+        raise InputError(f"{header}: record line declares signal length {record[3]!r}")
+    signals = lines[1:]
+    if len(signals) != n_sig:
+        raise InputError(
+            f"{header}: record line declares {n_sig} signals but {len(signals)} signal line(s) follow"
+        )
+    for k, fields in enumerate(signals, start=1):
+        if len(fields) < 9:
+            raise InputError(
+                f"{header}: signal line {k} has {len(fields)} fields; a 12-lead record needs 9 "
+                "(file, format, gain, resolution, zero, first value, checksum, block size, lead name)"
+            )
+        _check_gain(fields[2], header, k, fields[8])
+    return lines
+
+
+def _int_field(fields: list[str], i: int, header: Path, what: str) -> int:
+    try:
+        return int(fields[i])
+    except (IndexError, ValueError):
+        got = fields[i] if i < len(fields) else "nothing"
+        raise InputError(f"{header}: {what} must be an integer, found {got!r}") from None
+
+
+def _check_gain(text: str, header: Path, k: int, lead: str) -> None:
+    """Refuse an ADC gain field that is unreadable or not a positive finite number."""
+    match = _GAIN.match(text)
+    try:
+        gain = float(match.group(1)) if match else float("nan")
+    except ValueError:  # the pattern admits e.g. '1.2.3'
+        gain = float("nan")
+    if not np.isfinite(gain) or gain <= 0:
+        raise InputError(
+            f"{header}: signal line {k} ({lead}): ADC gain {text!r} must be a positive number"
+        )
+
+
+def _parse_simple_header(lines: list[list[str]]) -> _SimpleHeader | None:
+    """Parse checked header ``lines`` if the fast path handles them, else return None."""
+    try:
+        record = lines[0]
+        fs_text, sig_len = record[2], int(record[3])
+        if "/" in fs_text or "(" in fs_text:
             return None
         fs = float(fs_text)
         files, gains, baselines, units, names = set(), [], [], [], []
-        for line in lines[1:]:
-            fields = line.split(maxsplit=8)
-            if len(fields) < 9 or fields[1] != "16":
+        for fields in lines[1:]:
+            if fields[1] != "16":
                 return None
             match = _GAIN.match(fields[2])
-            if not match:
-                return None
-            gain = float(match.group(1)) or 200.0  # WFDB: gain 0 means the default 200
             adc_zero = int(fields[4])
             files.add(fields[0])
-            gains.append(gain)
+            gains.append(float(match.group(1)))
             baselines.append(int(match.group(2)) if match.group(2) is not None else adc_zero)
             units.append(match.group(3) or "mV")
-            names.append(fields[8].strip())
-    except (OSError, ValueError, IndexError):
+            names.append(" ".join(fields[8:]))
+    except (ValueError, IndexError, AttributeError):
         return None
     if len(files) != 1:
         return None
@@ -105,18 +154,45 @@ def _read_with_wfdb(
     try:
         head = wfdb.rdheader(str(path))
     except Exception as exc:  # wfdb raises bare ValueError/IndexError on bad headers
-        raise InputError(f"{header}: unreadable WFDB header ({exc})") from exc
+        raise InputError(f"{header}: unreadable WFDB header ({_describe(exc)})") from exc
+    _check_parsed_header(header, head)
     _check_fs(header, float(head.fs), expected_fs)
     _check_dat_files(path, head)
     try:
         rec = wfdb.rdrecord(str(path), physical=True)
     except Exception as exc:
-        raise InputError(f"{path}: unreadable WFDB signal ({exc})") from exc
+        raise InputError(f"{path}: unreadable WFDB signal ({_describe(exc)})") from exc
     signal = rec.p_signal
-    if signal is None or signal.shape[0] != head.sig_len:
+    if signal is None or (head.sig_len and signal.shape[0] != head.sig_len):
         got = 0 if signal is None else signal.shape[0]
         raise InputError(f"{path}: truncated signal, {got} of {head.sig_len} samples")
+    if signal.ndim != 2 or signal.shape[0] == 0:
+        raise InputError(f"{path}: no samples in the WFDB signal file(s)")
     return signal.T, list(rec.sig_name), list(rec.units), float(rec.fs)
+
+
+def _describe(exc: Exception) -> str:
+    """A one-line account of a third-party exception for an InputError message."""
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _check_parsed_header(header: Path, head: wfdb.Record) -> None:
+    """What wfdb's parser leaves unchecked, checked before anything indexes into it.
+
+    ``wfdb.rdheader`` accepts headers whose per-signal lists are ``None`` or of the wrong
+    length (it fills what it can); the code below would then fail with a TypeError.
+    """
+    n_sig = head.n_sig
+    if not isinstance(n_sig, int | np.integer) or n_sig < 1:
+        raise InputError(f"{header}: WFDB header declares {n_sig!r} signals")
+    fs = head.fs
+    if not isinstance(fs, int | float | np.number) or not np.isfinite(fs) or fs <= 0:
+        raise InputError(f"{header}: sampling frequency {fs!r} is not a positive number")
+    for name in ("file_name", "fmt", "sig_name", "units", "adc_gain"):
+        values = getattr(head, name, None)
+        if not isinstance(values, list) or len(values) != n_sig or None in values:
+            raise InputError(f"{header}: WFDB header gives no complete {name} for {n_sig} signals")
 
 
 def _check_fs(header: Path, fs: float, expected_fs: float | None) -> None:
@@ -146,7 +222,7 @@ def read_wfdb(
     header = path.with_suffix(".hea")
     if not header.is_file():
         raise InputError(f"{header}: WFDB header file not found")
-    simple = _parse_simple_header(header)
+    simple = _parse_simple_header(_header_lines(header))
     if simple is not None:
         _check_fs(header, simple.fs, expected_fs)
         signal, names, units = _read_simple(path, simple)

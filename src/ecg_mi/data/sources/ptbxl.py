@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from ecg_mi.data.columns import ages, integer_ids, non_empty_paths, sexes
 from ecg_mi.data.readers.wfdb_reader import read_wfdb
 from ecg_mi.data.record import Record
 from ecg_mi.errors import ConfigError, InputError
 from ecg_mi.paths import default_data_root
-from ecg_mi.utils.io import sha256_file
+from ecg_mi.utils.io import read_csv_table, sha256_file
 
 _REQUIRED = ("ecg_id", "patient_id", "age", "sex", "scp_codes", "filename_lr", "filename_hr")
 
@@ -56,7 +57,7 @@ class PtbxlSource:
     @cached_property
     def _mi_codes(self) -> frozenset[str]:
         path = self.root / "scp_statements.csv"
-        statements = pd.read_csv(path, index_col=0)
+        statements = read_csv_table(path, "PTB-XL statement table", index_col=0)
         if "diagnostic_class" not in statements.columns:
             raise InputError(f"{path}: no 'diagnostic_class' column")
         return frozenset(statements.index[statements["diagnostic_class"] == "MI"].astype(str))
@@ -64,25 +65,26 @@ class PtbxlSource:
     @cached_property
     def _table(self) -> pd.DataFrame:
         path = self.root / "ptbxl_database.csv"
-        db = pd.read_csv(path)
+        db = read_csv_table(path, "PTB-XL table")
         missing = [c for c in _REQUIRED if c not in db.columns]
         if missing:
             raise InputError(f"{path}: missing column(s) {missing}")
-        if db["ecg_id"].duplicated().any():
-            dup = db.loc[db["ecg_id"].duplicated(), "ecg_id"].tolist()[:5]
+        record_id = integer_ids(db["ecg_id"], path, "ecg_id")
+        if record_id.duplicated().any():
+            dup = record_id[record_id.duplicated()].tolist()[:5]
             raise InputError(f"{path}: duplicated ecg_id(s) {dup}")
         codes = db["scp_codes"].map(lambda s: _parse_codes(s, path))
         mi_codes = self._mi_codes
         return pd.DataFrame(
             {
-                "record_id": db["ecg_id"].astype(int).astype(str),
-                "patient_id": db["patient_id"].astype(int).astype(str),
-                "age": db["age"].astype(float),
-                "sex": db["sex"].astype(int),
+                "record_id": record_id,
+                "patient_id": integer_ids(db["patient_id"], path, "patient_id"),
+                "age": ages(db["age"], path),
+                "sex": sexes(db["sex"], path),
                 "label": codes.map(lambda c: int(bool(mi_codes & c.keys()))),
                 "is_norm": codes.map(lambda c: int("NORM" in c)),
-                "filename_lr": db["filename_lr"],
-                "filename_hr": db["filename_hr"],
+                "filename_lr": non_empty_paths(db["filename_lr"], path, "filename_lr"),
+                "filename_hr": non_empty_paths(db["filename_hr"], path, "filename_hr"),
             }
         )
 
@@ -116,7 +118,7 @@ class PtbxlSource:
 def _parse_codes(text: str, path: Path) -> dict[str, float]:
     try:
         codes = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         raise InputError(f"{path}: scp_codes {text!r} is not a dict literal") from None
     if not isinstance(codes, dict):
         raise InputError(f"{path}: scp_codes {text!r} is not a dict")

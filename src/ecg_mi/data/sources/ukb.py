@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ecg_mi.data.columns import ages, sexes, text_ids
 from ecg_mi.data.readers.cardiosoft_xml import read_cardiosoft_xml
 from ecg_mi.data.record import Record
 from ecg_mi.errors import ConfigError, InputError
-from ecg_mi.utils.io import sha256_file
+from ecg_mi.utils.io import read_csv_table, sha256_file
 
 _COLUMNS = ("eid", "mi", "age", "sex")
 
@@ -48,15 +49,16 @@ class UkbXmlSource:
 
     @cached_property
     def _table(self) -> pd.DataFrame:
-        table = pd.read_csv(self.outcomes, dtype={"eid": str})
+        table = read_csv_table(self.outcomes, "UKB outcome table", dtype={"eid": str})
         missing = [c for c in _COLUMNS if c not in table.columns]
         if missing:
             raise InputError(
                 f"{self.outcomes}: missing column(s) {missing}; expected {list(_COLUMNS)}"
             )
-        if table["eid"].duplicated().any():
+        eid = text_ids(table["eid"], self.outcomes, "eid")
+        if eid.duplicated().any():
             raise InputError(
-                f"{self.outcomes}: duplicated eid(s) {table.loc[table['eid'].duplicated(), 'eid'].tolist()[:5]}"
+                f"{self.outcomes}: duplicated eid(s) {eid[eid.duplicated()].tolist()[:5]}"
             )
         bad = ~table["mi"].isin([0, 1])
         if bad.any():
@@ -65,11 +67,11 @@ class UkbXmlSource:
             )
         return pd.DataFrame(
             {
-                "record_id": table["eid"],
-                "patient_id": table["eid"],
-                "age": pd.to_numeric(table["age"], errors="coerce"),
-                "sex": pd.to_numeric(table["sex"], errors="coerce"),
-                "label": table["mi"].astype(int),
+                "record_id": eid,
+                "patient_id": eid,
+                "age": ages(table["age"], self.outcomes),
+                "sex": sexes(table["sex"], self.outcomes),
+                "label": table["mi"].astype(int).to_numpy(),
             }
         )
 

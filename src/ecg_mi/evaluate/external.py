@@ -1,0 +1,264 @@
+"""External validation (``evaluate.py external=true model=<URI> data=<set>``): score a labelled
+data set the model never saw with its packaged preprocessing and report the paper's figures.
+
+* **Records** come from the data config's source (``index()`` + ``read(row)``) restricted by
+  the same cohort rule as training (``data.cohort``: every MI record plus ``ratio`` seeded
+  controls per MI record; ``data.cohort.ratio=null`` keeps every record), read at the source's
+  stored rate nearest the model's, and scored exactly like ``predict.py`` does
+  (:func:`ecg_mi.predict.score_records`: resample, 10 s windows, mean P(MI) over windows). A
+  record that cannot be read or is too short is left out and listed in ``skipped.csv``.
+* **Figures**: AUC with a patient-bootstrap 95 % CI; F1, sensitivity, specificity and PPV at
+  the packaged threshold; calibration — Brier score, expected calibration error (ECE,
+  ``n_bins`` equal-width bins of P(MI), weighted by their share of records) and a reliability
+  curve; AUC by sex and by age band (the sweep report's subgroup code).
+* **Files** under ``external_dir`` (default ``reports/external-<data.name>/``): ``metrics.csv``,
+  ``predictions.csv``, ``reliability.csv``, ``subgroups.csv``, ``skipped.csv``,
+  ``reliability.png``, ``subgroups.png``, ``README.md``; the summary table is printed and, unless
+  ``external_experiment=null``, logged as an MLflow run tagged ``kind=external``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from ecg_mi.data.cohort import select_cohort  # noqa: E402
+from ecg_mi.errors import ConfigError, DataError  # noqa: E402
+from ecg_mi.evaluate.report import Settings, subgroup_figure, subgroups, write_csv  # noqa: E402
+from ecg_mi.evaluate.runs import Sweep  # noqa: E402
+from ecg_mi.evaluate.stats import bootstrap_auc_ci  # noqa: E402
+from ecg_mi.metrics import f1_at  # noqa: E402
+from ecg_mi.predict import PackagedModel, load_packaged, progress, score_records  # noqa: E402
+from ecg_mi.utils.io import atomic_path, atomic_write_text  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+N_CALIBRATION_BINS = 10
+
+
+# ---------------------------------------------------------------------------- figures (pure)
+
+
+def reliability_table(labels: np.ndarray, probs: np.ndarray, n_bins: int = N_CALIBRATION_BINS) -> pd.DataFrame:
+    """Reliability curve: per equal-width bin of P(MI) over [0, 1] (last bin closed), the
+    records in it, their mean P(MI) and their observed MI fraction (empty bins: n = 0, NaN)."""
+    labels, probs = np.asarray(labels, dtype=float), np.asarray(probs, dtype=float)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.digitize(probs, edges[1:-1], right=False), 0, n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        inside = bins == b
+        n = int(inside.sum())
+        rows.append({"bin_low": edges[b], "bin_high": edges[b + 1], "n": n,
+                     "mean_prob": probs[inside].mean() if n else np.nan,
+                     "frac_mi": labels[inside].mean() if n else np.nan})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def expected_calibration_error(curve: pd.DataFrame) -> float:
+    """ECE: Σ_bins (n_bin / N) · |mean P(MI) − observed MI fraction| (probability units)."""
+    filled = curve[curve["n"] > 0]
+    weights = filled["n"] / filled["n"].sum()
+    return float((weights * (filled["mean_prob"] - filled["frac_mi"]).abs()).sum())
+
+
+def brier_score(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Mean squared difference between P(MI) and the 0/1 label (0 = perfect)."""
+    return float(np.mean((np.asarray(probs, dtype=float) - np.asarray(labels, dtype=float)) ** 2))
+
+
+def threshold_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, float]:
+    """F1, sensitivity, specificity and PPV of the MI class when P(MI) ≥ ``threshold``."""
+    labels = np.asarray(labels).astype(int)
+    predicted = np.asarray(probs) >= threshold
+    tp = int((predicted & (labels == 1)).sum())
+    fp = int((predicted & (labels == 0)).sum())
+    positives, negatives = int((labels == 1).sum()), int((labels == 0).sum())
+    return {
+        "f1": f1_at(np.asarray(probs), labels, threshold),
+        "sensitivity": tp / positives if positives else np.nan,
+        "specificity": (negatives - fp) / negatives if negatives else np.nan,
+        "ppv": tp / (tp + fp) if tp + fp else np.nan,
+    }
+
+
+def external_metrics(table: pd.DataFrame, threshold: float, n_bootstrap: int, seed: int,
+                     n_bins: int = N_CALIBRATION_BINS) -> tuple[dict[str, Any], pd.DataFrame]:  # fmt: skip
+    """The headline figures of scored records ``table`` (``label``, ``prob``, ``patient_id``)
+    and the reliability curve."""
+    labels, probs = table["label"].to_numpy(), table["prob"].to_numpy()
+    auc, low, high = bootstrap_auc_ci(labels, probs, table["patient_id"].to_numpy(), n_bootstrap, seed)
+    curve = reliability_table(labels, probs, n_bins)
+    metrics = {
+        "n_records": len(table), "n_patients": int(table["patient_id"].nunique()),
+        "n_mi": int(labels.sum()), "auc": auc, "auc_low": low, "auc_high": high,
+        "threshold": threshold, **threshold_metrics(labels, probs, threshold),
+        "brier": brier_score(labels, probs), "ece": expected_calibration_error(curve),
+    }  # fmt: skip
+    return metrics, curve
+
+
+def reliability_figure(curve: pd.DataFrame, probs: np.ndarray, metrics: dict[str, Any], path: Path) -> Path:
+    """Reliability diagram (observed MI fraction vs mean P(MI) per bin) over a histogram."""
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(6, 7), sharex=True, height_ratios=[3, 1])
+    filled = curve[curve["n"] > 0]
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
+    ax.plot(filled["mean_prob"], filled["frac_mi"], "o-", label="model")
+    ax.set(ylabel="observed MI fraction", xlim=(0, 1), ylim=(0, 1.02),
+           title=f"Reliability: Brier {metrics['brier']:.3f}, ECE {metrics['ece']:.3f}")  # fmt: skip
+    ax.legend(loc="upper left", fontsize=8)
+    hist.hist(probs, bins=curve["bin_low"].tolist() + [1.0], color="grey")
+    hist.set(xlabel="predicted P(MI)", ylabel="records")
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path
+
+
+def summary_markdown(metrics: dict[str, Any], groups: pd.DataFrame, title: str) -> str:
+    """The printed table: headline figures, then AUC by subgroup."""
+    m = metrics
+    lines = [f"External validation: {title}", "",
+             "| records (MI) | patients | AUC [95% CI] | F1 | sensitivity | specificity | PPV | Brier | ECE |",
+             "|---|---|---|---|---|---|---|---|---|",
+             f"| {m['n_records']} ({m['n_mi']}) | {m['n_patients']} | {m['auc']:.3f} [{m['auc_low']:.3f}, "
+             f"{m['auc_high']:.3f}] | {m['f1']:.3f} | {m['sensitivity']:.3f} | {m['specificity']:.3f} | "
+             f"{m['ppv']:.3f} | {m['brier']:.3f} | {m['ece']:.3f} |", "",
+             f"F1, sensitivity, specificity, PPV at the packaged threshold {m['threshold']:.3f}.", "",
+             "| subgroup | n (MI) | AUC [95% CI] |", "|---|---|---|"]  # fmt: skip
+    for g in groups.itertuples():
+        auc = "–" if pd.isna(g.auc) else f"{g.auc:.3f} [{g.auc_low:.3f}, {g.auc_high:.3f}]"
+        small = " (small)" if g.small else ""
+        lines.append(f"| {g.variable}: {g.group} | {g.n} ({g.n_mi}) | {auc}{small} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+def native_rate_for(source: Any, model_rate: float, configured: int) -> int:
+    """The stored rate to read for a model at ``model_rate`` Hz: the source's rate serving
+    that rate, else the one serving ``data.sample_rate`` (the window policy resamples)."""
+    try:
+        return int(source.native_rate(int(round(model_rate))))
+    except ConfigError:
+        return int(source.native_rate(int(configured)))
+
+
+def cohort_of(source: Any, cohort: dict[str, Any]) -> pd.DataFrame:
+    """The records to score: the training cohort rule applied to the source's index."""
+    return select_cohort(source.index(), ratio=cohort.get("ratio", 2),
+                         controls=cohort.get("controls", "non_mi"), seed=cohort.get("seed", 0),
+                         max_cases=cohort.get("max_cases"))  # fmt: skip
+
+
+def score_source(source: Any, rows: pd.DataFrame, model: PackagedModel, native: int,
+                 batch_records: int = 32) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Score every row of ``rows`` through the predict route; return the scored records
+    (index columns + ``prob``, ``pred``) and the skipped ones (``record_id``, ``error``)."""
+    keys = progress(list(range(len(rows))), f"scoring {source.name}", enabled=len(rows) >= 50)
+    scored, skipped = [], []
+    for s in score_records(keys, lambda i: source.read(rows.iloc[i], native), model, batch_records):
+        row = rows.iloc[s.key]
+        if s.error is None:
+            scored.append({**{k: row[k] for k in ("record_id", "patient_id", "age", "sex", "label")},
+                           "prob": s.prob, "pred": int(s.prob >= model.threshold)})  # fmt: skip
+        else:
+            skipped.append({"record_id": row["record_id"], "error": s.error})
+    return (pd.DataFrame(scored, columns=["record_id", "patient_id", "age", "sex", "label", "prob", "pred"]),
+            pd.DataFrame(skipped, columns=["record_id", "error"]))  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- the route
+
+
+def check_external_config(cfg: DictConfig) -> None:
+    """Raise one ConfigError for the keys the external route adds."""
+    problems = []
+    if not isinstance(cfg.get("model_uri"), str) or not cfg.model_uri.strip():
+        problems.append("model: missing; pass model=<MLflow model URI> (e.g. models:/ecg-mi@champion)")
+    if "data" not in cfg or "source" not in cfg.data:
+        problems.append("data: missing; pass data=<data set> (e.g. data=ptbxl data.root=/other/ptbxl)")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def _subgroups(table: pd.DataFrame, name: str, settings: Settings) -> pd.DataFrame:
+    """AUC by sex and age band with the sweep report's code (a one-model 'sweep')."""
+    sweep = Sweep(runs=pd.DataFrame({"model": [name]}), predictions=table.assign(model=name),
+                  incomplete=set())  # fmt: skip
+    return subgroups(sweep, settings)
+
+
+def _log_run(cfg: DictConfig, uri: str, model: PackagedModel, metrics: dict, files: dict[str, Path]) -> None:
+    import mlflow
+
+    from ecg_mi.tracking import mlflow_run
+
+    tags = {"kind": "external", "model_uri": model.uri, "data": str(cfg.data.name)}
+    with mlflow_run(cfg.external_experiment, f"external-{cfg.data.name}", uri, tags):
+        mlflow.log_params({"model_uri": model.uri, "data.name": cfg.data.name,
+                           "model_sample_rate": model.sample_rate, "threshold": model.threshold,
+                           "n_bootstrap": int(cfg.n_bootstrap), "seed": int(cfg.seed)})  # fmt: skip
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()
+                            if isinstance(v, int | float) and np.isfinite(v)})  # fmt: skip
+        for path in files.values():
+            mlflow.log_artifact(str(path), artifact_path="external")
+
+
+def run_external(cfg: DictConfig, uri: str, out_dir: Path) -> dict[str, Path]:
+    """Externally validate ``cfg.model`` on ``cfg.data`` into ``out_dir`` (module docstring)."""
+    check_external_config(cfg)
+    model = load_packaged(cfg.model_uri, uri)
+    source = instantiate(cfg.data.source)
+    native = native_rate_for(source, model.sample_rate, cfg.data.sample_rate)
+    rows = cohort_of(source, dict(cfg.data.get("cohort") or {}))
+    table, skipped = score_source(source, rows, model, native)
+    if skipped.shape[0]:
+        log.warning("left out %d of %d records that could not be scored (see skipped.csv), e.g. %s",
+                    len(skipped), len(rows), skipped["error"].iloc[0])  # fmt: skip
+    if table.empty or table["label"].nunique() < 2:
+        raise DataError(f"{cfg.data.name}: {len(table)} of {len(rows)} records scored, not both "
+                        f"classes; {len(skipped)} could not be read (e.g. "
+                        f"{skipped['error'].iloc[0] if len(skipped) else '-'})")  # fmt: skip
+    settings = Settings(n_bootstrap=int(cfg.n_bootstrap), seed=int(cfg.seed), min_group=int(cfg.min_group),
+                        age_bands=[tuple(b) for b in cfg.age_bands])  # fmt: skip
+    metrics, curve = external_metrics(table, model.threshold, settings.n_bootstrap, settings.seed)
+    metrics.update({"n_skipped": len(skipped), "model_sample_rate": model.sample_rate})
+    name = str(model.info.get("model", "model"))
+    groups = _subgroups(table, name, settings)
+    title = f"{model.uri} ({name}, {model.info.get('family', '?')}) on {cfg.data.name}"
+    summary = summary_markdown(metrics, groups, title)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {n: out_dir / n for n in ("metrics.csv", "predictions.csv", "reliability.csv", "subgroups.csv",
+                                      "skipped.csv", "reliability.png", "subgroups.png", "README.md")}  # fmt: skip
+    write_csv(pd.DataFrame([{"model_uri": model.uri, "data": cfg.data.name, **metrics}]), files["metrics.csv"])
+    write_csv(table, files["predictions.csv"])
+    write_csv(curve, files["reliability.csv"])
+    write_csv(groups, files["subgroups.csv"])
+    write_csv(skipped, files["skipped.csv"])
+    reliability_figure(curve, table["prob"].to_numpy(), metrics, files["reliability.png"])
+    subgroup_figure(groups, files["subgroups.png"])
+    atomic_write_text(files["README.md"], "\n".join([
+        f"# {summary}", f"Read at {native} Hz, scored at the model's {model.sample_rate:g} Hz in "
+        f"{model.window_s:g} s windows (P(MI) = mean over a record's windows); {len(skipped)} "
+        f"record(s) could not be scored ([skipped.csv](skipped.csv)). Bootstrap: "
+        f"{settings.n_bootstrap} patient resamples, seed {settings.seed}.", "",
+        "![reliability](reliability.png)", "", "![subgroups](subgroups.png)", ""]))  # fmt: skip
+    if cfg.get("external_experiment"):
+        _log_run(cfg, uri, model, metrics, files)
+    print(summary)
+    print(f"report: {files['README.md']}")
+    return files

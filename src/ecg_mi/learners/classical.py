@@ -1,0 +1,116 @@
+"""The classical family: scikit-learn estimators on the 408 clinical features."""
+
+from __future__ import annotations
+
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from omegaconf import DictConfig
+
+from ecg_mi.data.datamodule import FeatureDataModule
+from ecg_mi.errors import EcgMiError
+from ecg_mi.learners.base import Artifact, Learner, fold_settings, register_family
+from ecg_mi.packaging import BATCH, EcgMiPackage, Member, Packaged
+from ecg_mi.utils.io import atomic_path
+
+MODEL_FILE = "model.pkl"
+
+
+@register_family
+class ClassicalLearner(Learner):
+    """Fits a feature-based estimator (``fit(X, y, groups)``/``predict_proba``) on the
+    training part. Any hyper-parameter search runs inside ``fit`` on the training part
+    only (grouped by patient); its best parameters and inner-CV AUC are logged to the run.
+    """
+
+    family = "classical"
+    arm = "clinical features"
+    explanation = "importance"
+    # Nothing of the network training reaches a feature model: changing it re-uses the run.
+    unhashed = ("trainer", "callbacks", "augment", "data.batch_size", "data.num_workers",
+                "data.pin_memory")  # fmt: skip
+
+    @classmethod
+    def datamodule(cls, cfg: DictConfig) -> FeatureDataModule:
+        return FeatureDataModule(**fold_settings(cfg))
+
+    def fit(self, model: Any, data: FeatureDataModule) -> dict[str, float]:
+        X, y = data.arrays("train")
+        started = time.perf_counter()
+        self.model = model.fit(X, y, groups=data.groups("train"))
+        info = {"fit_seconds": time.perf_counter() - started, "n_failed_features": data.table.n_failed}
+        summary = getattr(model, "search_summary_", {})
+        if summary:
+            info["inner_cv_auc"] = summary["inner_cv_auc"]
+            info["search_candidates"] = summary["candidates"]
+            if self.run_id:
+                mlflow.log_params({f"search.best.{k}": v for k, v in summary["best_params"].items()})
+        return info
+
+    def predict(self, data: FeatureDataModule, part: str) -> np.ndarray:
+        X, _ = data.arrays(part)
+        return self.model.predict_proba(X)[:, 1].astype(np.float64)
+
+    def explain(self, data: FeatureDataModule, probs: np.ndarray) -> tuple[dict[str, float], list[Artifact]]:
+        """Permutation importance on the test fold (+ XGBoost gain/weight)."""
+        from ecg_mi.explain.importance import explain_classical
+
+        repeats = int(self.cfg.explain.permutation_repeats)
+        return explain_classical(self.model, data, self.run_dir, repeats, int(self.cfg.seed))
+
+    def save(self) -> list[Path]:
+        target = self.run_dir / MODEL_FILE
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(pickle.dumps(self.model))
+        return [target]
+
+    def load(self, path: Path) -> Any:
+        self.model = pickle.loads(Path(path).read_bytes())
+        return self.model
+
+    def package(self, data: FeatureDataModule, threshold: float) -> Packaged:
+        """The fitted estimator (its imputation/scaling inside) as a :class:`ClassicalPackage`,
+        which computes the 408 features from the signal itself."""
+        [path] = self.save()
+        return Packaged(ClassicalPackage(self.package_info(threshold), [Member("estimator")]),
+                        {"estimator": str(path)})  # fmt: skip
+
+
+def signal_features(x: np.ndarray, fs: float) -> np.ndarray:
+    """The 408 features ``[N, 408]`` (NaN where unmeasurable) of signals ``x`` ``[N, 12, L]``
+    mV at ``fs`` Hz, as the feature cache computes them for training."""
+    from ecg_mi.features import record_features
+
+    return np.stack([record_features(np.asarray(signal), float(fs)) for signal in x])
+
+
+class ClassicalPackage(EcgMiPackage):
+    """Classical models: the features of :data:`~ecg_mi.features.FEATURE_VERSION` computed
+    once per batch, then each member's ``predict_proba``."""
+
+    family = "classical"
+
+    def check_compatible(self) -> None:
+        from ecg_mi.features import FEATURE_VERSION
+
+        super().check_compatible()
+        if str(self.info.get("feature_version")) != FEATURE_VERSION:
+            raise EcgMiError(
+                f"model {self.info['model']!r} was trained on feature version "
+                f"{self.info.get('feature_version')}; the installed ecg-mi computes version "
+                f"{FEATURE_VERSION}: install the ecg-mi that trained it, or re-train"
+            )
+
+    def load_member(self, path: Path, member: Member) -> Any:
+        return pickle.loads(Path(path).read_bytes())
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        fs = int(self.info["sample_rate"])
+        return np.concatenate([signal_features(x[i : i + BATCH], fs) for i in range(0, len(x), BATCH)])
+
+    def member_probs(self, model: Any, member: Member, prepared: np.ndarray) -> np.ndarray:
+        return model.predict_proba(prepared)[:, 1].astype(np.float64)

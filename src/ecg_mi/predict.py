@@ -1,0 +1,477 @@
+"""``run(cfg)`` behind ``predict.py``: export files → Records → packaged MLflow model → CSV rows.
+
+One row per input *record* (columns :data:`COLUMNS`): the file's format is detected from its
+content (:func:`~ecg_mi.data.readers.read_ecg`), the Record is resampled and cut into the
+model's 10 s windows (:func:`~ecg_mi.data.windows.model_windows`, the one window policy) and
+P(MI) is the mean of the windows' probabilities; ``pred_mi = prob_mi >= threshold`` with the
+threshold packaged with the model.
+
+Policies:
+
+* **Inputs** — a file, a folder (searched recursively) or a glob pattern. A file named
+  explicitly is always tried. In a folder or glob, files that are evidently not ECG exports
+  are skipped and counted, not reported as errors: hidden files, documentation and tables
+  (:data:`SKIPPED_SUFFIXES`: licences, ``SOURCE.txt``, READMEs, CSV/JSON sidecars, images),
+  the run's own output CSV and Grad-CAM folder, and WFDB signal files (``.dat``, ``.xyz``…)
+  listed by a ``.hea`` header beside them — a WFDB record is read through its header, so it
+  gets one row, not one per file. Anything else that no reader accepts (an orphan ``.dat``,
+  a corrupt export, an unknown XML) is a row with ``status=error``.
+* **Errors** — a bad file never stops the others: its row carries ``status=error`` and a
+  one-line reason. The CSV is written atomically once every record was tried; the command
+  then exits 2 with ``error: <input>: N of M files could not be scored (see <csv>)`` if any
+  row failed. An exception that is not an :class:`~ecg_mi.errors.EcgMiError` (a reader bug)
+  is also confined to its row, as ``internal error (<type>: <message>)``.
+* **Grad-CAM** (``gradcam=true``, network models only): one 12-lead PNG per scored record
+  in ``<csv stem>_gradcam/`` beside the CSV, named after the input path relative to the
+  input root (``/`` → ``__``) so records with the same id in different folders never clash.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from ecg_mi.data.readers import detect_format, read_ecg
+from ecg_mi.data.readers.wfdb_export import header_signal_files
+from ecg_mi.data.record import STANDARD_LEADS, Record, canonical_lead_name
+from ecg_mi.data.windows import DEFAULT_WINDOW_S, model_windows, window_starts
+from ecg_mi.errors import ConfigError, DataError, EcgMiError, InputError
+from ecg_mi.utils.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: The columns of the predictions CSV, in order.
+COLUMNS = ("path", "record_id", "format", "status", "error", "fs_in", "n_leads_in", "duration_s",
+           "prob_mi", "pred_mi", "threshold", "model_uri")  # fmt: skip
+
+#: Suffixes (lower case) of files a folder or glob input skips as evidently not ECG exports.
+SKIPPED_SUFFIXES = frozenset({
+    ".txt", ".md", ".rst", ".pdf", ".html", ".htm",  # licences, SOURCE.txt, READMEs
+    ".csv", ".tsv", ".json", ".yaml", ".yml", ".log",  # tables and sidecars (our own CSV too)
+    ".png", ".jpg", ".jpeg", ".gif", ".svg",  # figures (Grad-CAM PNGs of an earlier run)
+})  # fmt: skip
+
+#: Largest WFDB header read to find the signal files it lists (bytes; real ones are < 4 kB).
+_HEADER_BYTES = 1 << 16
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A loaded MLflow pyfunc ecg-mi model and the preprocessing it was packaged with.
+
+    Attributes:
+        uri: the MLflow model URI it was loaded from.
+        pyfunc: the loaded ``mlflow.pyfunc.PyFuncModel``; ``predict`` takes float32
+            ``[N, 12, window]`` in mV (leads in :attr:`leads` order) and returns ``[N]`` P(MI).
+        sample_rate: the model's input rate (Hz).
+        window_s: the model's window length (seconds).
+        threshold: the packaged cut-off: P(MI) ≥ threshold predicts MI.
+        leads: the model's lead order.
+        info: the whole packaged metadata (``model``, ``family``, ``n_models``…).
+    """
+
+    uri: str
+    pyfunc: Any
+    sample_rate: float
+    window_s: float
+    threshold: float
+    leads: tuple[str, ...] = STANDARD_LEADS
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def window(self) -> int:
+        """Window length in samples."""
+        return int(round(self.window_s * self.sample_rate))
+
+    @property
+    def lead_order(self) -> list[int] | None:
+        """Rows of a Record (standard order) in the model's lead order; None when identical."""
+        if tuple(self.leads) == STANDARD_LEADS:
+            return None
+        return [STANDARD_LEADS.index(canonical_lead_name(lead)) for lead in self.leads]
+
+    @property
+    def explainer(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """``gradcam(x [N, 12, window]) -> [N, window]`` in [0, 1], or None (not a network:
+        a classical package has the method too, but it only says it has no map over time)."""
+        if self.info.get("family") != "network":
+            return None
+        try:
+            inner = self.pyfunc.unwrap_python_model()
+        except Exception:  # a flavour without a Python model (e.g. a plain sklearn pyfunc)
+            return None
+        method = getattr(inner, "gradcam", None)
+        return method if callable(method) else None
+
+    def windows(self, record: Record) -> np.ndarray:
+        """The model input of one record: float32 ``[W, 12, window]`` mV (see module doc)."""
+        windows = model_windows(record, self.sample_rate, self.window_s)
+        order = self.lead_order
+        return windows if order is None else np.ascontiguousarray(windows[:, order])
+
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        """P(MI) ``[N]`` (float64) of ``windows`` ``[N, 12, window]``."""
+        probs = np.asarray(self.pyfunc.predict(windows), dtype=np.float64).reshape(-1)
+        if probs.shape[0] != windows.shape[0]:
+            raise InputError(f"{self.uri}: the model returned {probs.shape[0]} probabilities "
+                             f"for {windows.shape[0]} windows")  # fmt: skip
+        return probs
+
+
+def _packaged_info(pyfunc: Any) -> dict[str, Any]:
+    """The ``ecg_mi`` metadata of a loaded model (via ``ecg_mi.packaging`` when present)."""
+    try:
+        from ecg_mi.packaging import model_info
+    except ImportError:  # packaging not installed in this tree: read the metadata directly
+        model_info = None
+    if model_info is not None:
+        return dict(model_info(pyfunc))
+    metadata = getattr(pyfunc.metadata, "metadata", None) or {}
+    return dict(metadata.get("ecg_mi") or {})
+
+
+def model_from_info(uri: str, pyfunc: Any, info: dict[str, Any]) -> PackagedModel:
+    """Check the packaged metadata ``info`` and wrap ``pyfunc`` (InputError naming ``uri``)."""
+    if not info:
+        raise InputError(f"{uri}: not an ecg-mi model (no 'ecg_mi' entry in its MLmodel metadata)")
+    try:
+        sample_rate = float(info["sample_rate"])
+        window_s = float(info.get("window_s", DEFAULT_WINDOW_S))
+        threshold = float(info["threshold"])
+        leads = tuple(str(lead) for lead in info.get("leads", STANDARD_LEADS))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{uri}: ecg-mi metadata lacks or mangles {exc}") from None
+    if not (sample_rate > 0 and window_s > 0 and 0 <= threshold <= 1):
+        raise InputError(f"{uri}: packaged sample_rate={sample_rate}, window_s={window_s}, "
+                         f"threshold={threshold} are out of range")  # fmt: skip
+    canonical = [canonical_lead_name(lead) for lead in leads]
+    if None in canonical or sorted(canonical) != sorted(STANDARD_LEADS):
+        raise InputError(f"{uri}: packaged leads {list(leads)} are not the 12 standard leads")
+    return PackagedModel(uri, pyfunc, sample_rate, window_s, threshold, leads, info)
+
+
+def load_packaged(uri: str | None, tracking_uri: str | None = None) -> PackagedModel:
+    """Load the MLflow model at ``uri`` (``runs:/<id>/model``, ``models:/ecg-mi@champion``,
+    a local folder) with its packaged preprocessing.
+
+    Raises:
+        ConfigError: no URI given.
+        InputError: the model cannot be loaded or is not an ecg-mi model.
+    """
+    if uri is None or not str(uri).strip():
+        raise ConfigError("model: missing; pass model=<MLflow model URI> "
+                          "(runs:/<run id>/model or models:/ecg-mi@champion)")  # fmt: skip
+    import mlflow
+
+    from ecg_mi.tracking import ensure_store, resolve_tracking_uri
+
+    # Downloading a model draws MLflow's own progress bars; predict keeps stderr for its own.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if str(uri).startswith(("runs:/", "models:/")):  # resolved through the tracking store
+        mlflow.set_tracking_uri(ensure_store(resolve_tracking_uri(tracking_uri)))
+    try:
+        pyfunc = mlflow.pyfunc.load_model(str(uri))
+        info = _packaged_info(pyfunc)
+    except EcgMiError:
+        raise
+    except Exception as exc:  # MlflowException, a missing artifact, an unpicklable model...
+        raise InputError(f"{uri}: cannot load the MLflow model ({one_line(str(exc), 300)})") from None
+    return model_from_info(str(uri), pyfunc, info)
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The files an ``input=`` spec names: ``files`` to score, rooted at ``root`` (for
+    relative names), and how many companion files were ``skipped``."""
+
+    spec: str
+    files: list[Path]
+    root: Path
+    skipped: int = 0
+    collection: bool = False  # a folder or glob (progress bar, companion skipping)
+
+
+def wfdb_signal_files(files: Iterable[Path]) -> set[Path]:
+    """Signal files (``.dat``, ``.xyz``…) listed by a WFDB ``.hea`` header among ``files``."""
+    listed: set[Path] = set()
+    for header in (f for f in files if f.suffix.lower() == ".hea"):
+        try:
+            with open(header, "rb") as handle:
+                head = handle.read(_HEADER_BYTES)
+        except OSError:  # unreadable: the header's own row will say so
+            continue
+        listed |= {header.parent / name for name in header_signal_files(head)} - {header}
+    return listed
+
+
+def is_companion(path: Path) -> bool:
+    """Evidently not an ECG export: hidden, or a documentation / table / image suffix."""
+    return path.name.startswith(".") or path.suffix.lower() in SKIPPED_SUFFIXES
+
+
+def select_ecg_files(files: Iterable[Path], exclude: Iterable[Path] = ()) -> tuple[list[Path], int]:
+    """The candidate ECG files among ``files`` (sorted) and how many were skipped as
+    companions (see module docstring); paths under any of ``exclude`` are dropped too."""
+    files = sorted({Path(f) for f in files})
+    excluded = [Path(e).resolve() for e in exclude]
+    signal_files = wfdb_signal_files(files)
+
+    def skip(path: Path) -> bool:
+        resolved = path.resolve()
+        under_excluded = any(resolved == e or e in resolved.parents for e in excluded)
+        return under_excluded or is_companion(path) or path in signal_files
+
+    kept = [f for f in files if not skip(f)]
+    return kept, len(files) - len(kept)
+
+
+def expand_input(spec: str | None, exclude: Iterable[Path] = ()) -> Inputs:
+    """Resolve ``input=``: a file, a WFDB record name, a folder (recursive) or a glob.
+
+    Raises:
+        ConfigError: no input given.
+        InputError: the spec matches no file, or only companion files.
+    """
+    if spec is None or not str(spec).strip():
+        raise ConfigError("input: missing; pass input=<ECG file | folder | glob>")
+    spec = str(spec)
+    path = Path(spec)
+    if path.is_file() or (not path.exists() and Path(f"{spec}.hea").is_file()):
+        return Inputs(spec, [path], path.parent)
+    if path.is_dir():
+        found, root = [p for p in path.rglob("*") if p.is_file()], path
+    elif glob.has_magic(spec):
+        matches = [Path(m) for m in glob.glob(spec, recursive=True)]
+        found = [p for m in matches for p in ([m] if m.is_file() else m.rglob("*")) if p.is_file()]
+        root = Path(os.path.commonpath([str(p.parent) for p in found])) if found else Path(".")
+    else:
+        raise InputError(f"{spec}: no such file or folder")
+    files, skipped = select_ecg_files(found, exclude)
+    if not files:
+        what = f"holds only {skipped} non-ECG companion file(s)" if skipped else "matches no file"
+        raise InputError(f"{spec}: {what}")
+    return Inputs(spec, files, root, skipped, collection=True)
+
+
+def check_writable(output: str | Path) -> Path:
+    """Make sure the CSV can be written at ``output`` (its folder created if need be).
+
+    Raises:
+        InputError: ``output`` is a folder, or its folder cannot be created or written.
+    """
+    output = Path(output)
+    if output.is_dir():
+        raise InputError(f"{output}: is a folder; output= must name a CSV file")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output.parent):
+            pass  # writing a file there works (a check os.access cannot make for root)
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write there ({exc.strerror or exc})") from None
+    return output
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class Scored:
+    """One record's outcome: the Record and its windows (None when it could not be read or
+    windowed), the mean P(MI) over its windows (NaN on error) and the one-line error."""
+
+    key: Any
+    record: Record | None = None
+    windows: np.ndarray | None = None
+    prob: float = float("nan")
+    error: str | None = None
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """``text`` on one line (whitespace runs collapsed), at most ``limit`` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def load_one(key: Any, read: Callable[[Any], Record], model: PackagedModel) -> Scored:
+    """Read ``key`` and cut its windows; any failure is kept as the row's error."""
+    try:
+        record = read(key)
+        return Scored(key, record, model.windows(record))
+    except EcgMiError as exc:
+        return Scored(key, error=one_line(str(exc)))
+    except Exception as exc:  # a reader bug must not sink the other files of a batch
+        log.debug("internal error reading %s", key, exc_info=True)
+        return Scored(key, error=one_line(f"internal error ({type(exc).__name__}: {exc})"))
+
+
+def score_batch(batch: list[Scored], model: PackagedModel) -> None:
+    """Fill ``prob`` of the readable records of ``batch`` with one ``predict`` call."""
+    ready = [s for s in batch if s.windows is not None]
+    if not ready:
+        return
+    probs = model.probabilities(np.concatenate([s.windows for s in ready]))
+    bounds = np.cumsum([0] + [len(s.windows) for s in ready])
+    for s, start, stop in zip(ready, bounds[:-1], bounds[1:], strict=True):
+        s.prob = float(probs[start:stop].mean())  # P(MI) of a record: mean over its windows
+
+
+def score_records(keys: Iterable[Any], read: Callable[[Any], Record], model: PackagedModel,
+                  batch_records: int = 32) -> Iterator[Scored]:  # fmt: skip
+    """Score every key (read with ``read``), ``batch_records`` records per ``predict`` call,
+    yielding each :class:`Scored` in input order (predict and external validation share it)."""
+    batch: list[Scored] = []
+    for key in keys:
+        batch.append(load_one(key, read, model))
+        if len(batch) >= batch_records:
+            score_batch(batch, model)
+            yield from batch
+            batch = []
+    score_batch(batch, model)
+    yield from batch
+
+
+def progress(items: list, desc: str, enabled: bool) -> Iterable:
+    """``items`` wrapped in a tqdm bar (stderr) unless disabled or $ECG_MI_NO_PROGRESS is set."""
+    from tqdm.auto import tqdm
+
+    off = not enabled or bool(os.environ.get("ECG_MI_NO_PROGRESS"))
+    return tqdm(items, desc=desc, unit="record", disable=off)
+
+
+# ---------------------------------------------------------------------------- rows and files
+
+
+def _format_of(path: Path) -> str:
+    """The detected format of a file whose reading failed ('' when not even detected)."""
+    try:
+        return detect_format(path)
+    except EcgMiError:
+        return ""
+
+
+def prediction_row(path: Path, scored: Scored, model: PackagedModel) -> dict[str, Any]:
+    """One CSV row (:data:`COLUMNS`) for the record read from ``path``."""
+    row: dict[str, Any] = {"path": str(path), "threshold": model.threshold, "model_uri": model.uri}
+    if scored.error is not None or scored.record is None:
+        name = path.name[: -len(".hea")] if path.suffix == ".hea" else path.stem
+        return {**row, "record_id": name, "format": _format_of(path), "status": "error",
+                "error": scored.error or "not scored"}  # fmt: skip
+    record, meta = scored.record, scored.record.metadata
+    return {**row, "record_id": record.record_id, "format": meta.get("format", ""), "status": "ok",
+            "error": "", "fs_in": float(meta.get("fs_in", record.fs)),
+            "n_leads_in": meta.get("n_leads_in", record.signal.shape[0]),
+            "duration_s": record.duration_s, "prob_mi": scored.prob,
+            "pred_mi": int(scored.prob >= model.threshold)}  # fmt: skip
+
+
+def predictions_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The rows as a DataFrame with exactly :data:`COLUMNS` (integers nullable)."""
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    return table.astype({"n_leads_in": "Int64", "pred_mi": "Int64"})
+
+
+def write_predictions(table: pd.DataFrame, output: Path) -> None:
+    """Write the CSV atomically: readers see the old file or the whole new one."""
+    with atomic_path(output, suffix=".csv") as tmp:
+        table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
+
+
+def figure_name(path: Path, root: Path) -> str:
+    """PNG name of a record: its path relative to the input root, ``/`` → ``__``."""
+    try:
+        relative = path.resolve().relative_to(root.resolve())
+    except ValueError:
+        relative = Path(path.name)
+    return "__".join(relative.parts).replace(" ", "_") + ".png"
+
+
+def stitch(windows: np.ndarray, cams: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """The record at the model's rate (``[12, n]`` mV) and its Grad-CAM ``[n]`` rebuilt from
+    its windows (``window_starts`` policy); where two windows overlap the larger CAM wins."""
+    window = windows.shape[-1]
+    n_samples = max(n_samples, window)  # an edge-padded short record is one whole window
+    starts = window_starts(n_samples, window)
+    signal = np.zeros((windows.shape[1], n_samples), dtype=np.float32)
+    cam = np.zeros(n_samples, dtype=np.float32)
+    for w, c, s in zip(windows, cams, starts, strict=True):
+        signal[:, s : s + window] = w
+        cam[s : s + window] = np.maximum(cam[s : s + window], c)
+    return signal, cam
+
+
+def write_gradcam(scored: Scored, model: PackagedModel, path: Path) -> Path:
+    """One 12-lead PNG of ``scored`` with its Grad-CAM band (standard lead order)."""
+    from ecg_mi.explain.figures import gradcam_figure
+
+    explain = model.explainer
+    assert explain is not None and scored.windows is not None and scored.record is not None
+    cams = np.clip(np.asarray(explain(scored.windows), dtype=np.float32), 0, 1)
+    n_samples = int(round(scored.record.duration_s * model.sample_rate))
+    signal, cam = stitch(scored.windows, cams, n_samples)
+    if model.lead_order is not None:  # figures show the standard order
+        signal = signal[np.argsort(model.lead_order)]
+    verdict = "MI" if scored.prob >= model.threshold else "no MI"
+    title = (f"{scored.record.record_id} ({scored.record.metadata.get('format', '?')}): "
+             f"P(MI) = {scored.prob:.3f} → {verdict} at threshold {model.threshold:.3f}")  # fmt: skip
+    return gradcam_figure(signal, cam, model.sample_rate, title, path)
+
+
+# ---------------------------------------------------------------------------- the route
+
+
+def gradcam_folder(cfg: DictConfig, output: Path) -> Path:
+    """Where Grad-CAM PNGs go: ``cfg.gradcam_dir`` or ``<csv stem>_gradcam/`` beside the CSV."""
+    return Path(cfg.gradcam_dir) if cfg.get("gradcam_dir") else output.with_name(f"{output.stem}_gradcam")
+
+
+def run(cfg: DictConfig) -> pd.DataFrame:
+    """Score ``cfg.input`` with ``cfg.model`` into ``cfg.output`` (see module docstring).
+
+    Returns the predictions table. Raises DataError (exit 2) after writing the CSV when some
+    records could not be scored.
+    """
+    if not cfg.get("output"):
+        raise ConfigError("output: missing; pass output=<predictions CSV>")
+    output = Path(cfg.output)
+    figures = gradcam_folder(cfg, output) if cfg.gradcam else None
+    inputs = expand_input(cfg.get("input"), exclude=[output] + ([figures] if figures else []))
+    check_writable(output)
+    if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
+        raise ConfigError(f"batch_size={cfg.batch_size!r}: must be a positive integer")
+    model = load_packaged(cfg.get("model_uri"), cfg.tracking.uri)
+    if figures is not None and model.explainer is None:
+        raise ConfigError(f"{model.uri}: gradcam=true needs a network model; this one is "
+                          f"{model.info.get('model', '?')} ({model.info.get('family', '?')} family)")  # fmt: skip
+    rows = []
+    files = progress(inputs.files, "scoring", enabled=inputs.collection)
+    for scored in score_records(files, read_ecg, model, cfg.batch_size):
+        rows.append(prediction_row(scored.key, scored, model))
+        if figures is not None and scored.error is None:
+            write_gradcam(scored, model, figures / figure_name(scored.key, inputs.root))
+    table = predictions_table(rows)
+    write_predictions(table, output)
+    n_bad = int((table["status"] != "ok").sum())
+    skipped = f"; {inputs.skipped} companion file(s) skipped (WFDB signal files, docs)" if inputs.skipped else ""
+    print(f"scored {len(table) - n_bad} of {len(table)} records with {model.uri} "
+          f"({int(table['pred_mi'].sum())} predicted MI){skipped}: {output}")  # fmt: skip
+    if figures is not None:
+        print(f"Grad-CAM figures: {figures}")
+    if n_bad:
+        raise DataError(f"{inputs.spec}: {n_bad} of {len(table)} files could not be scored (see {output})")
+    return table

@@ -1,0 +1,85 @@
+"""Every config option composes and instantiates what it names (lightning-hydra-template's
+config tests), so a broken YAML fails ``make test``, not a user's run."""
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf, open_dict
+
+from conftest import REPO, compose_config
+from ecg_mi.learners import learner_for
+from ecg_mi.models import list_models
+from ecg_mi.utils.config import build
+
+CONF = REPO / "conf"
+
+
+def options(group: str) -> list[str]:
+    """The option names of config group ``group`` (its YAML files)."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_every_registered_model_has_a_config_and_every_model_config_a_model():
+    assert options("model") == list_models()
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_model_config_builds_its_registered_model(model):
+    cfg = compose_config("train", f"model={model}")
+    built = build(cfg.model, "model", _convert_="all")
+    assert built.model_name == model and learner_for(model).family == built.family
+
+
+@pytest.mark.parametrize("data", options("data"))
+def test_data_config_names_a_source(data, tmp_path):
+    cfg = compose_config("train", f"data={data}")
+    OmegaConf.resolve(cfg)
+    assert cfg.data.name == data and "_target_" in cfg.data.source
+    if data == "synthetic":  # the others need their files; their sources are tested with them
+        assert len(instantiate(cfg.data.source).index()) > 0
+
+
+@pytest.mark.parametrize("trainer", options("trainer"))
+def test_trainer_config_instantiates_on_cpu(trainer):
+    cfg = compose_config("train", f"trainer={trainer}")
+    with open_dict(cfg):
+        cfg.trainer.accelerator = "cpu"
+        cfg.trainer.precision = "32-true"
+        if cfg.trainer.get("devices") == -1:
+            cfg.trainer.devices = 1
+    built = build(cfg.trainer, "trainer", logger=False)
+    assert built.max_epochs == cfg.trainer.max_epochs
+
+
+@pytest.mark.parametrize("callbacks", options("callbacks"))
+def test_callbacks_config_builds_a_best_checkpoint(callbacks, tmp_path):
+    from ecg_mi.learners.network import build_callbacks
+
+    cfg = compose_config("train", f"callbacks={callbacks}")
+    checkpoint, built = build_callbacks(cfg, tmp_path)
+    assert checkpoint.monitor == "val_auc" and checkpoint in built
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiment_config_composes_and_builds_its_model(experiment):
+    cfg = compose_config("train", f"experiment={experiment}")
+    OmegaConf.resolve(cfg)
+    assert build(cfg.model, "model", _convert_="all").model_name == cfg.model.name
+
+
+@pytest.mark.parametrize("launcher", options("hydra/launcher") if (CONF / "hydra" / "launcher").is_dir() else [])
+def test_launcher_config_composes(launcher):
+    cfg = compose_config("train", f"hydra/launcher={launcher}")
+    assert cfg is not None
+
+
+@pytest.mark.parametrize("entry", sorted(p.stem for p in CONF.glob("*.yaml")))
+def test_entry_config_composes(entry):
+    assert OmegaConf.to_container(compose_config(entry), resolve=False)
+
+
+def test_networks_share_one_copy_of_their_common_settings():
+    common = OmegaConf.load(CONF / "common" / "network.yaml")
+    for model in list_models("network"):
+        own = OmegaConf.load(CONF / "model" / f"{model}.yaml")
+        repeated = set(own) & set(common) - {"lr"} if model == "attention" else set(own) & set(common)
+        assert not repeated, f"conf/model/{model}.yaml repeats {sorted(repeated)}"

@@ -1,0 +1,308 @@
+"""The packaged MLflow Model of a run (ecg_mi.packaging): self-contained prediction in a fresh
+process, pins, signature, metadata contract, Grad-CAM, the fold ensemble, its registration
+under an alias, and `mlflow models serve` answering with the same P(MI)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from test_server import MLFLOW, _answers, _wait_until, free_port
+
+from conftest import TINY_RUN, compose_config
+from ecg_mi.data.record import STANDARD_LEADS
+from ecg_mi.errors import DataError, EcgMiError, InputError
+from ecg_mi.evaluate.runs import collect
+from ecg_mi.packaging import CONTRACT_KEYS, model_info
+
+EXPERIMENT = "packaging"
+N_RECORDS = 4  # test records predicted in the fresh process
+# Two folds of resnet (an ensemble) and one of XGBoost: tiny, on synthetic data at 100 Hz.
+TRAIN = [*TINY_RUN, f"experiment_name={EXPERIMENT}", "data.n_folds=2", "explain.enabled=false"]
+RUNS = {
+    ("resnet", 0): ["model=resnet", "model.channels=[8,16,16]", "fold=0"],
+    ("resnet", 1): ["model=resnet", "model.channels=[8,16,16]", "fold=1"],
+    ("xgboost", 0): ["model=xgboost", "model.search=none", "model.n_jobs=1", "fold=0"],
+}
+PREDICT_SCRIPT = """
+import sys, numpy as np, mlflow
+model = mlflow.pyfunc.load_model(sys.argv[1])
+np.save(sys.argv[3], model.predict(np.load(sys.argv[2])))
+"""
+
+
+def _test_signals(cfg, record_ids: list[str]) -> np.ndarray:
+    """The cached float32 mV signals ``[n, 12, L]`` of ``record_ids`` (as the run read them)."""
+    from ecg_mi.learners import learner_for
+
+    data = learner_for("resnet").datamodule(cfg)
+    data.setup()
+    return np.asarray(data.store.signals[data.store.rows(record_ids)], dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> SimpleNamespace:
+    """One store with the three fold runs of :data:`RUNS` and, per run, a few of its test
+    records' signals and logged probabilities."""
+    from ecg_mi.train import run
+
+    root = tmp_path_factory.mktemp("packaging")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ECG_MI_CACHE", str(root / "cache"))
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("ECG_MI_NO_PROGRESS", "1")
+        runs, records = {}, {}
+        for key, overrides in RUNS.items():
+            cfg = compose_config("train", *TRAIN, *overrides)
+            metrics = run(cfg)
+            client = MlflowClient(uri)
+            exp = client.get_experiment_by_name(EXPERIMENT)
+            [found] = client.search_runs(
+                [exp.experiment_id], f"tags.model = '{key[0]}' and params.fold = '{key[1]}'"
+            )
+            local = mlflow.artifacts.download_artifacts(
+                run_id=found.info.run_id, artifact_path="predictions.csv", tracking_uri=uri,
+                dst_path=str(root / found.info.run_id),
+            )  # fmt: skip
+            table = pd.read_csv(local, dtype={"record_id": str}).head(N_RECORDS)
+            runs[key] = SimpleNamespace(
+                id=found.info.run_id, metrics=metrics, probs=table["prob"].to_numpy()
+            )
+            records[key] = _test_signals(cfg, table["record_id"].tolist())
+    return SimpleNamespace(uri=uri, root=root, runs=runs, records=records)
+
+
+@pytest.fixture
+def store(trained, monkeypatch) -> SimpleNamespace:
+    """``trained``'s store as this test's MLflow store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.uri)
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(trained.uri)
+    return trained
+
+
+@pytest.fixture(scope="module")
+def registered(trained) -> str:
+    """resnet's two-fold ensemble registered as ``ecg-mi@champion`` (its models:/ URI)."""
+    from ecg_mi.evaluate.main import run
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", trained.uri)
+        cfg = compose_config("evaluate", f"experiment_name={EXPERIMENT}", "register=ecg-mi",
+                             "model_uri=resnet", "alias=champion")  # fmt: skip
+        run(cfg)
+    return "models:/ecg-mi@champion"
+
+
+def _load(run_id: str) -> mlflow.pyfunc.PyFuncModel:
+    return mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+
+
+def _predict_in_fresh_process(
+    uri: str, model_uri: str, x: np.ndarray, tmp_path: Path
+) -> np.ndarray:
+    """P(MI) of ``x`` from ``model_uri`` loaded by a new interpreter with an empty cache and
+    no data root."""
+    np.save(tmp_path / "x.npy", x)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "ECG_MI_CACHE": str(tmp_path / "empty-cache"),
+        "ECG_MI_DATA": str(tmp_path / "no-data"),
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "0",
+    }
+    command = [sys.executable, "-c", PREDICT_SCRIPT, model_uri, str(tmp_path / "x.npy"),
+               str(tmp_path / "p.npy")]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (tmp_path / "empty-cache").exists()  # nothing was read from or built in a cache
+    return np.load(tmp_path / "p.npy")
+
+
+@pytest.mark.parametrize("model", ["resnet", "xgboost"])
+def test_packaged_model_in_a_fresh_process_reproduces_the_runs_test_predictions(
+    store, model, tmp_path
+):
+    logged = store.runs[(model, 0)]
+    probs = _predict_in_fresh_process(
+        store.uri, f"runs:/{logged.id}/model", store.records[(model, 0)], tmp_path
+    )
+    np.testing.assert_allclose(probs, logged.probs, rtol=1e-5, atol=1e-6)
+
+
+def test_requirements_pin_the_cpu_torch_and_exact_versions(store, tmp_path):
+    local = mlflow.artifacts.download_artifacts(
+        f"runs:/{store.runs[('resnet', 0)].id}/model", dst_path=str(tmp_path)
+    )
+    lines = [ln for ln in Path(local, "requirements.txt").read_text().splitlines() if ln.strip()]
+    assert "torch==2.13.0" in lines
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lines
+    packages = [ln for ln in lines if not ln.startswith("-")]
+    assert all("==" in ln for ln in packages), packages  # every requirement pinned exactly
+    assert not [ln for ln in packages if ln.startswith("nvidia") or "+cu" in ln]  # no CUDA build
+
+
+def test_signature_and_input_example_are_logged(store, tmp_path):
+    local = mlflow.artifacts.download_artifacts(
+        f"runs:/{store.runs[('xgboost', 0)].id}/model", dst_path=str(tmp_path)
+    )
+    logged = mlflow.models.Model.load(local)
+    [spec] = logged.get_input_schema().inputs
+    assert spec.type == np.dtype(np.float32) and spec.shape == (-1, 12, 1000)  # 10 s at 100 Hz
+    assert logged.get_output_schema().inputs[0].shape == (-1,)
+    assert np.asarray(logged.load_input_example(local)).shape == (1, 12, 1000)
+
+
+def test_model_info_holds_the_predict_contract(store):
+    logged = store.runs[("resnet", 1)]
+    info = model_info(_load(logged.id))
+    assert set(CONTRACT_KEYS) <= set(info)
+    assert (
+        info["sample_rate"] == 100
+        and info["window_s"] == 10.0
+        and info["leads"] == list(STANDARD_LEADS)
+    )
+    assert info["model"] == "resnet" and info["family"] == "network" and info["n_models"] == 1
+    assert info["threshold"] == pytest.approx(logged.metrics["test_threshold"])
+
+
+def test_network_gradcam_maps_each_record_over_time(store):
+    model = _load(store.runs[("resnet", 0)].id).unwrap_python_model()
+    maps = model.gradcam(store.records[("resnet", 0)][:2])
+    assert (
+        maps.shape == (2, 1000) and np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
+    )
+
+
+def test_classical_model_has_no_gradcam(store):
+    model = _load(store.runs[("xgboost", 0)].id).unwrap_python_model()
+    with pytest.raises(EcgMiError, match="no Grad-CAM"):
+        model.gradcam(store.records[("xgboost", 0)][:1])
+
+
+def test_input_of_another_length_is_refused(store):
+    model = _load(store.runs[("resnet", 0)].id).unwrap_python_model()
+    with pytest.raises(InputError, match=r"expected \[N, 12, 1000\]"):
+        model.predict(None, np.zeros((1, 12, 999), np.float32))
+
+
+def test_raw_checkpoint_moves_to_the_checkpoint_folder(store):
+    client = MlflowClient(store.uri)
+    listed = [f.path for f in client.list_artifacts(store.runs[("resnet", 0)].id, "checkpoint")]
+    assert listed == ["checkpoint/best.ckpt"]
+
+
+def test_ensemble_predicts_the_mean_of_its_fold_models(store, registered):
+    x = store.records[("resnet", 0)]
+    folds = [_load(store.runs[("resnet", f)].id) for f in (0, 1)]
+    ensemble = mlflow.pyfunc.load_model(registered)
+    np.testing.assert_allclose(
+        ensemble.predict(x), np.mean([m.predict(x) for m in folds], axis=0), rtol=1e-6
+    )
+    info = model_info(ensemble)
+    assert info["n_models"] == 2 and info["folds"] == [0, 1]
+    assert info["threshold"] == pytest.approx(np.mean([model_info(m)["threshold"] for m in folds]))
+
+
+def test_register_points_the_alias_at_an_ensemble_run(store, registered):
+    client = MlflowClient(store.uri)
+    version = client.get_model_version_by_alias("ecg-mi", "champion")
+    source = client.get_run(version.run_id)
+    assert source.data.tags["kind"] == "ensemble" and source.data.tags["model"] == "resnet"
+    assert source.info.run_name == "resnet-ensemble"
+
+
+def test_report_still_reads_only_fold_runs(store, registered):
+    sweep = collect(EXPERIMENT, store.uri, allow_incomplete=True)  # xgboost has one fold of two
+    assert set(sweep.runs["run_id"]) == {r.id for r in store.runs.values()}
+
+
+def test_register_names_a_model_absent_from_the_experiment(store):
+    from ecg_mi.evaluate.register import register_ensemble
+
+    with pytest.raises(
+        DataError,
+        match=r"no finished fold run of model 'cnn'; models there: \['resnet', 'xgboost'\]",
+    ):
+        register_ensemble(EXPERIMENT, "cnn", "ecg-mi", "champion", store.uri)
+
+
+def test_register_names_missing_folds(store):
+    from ecg_mi.evaluate.register import register_ensemble
+
+    with pytest.raises(DataError, match=r"'xgboost' lacks finished fold run\(s\) \[1\] of 2"):
+        register_ensemble(EXPERIMENT, "xgboost", "ecg-mi", "champion", store.uri)
+
+
+def test_register_refuses_runs_without_a_packaged_model(tmp_path):
+    from ecg_mi.evaluate.register import register_ensemble
+    from ecg_mi.tracking import ensure_experiment
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]  # this test's own empty store
+    client = MlflowClient(uri)
+    experiment = ensure_experiment("old", uri)
+    for fold in (0, 1):  # fold runs logged with tracking.log_model=false (or before packaging)
+        logged = client.create_run(experiment, tags={"kind": "fold", "model": "resnet"})
+        for key, value in {
+            "model": "resnet",
+            "fold": fold,
+            "data.n_folds": 2,
+            "fold_hash": "h",
+        }.items():
+            client.log_param(logged.info.run_id, key, value)
+        client.set_terminated(logged.info.run_id, "FINISHED")
+    with pytest.raises(DataError, match="no packaged ecg-mi model"):
+        register_ensemble("old", "resnet", "ecg-mi", "champion", uri)
+
+
+def test_cli_register_without_a_model_is_one_line(run_cli):
+    done = run_cli("evaluate.py", "register=ecg-mi")
+    assert done.returncode == 2 and "register=ecg-mi needs model=" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_served_model_answers_with_the_pyfunc_probabilities(store, registered, tmp_path):
+    x = store.records[("resnet", 0)][:2]
+    expected = mlflow.pyfunc.load_model(registered).predict(x)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": store.uri,
+        "ECG_MI_CACHE": str(tmp_path / "empty-cache"),
+        "PATH": f"{MLFLOW.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }  # serve execs uvicorn
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [str(MLFLOW), "models", "serve", "-m", registered, "--env-manager", "local",
+             "-h", "127.0.0.1", "-p", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+    try:
+        _wait_until(lambda: _answers(f"http://127.0.0.1:{port}/ping"), "mlflow models serve",
+                    server, log, timeout=120)  # fmt: skip
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps({"inputs": x.tolist()}).encode(),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())["predictions"]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)  # the server and its workers (own session)
+        server.wait(timeout=30)
+    np.testing.assert_allclose(np.asarray(answer, dtype=np.float64), expected, rtol=1e-6)

@@ -1,0 +1,215 @@
+"""predict.py: export files / folders / globs → packaged MLflow model → one CSV row per record.
+
+Most tests use a stand-in pyfunc model with the packaging contract's metadata
+(conftest.standin_model); the end-to-end test with a real trained run needs
+``ecg_mi.packaging`` and is skipped until it exists.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import cardiosoft_xml, compose_config, make_signal
+from ecg_mi.data.readers import read_ecg
+from ecg_mi.errors import ConfigError, DataError, InputError
+from ecg_mi.predict import COLUMNS, run, select_ecg_files, stitch
+
+COLUMN_LIST = ["path", "record_id", "format", "status", "error", "fs_in", "n_leads_in", "duration_s",
+               "prob_mi", "pred_mi", "threshold", "model_uri"]  # fmt: skip
+
+
+def sigmoid_mean(windows: np.ndarray) -> np.ndarray:
+    """What the stand-in model returns per window."""
+    return 1 / (1 + np.exp(-4 * windows.mean(axis=(1, 2))))
+
+
+@pytest.fixture
+def mixed_folder(tmp_path, write_wfdb) -> Path:
+    """A WFDB record (.hea + .dat), a CardioSoft XML, a garbage file and a SOURCE.txt."""
+    folder = tmp_path / "exports"
+    write_wfdb(folder / "wfdb", "rec1", make_signal(1000, 100, seed=1) + 0.3)
+    (folder / "xml").mkdir(parents=True)
+    (folder / "xml" / "cs.xml").write_text(cardiosoft_xml(), encoding="latin-1")
+    (folder / "junk.bin").write_bytes(b"\x00\x01 not an ECG \xff" * 50)
+    (folder / "SOURCE.txt").write_text("where these files come from\n")
+    return folder
+
+
+def trained_model_uri(cfg) -> str:
+    """Train ``cfg`` (a tiny run) and return ``runs:/<id>/model`` of the run it logged."""
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    from ecg_mi.train import run as train
+
+    train(cfg)
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name(cfg.experiment_name)
+    [latest] = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"],
+                                  max_results=1)  # fmt: skip
+    return f"runs:/{latest.info.run_id}/model"
+
+
+def predict(model: str, input_: Path | str, output: Path, *extra: str) -> pd.DataFrame:
+    """predict's route in-process (the CLI's behaviour on errors is tested separately)."""
+    return run(compose_config("predict", f"model_uri={model}", f"input={input_}", f"output={output}", *extra))
+
+
+def test_csv_has_exactly_the_documented_columns(tmp_path, standin_model, write_wfdb):
+    record = write_wfdb(tmp_path / "in", "one")
+    predict(standin_model(), f"{record}.hea", tmp_path / "out.csv")
+    assert list(pd.read_csv(tmp_path / "out.csv").columns) == COLUMN_LIST == list(COLUMNS)
+
+
+def test_mixed_folder_scores_good_files_and_flags_garbage(run_cli, tmp_path, standin_model, mixed_folder):
+    out = tmp_path / "pred.csv"
+    done = run_cli("predict.py", f"model={standin_model()}", f"input={mixed_folder}", f"output={out}",
+                   f"hydra.run.dir={tmp_path}/hydra")  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: {mixed_folder}: 1 of 3 files could not be scored (see {out})"
+    )
+    assert "Traceback" not in done.stderr
+    rows = pd.read_csv(out).set_index("record_id")
+    assert rows.loc["rec1", "status"] == "ok" and rows.loc["rec1", "format"] == "wfdb"
+    assert rows.loc["cs", "status"] == "ok" and rows.loc["cs", "format"] == "cardiosoft_xml"
+    assert rows.loc["junk", "status"] == "error" and "not a supported ECG format" in rows.loc["junk", "error"]
+
+
+def test_wfdb_record_is_one_row_and_companions_are_skipped(mixed_folder):
+    files, skipped = select_ecg_files(p for p in mixed_folder.rglob("*") if p.is_file())
+    assert [f.name for f in files] == ["junk.bin", "rec1.hea", "cs.xml"]
+    assert skipped == 2  # rec1.dat (read through its header) and SOURCE.txt
+
+
+def test_probability_is_the_mean_over_windows_and_threshold_decides(tmp_path, standin_model, write_wfdb):
+    signal = make_signal(2500, 100, seed=3) + np.linspace(-0.2, 0.4, 2500)  # 25 s: 3 windows
+    record = write_wfdb(tmp_path / "in", "long", signal)
+    table = predict(standin_model(threshold=0.52), f"{record}.hea", tmp_path / "out.csv")
+    x = read_ecg(f"{record}.hea").signal
+    windows = np.stack([x[:, 0:1000], x[:, 1000:2000], x[:, 1500:2500]])  # the window policy
+    expected = sigmoid_mean(windows).mean()
+    row = table.iloc[0]
+    assert row["prob_mi"] == pytest.approx(expected, rel=1e-5)
+    assert row["pred_mi"] == int(expected >= 0.52) and row["threshold"] == 0.52
+    assert row["duration_s"] == 25.0 and row["fs_in"] == 100.0 and row["n_leads_in"] == 12
+
+
+def test_record_is_resampled_to_the_model_rate(tmp_path, standin_model, write_wfdb):
+    record = write_wfdb(tmp_path / "in", "hi", make_signal(5000, 500, seed=4), fs=500)
+    row = predict(standin_model(sample_rate=250), f"{record}.hea", tmp_path / "out.csv").iloc[0]
+    assert row["status"] == "ok" and row["fs_in"] == 500.0 and 0 < row["prob_mi"] < 1
+
+
+def test_short_record_is_an_error_row(tmp_path, standin_model, write_wfdb):
+    record = write_wfdb(tmp_path / "in", "short", make_signal(500, 100))
+    with pytest.raises(DataError, match="1 of 1 files could not be scored"):
+        predict(standin_model(), f"{record}.hea", tmp_path / "out.csv")
+    row = pd.read_csv(tmp_path / "out.csv").iloc[0]
+    assert row["status"] == "error" and "the model needs at least 10 s" in row["error"]
+
+
+def test_glob_input_and_runs_uri(tmp_path, standin_model, write_wfdb):
+    for name in ("r0", "r1", "x2"):
+        write_wfdb(tmp_path / "in", name, make_signal(1000, 100, seed=len(name)))
+    table = predict(standin_model(run=True), tmp_path / "in" / "r*", tmp_path / "out.csv")
+    assert sorted(table["record_id"]) == ["r0", "r1"] and (table["status"] == "ok").all()
+    assert table["model_uri"].iloc[0].startswith("runs:/")
+
+
+def test_failed_run_leaves_an_existing_csv_untouched(tmp_path, standin_model, write_wfdb, monkeypatch):
+    write_wfdb(tmp_path / "in", "r0")
+    out = tmp_path / "out.csv"
+    out.write_text("previous,results\n")
+
+    def broken(self, windows):
+        raise RuntimeError("model crashed mid-run")
+
+    monkeypatch.setattr("ecg_mi.predict.PackagedModel.probabilities", broken)
+    with pytest.raises(RuntimeError):
+        predict(standin_model(), tmp_path / "in", out)
+    assert out.read_text() == "previous,results\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.csv")] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["input={in}"], "error: model: missing; pass model=<MLflow model URI>"),
+        (["model={model}", "input={tmp}/nothing/*.xml"], "error: {tmp}/nothing/*.xml: matches no file"),
+        (["model={tmp}/no-model", "input={in}"], "error: {tmp}/no-model: cannot load the MLflow model"),
+        (["model={model}", "input={in}", "output={in}/r0.hea/out.csv"], "error: {in}/r0.hea/out.csv: cannot write there"),
+    ],
+    ids=["missing-model", "input-matches-nothing", "unloadable-model", "output-not-writable"],
+)  # fmt: skip
+def test_cli_errors_are_one_line_exit_2(run_cli, tmp_path, standin_model, write_wfdb, args, message):
+    write_wfdb(tmp_path / "in", "r0")
+    fill = {"in": tmp_path / "in", "tmp": tmp_path, "model": standin_model()}
+    args = [a.format(**fill) for a in args]
+    if not any(a.startswith("output=") for a in args):
+        args.append(f"output={tmp_path / 'out.csv'}")
+    done = run_cli("predict.py", *args, f"hydra.run.dir={tmp_path}/hydra")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message.format(**fill)), done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_gradcam_writes_one_png_per_record(tmp_path, standin_model, mixed_folder):
+    (mixed_folder / "junk.bin").unlink()
+    out = tmp_path / "res" / "pred.csv"
+    predict(standin_model(), mixed_folder, out, "gradcam=true")
+    pngs = sorted(p.name for p in (tmp_path / "res" / "pred_gradcam").iterdir())
+    assert pngs == ["wfdb__rec1.hea.png", "xml__cs.xml.png"]
+    assert all((tmp_path / "res" / "pred_gradcam" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+def test_gradcam_needs_a_network_model(tmp_path, standin_model, write_wfdb):
+    record = write_wfdb(tmp_path / "in", "r0")
+    with pytest.raises(ConfigError, match="gradcam=true needs a network model"):
+        predict(standin_model(family="classical"), f"{record}.hea", tmp_path / "out.csv", "gradcam=true")
+
+
+def test_stitch_rebuilds_a_long_record_from_overlapping_windows():
+    x = np.arange(2 * 25, dtype=np.float32).reshape(2, 25)
+    windows = np.stack([x[:, 0:10], x[:, 10:20], x[:, 15:25]])
+    cams = np.stack([np.full(10, 0.1), np.full(10, 0.5), np.full(10, 0.3)])
+    signal, cam = stitch(windows, cams, 25)
+    np.testing.assert_array_equal(signal, x)
+    np.testing.assert_allclose(cam, [0.1] * 10 + [0.5] * 10 + [0.3] * 5, rtol=1e-6)
+
+
+def test_folder_of_only_companions_is_an_input_error(tmp_path, standin_model):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "LICENSE.txt").write_text("MIT")
+    with pytest.raises(InputError, match="holds only 1 non-ECG companion file"):
+        predict(standin_model(), tmp_path / "docs", tmp_path / "out.csv")
+
+
+def test_every_shared_export_is_scored(tmp_path, standin_model, shared_formats):
+    """Integration: the folder of real exports users point predict at."""
+    table = predict(standin_model(sample_rate=500), shared_formats, tmp_path / "out.csv")
+    assert (table["status"] == "ok").all(), table[table["status"] != "ok"][["path", "error"]]
+    assert set(table["format"]) == {"cardiosoft_xml", "ge_muse_xml", "philips_sierra_xml", "hl7_aecg",
+                                    "dicom_ecg", "scp_ecg", "wfdb"}  # fmt: skip
+    assert len(table) == 11  # one row per record: the WFDB record's .dat/.xyz are not rows
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("ecg_mi.packaging") is None,
+                    reason="ecg_mi.packaging (the packaged pyfunc model) is not in this tree yet")  # fmt: skip
+@pytest.mark.parametrize("model", ["cnn", "random_forest"])
+def test_real_trained_run_scores_files(tmp_path, compose_train, mixed_folder, model):
+    """End to end: a tiny synthetic training logs runs:/<id>/model; predict scores exports with it."""
+    uri = trained_model_uri(compose_train(f"model={model}", "explain.enabled=false"))
+    with pytest.raises(DataError, match="1 of 3 files"):  # junk.bin
+        predict(uri, mixed_folder, tmp_path / "out.csv", *(["gradcam=true"] if model == "cnn" else []))
+    rows = pd.read_csv(tmp_path / "out.csv").set_index("record_id")
+    assert rows.loc[["rec1", "cs"], "prob_mi"].between(0, 1).all()
