@@ -18,9 +18,7 @@ Usage: ``python benchmarks/fuzz_readers.py [--formats ge_muse_xml,scp_ecg] [-n 5
 from __future__ import annotations
 
 import argparse
-import binascii
 import shutil
-import struct
 import sys
 import tempfile
 import time
@@ -34,43 +32,13 @@ from ecg_mi.data.readers import FORMATS, detect_format, read_ecg
 from ecg_mi.data.readers.wfdb_export import looks_like_wfdb_header
 from ecg_mi.data.record import Record
 from ecg_mi.errors import EcgMiError
+from ecg_mi.utils.fuzz import fix_scp_crc, mutate
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ecg_file_formats"
 # The project's own readers (CardioSoft; PTB-XL WFDB via read_wfdb) are fuzzed elsewhere.
 DEFAULT_FORMATS = [f for f in FORMATS if f != "cardiosoft_xml"]
-HOSTILE_NUMBERS = [b"0", b"-1", b"99999999", b"1e308", b"nan"]
 MAX_TRACEBACKS = 5
-
-
-def mutate(data: bytes, rng: np.random.Generator) -> bytes:
-    """One random corruption of ``data`` (see the module docstring)."""
-    buf = bytearray(data)
-    kind = rng.integers(4)
-    if kind == 0:
-        for pos in rng.integers(0, len(buf), size=rng.integers(1, 9)):
-            buf[pos] = int(rng.integers(256))
-    elif kind == 1:
-        del buf[int(rng.integers(0, len(buf))) :]
-    elif kind == 2:
-        pos = int(rng.integers(0, len(buf)))
-        buf[pos:pos] = rng.bytes(int(rng.integers(1, 64)))
-    else:
-        digits = [i for i in rng.integers(0, len(buf), size=64) if chr(buf[i]).isdigit()]
-        if digits:
-            buf[digits[0] : digits[0] + 1] = HOSTILE_NUMBERS[
-                int(rng.integers(len(HOSTILE_NUMBERS)))
-            ]
-    return bytes(buf)
-
-
-def fix_scp_crc(data: bytes) -> bytes:
-    """``data`` with its SCP-ECG record CRC recomputed (unchanged if too short)."""
-    if len(data) < 6:
-        return data
-    length = min(struct.unpack_from("<I", data, 2)[0], len(data))
-    crc = binascii.crc_hqx(data[2:length], 0xFFFF)
-    return struct.pack("<H", crc) + data[2:]
 
 
 def find_samples(data_dir: Path) -> dict[str, list[Path]]:

@@ -96,8 +96,11 @@ def _fake_sweep(
     folds=(0, 1),
     fold_hash="h" * 64,
     tmp=Path("/tmp"),
+    calibrated=(),
 ):
-    """Log fold runs with known predictions: model → signal strength."""
+    """Log fold runs with known predictions: model → signal strength; models in
+    ``calibrated`` also get a ``prob_calibrated`` column (the square root of ``prob``),
+    the others are like runs logged before calibration."""
     mlflow.set_tracking_uri(uri)
     exp = mlflow.set_experiment(experiment)
     rng = np.random.default_rng(0)
@@ -110,6 +113,8 @@ def _fake_sweep(
         probs = 1 / (1 + np.exp(-(strength * labels + rng.normal(size=n))))
         for fold in folds:
             part = truth[truth["fold"] == fold].assign(prob=probs[truth["fold"] == fold])
+            if model in calibrated:
+                part = part.assign(prob_calibrated=np.sqrt(part["prob"]))
             with mlflow.start_run(
                 experiment_id=exp.experiment_id,
                 run_name=f"{model}-fold{fold}",
@@ -187,6 +192,36 @@ def test_report_files_are_written(tmp_path):
     assert "best raw-ECG model vs XGBoost" in text
     subgroups = pd.read_csv(files["subgroups.csv"])
     assert set(subgroups["group"]) >= {"male", "female", "40–55", "55–70"}
+    assert {"calibration.csv", "calibration.png"} <= set(files)
+    assert "## Calibration" in files["README.md"].read_text()
+
+
+def test_runs_without_calibrated_predictions_report_raw_as_calibrated_and_are_flagged(tmp_path):
+    from ecg_mi.evaluate.calibration import calibration_table
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    _fake_sweep(uri, "fake", {"xgboost": 1.0, "resnet": 2.0}, tmp=tmp_path)  # no prob_calibrated
+    table = calibration_table(collect("fake", uri), n_bootstrap=20, seed=0).set_index("model")
+    assert not table["calibrated"].any()
+    assert (table["brier_calibrated"] == table["brier_raw"]).all()
+    assert (table["ece_calibrated"] == table["ece_raw"]).all()
+
+
+def test_calibration_table_matches_independent_recomputation(tmp_path):
+    from ecg_mi.calibration import brier_score, ece
+    from ecg_mi.evaluate.calibration import calibration_table
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    truth = _fake_sweep(uri, "fake", {"xgboost": 1.0, "resnet": 2.0}, tmp=tmp_path, calibrated=("resnet",))
+    sweep = collect("fake", uri)
+    table = calibration_table(sweep, n_bootstrap=50, seed=0).set_index("model")
+    pooled = sweep.predictions[sweep.predictions["model"] == "resnet"]
+    assert len(pooled) == len(truth)
+    row = table.loc["resnet"]
+    assert bool(row["calibrated"]) and not bool(table.loc["xgboost", "calibrated"])
+    assert row["brier_calibrated"] == pytest.approx(brier_score(pooled["label"], np.sqrt(pooled["prob"])))
+    assert row["ece_calibrated"] == pytest.approx(ece(pooled["label"], np.sqrt(pooled["prob"])))
+    assert row["brier_raw_low"] <= row["brier_raw"] <= row["brier_raw_high"]
 
 
 def test_train_then_evaluate_end_to_end(run_cli, tmp_path):

@@ -32,9 +32,11 @@ N_RECORDS = 4  # test records predicted in the fresh process
 # Two folds of resnet (an ensemble) and one of XGBoost: tiny, on synthetic data at 100 Hz.
 TRAIN = [*TINY_RUN, f"experiment_name={EXPERIMENT}", "data.n_folds=2", "explain.enabled=false"]
 RUNS = {
-    ("resnet", 0): ["model=resnet", "model.channels=[8,16,16]", "fold=0"],
+    # Forced calibrators, so the packaged models must apply a non-trivial map.
+    ("resnet", 0): ["model=resnet", "model.channels=[8,16,16]", "fold=0", "calibration=platt"],
     ("resnet", 1): ["model=resnet", "model.channels=[8,16,16]", "fold=1"],
-    ("xgboost", 0): ["model=xgboost", "model.search=none", "model.n_jobs=1", "fold=0"],
+    ("xgboost", 0): ["model=xgboost", "model.search=none", "model.n_jobs=1", "fold=0",
+                     "calibration=isotonic"],
 }
 PREDICT_SCRIPT = """
 import sys, numpy as np, mlflow
@@ -79,8 +81,9 @@ def trained(tmp_path_factory) -> SimpleNamespace:
             )  # fmt: skip
             table = pd.read_csv(local, dtype={"record_id": str}).head(N_RECORDS)
             runs[key] = SimpleNamespace(
-                id=found.info.run_id, metrics=metrics, probs=table["prob"].to_numpy()
-            )
+                id=found.info.run_id, metrics=metrics, probs=table["prob_calibrated"].to_numpy(),
+                raw=table["prob"].to_numpy(), method=found.data.params["calibration.method"],
+            )  # fmt: skip
             records[key] = _test_signals(cfg, table["record_id"].tolist())
     return SimpleNamespace(uri=uri, root=root, runs=runs, records=records)
 
@@ -95,14 +98,16 @@ def store(trained, monkeypatch) -> SimpleNamespace:
 
 
 @pytest.fixture(scope="module")
-def registered(trained) -> str:
-    """resnet's two-fold ensemble registered as ``ecg-mi@champion`` (its models:/ URI)."""
+def registered(trained, tmp_path_factory) -> str:
+    """resnet's two-fold ensemble registered as ``ecg-mi@champion`` (its models:/ URI), the
+    store named by ``tracking.uri`` while ``$MLFLOW_TRACKING_URI`` names another one."""
     from ecg_mi.evaluate.main import run
 
+    elsewhere = tmp_path_factory.mktemp("other_store") / "mlflow.db"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", trained.uri)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{elsewhere}")
         cfg = compose_config("evaluate", f"experiment_name={EXPERIMENT}", "register=ecg-mi",
-                             "model_uri=resnet", "alias=champion")  # fmt: skip
+                             "model_uri=resnet", "alias=champion", f"tracking.uri={trained.uri}")  # fmt: skip
         run(cfg)
     return "models:/ecg-mi@champion"
 
@@ -143,6 +148,20 @@ def test_packaged_model_in_a_fresh_process_reproduces_the_runs_test_predictions(
     np.testing.assert_allclose(probs, logged.probs, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("model", ["resnet", "xgboost"])
+def test_packaged_model_records_its_calibration_and_a_threshold_on_its_scale(store, model):
+    from ecg_mi.calibration import apply_calibration
+
+    logged = store.runs[(model, 0)]
+    info = model_info(_load(logged.id))
+    assert info["calibration"]["method"] == logged.method
+    run = MlflowClient(store.uri).get_run(logged.id)
+    assert info["threshold_raw"] == pytest.approx(run.data.metrics["test_threshold"])
+    assert info["threshold"] == pytest.approx(run.data.metrics["test_threshold_calibrated"])
+    mapped = apply_calibration(info["calibration"], logged.raw)
+    np.testing.assert_allclose(mapped, logged.probs, rtol=1e-5, atol=1e-6)
+
+
 def test_requirements_pin_the_cpu_torch_and_exact_versions(store, tmp_path):
     local = mlflow.artifacts.download_artifacts(
         f"runs:/{store.runs[('resnet', 0)].id}/model", dst_path=str(tmp_path)
@@ -176,7 +195,7 @@ def test_model_info_holds_the_predict_contract(store):
         and info["leads"] == list(STANDARD_LEADS)
     )
     assert info["model"] == "resnet" and info["family"] == "network" and info["n_models"] == 1
-    assert info["threshold"] == pytest.approx(logged.metrics["test_threshold"])
+    assert info["threshold_raw"] == pytest.approx(logged.metrics["test_threshold"])  # before calibration
 
 
 def test_network_gradcam_maps_each_record_over_time(store):

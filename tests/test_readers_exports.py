@@ -5,9 +5,7 @@ and a mutation fuzz (only a Record or an EcgMiError may come out)."""
 from __future__ import annotations
 
 import base64
-import binascii
 import shutil
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from ecg_mi.data.readers.muse_xml import read_muse_xml
 from ecg_mi.data.readers.philips_xml import identical_tail_start
 from ecg_mi.data.record import STANDARD_LEADS, Record
 from ecg_mi.errors import EcgMiError, InputError
+from ecg_mi.utils.fuzz import fix_scp_crc, mutate
 
 SAMPLES = [(fmt, i) for fmt in FORMATS for i in range(len(EXPORT_SAMPLES.get(fmt, [])))]
 SAMPLE_IDS = [Path(EXPORT_SAMPLES[f][i]).name for f, i in SAMPLES]
@@ -395,36 +394,7 @@ def test_missing_required_lead_is_an_input_error(tmp_path):
 # --- mutation fuzz -----------------------------------------------------------------------
 
 
-def mutate(data: bytes, rng: np.random.Generator) -> bytes:
-    """One random corruption: flipped bytes, a cut, an inserted chunk or a changed number."""
-    buf = bytearray(data)
-    kind = rng.integers(4)
-    if kind == 0:
-        for pos in rng.integers(0, len(buf), size=rng.integers(1, 9)):
-            buf[pos] = int(rng.integers(256))
-    elif kind == 1:
-        del buf[int(rng.integers(0, len(buf))) :]
-    elif kind == 2:
-        pos = int(rng.integers(0, len(buf)))
-        buf[pos:pos] = rng.bytes(int(rng.integers(1, 64)))
-    else:  # a digit run replaced by a hostile number: lengths, rates, scales
-        digits = [i for i in rng.integers(0, len(buf), size=64) if chr(buf[i]).isdigit()]
-        if digits:
-            buf[digits[0] : digits[0] + 1] = rng.choice(
-                [b"0", b"-1", b"99999999", b"1e308", b"nan"]
-            )
-    return bytes(buf)
-
-
 FUZZ_RUNS = 200
-
-
-def fix_scp_crc(data: bytes) -> bytes:
-    """``data`` with its SCP-ECG record CRC recomputed (CRC-CCITT, initial 0xFFFF)."""
-    if len(data) < 6:
-        return data
-    length = min(struct.unpack_from("<I", data, 2)[0], len(data))
-    return struct.pack("<H", binascii.crc_hqx(data[2:length], 0xFFFF)) + data[2:]
 
 
 @pytest.mark.parametrize(("fmt", "index"), SAMPLES, ids=SAMPLE_IDS)

@@ -40,8 +40,13 @@ def test_run_logs_metrics_params_and_predictions(compose_train):
         "label",
         "prob",
         "fold",
+        "prob_calibrated",
     ]
     assert (predictions["fold"] == 2).all() and predictions["prob"].between(0, 1).all()
+    assert predictions["prob_calibrated"].between(0, 1).all()
+    assert params["calibration"] == "auto" and params["calibration.method"] in {"none", "platt", "isotonic"}
+    for key in ("val_brier", "test_brier", "test_ece", "test_brier_calibrated", "test_ece_calibrated"):
+        assert 0 <= logged.data.metrics[key] <= 1
     history = MlflowClient().get_metric_history(logged.info.run_id, "val_auc")
     assert [m.step for m in history] == [0, 1, 2]  # two epochs, then the selected checkpoint's
     assert history[-1].value == pytest.approx(results["val_auc"])
@@ -76,6 +81,39 @@ def test_a_failing_run_is_marked_failed(compose_train, monkeypatch):
         run(compose_train("fold=1"))
     [logged] = _runs("ecg-mi-synthetic")
     assert logged.info.status == "FAILED" and "test_auc" not in logged.data.metrics
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_calibration_is_fitted_on_the_validation_predictions_only(compose_train, monkeypatch, method):
+    import numpy as np
+
+    import ecg_mi.train as route
+    from ecg_mi.learners.network import NetworkLearner
+
+    predicted, fitted = {}, []
+    original_predict, original_fit = NetworkLearner.predict, route.fit_calibration
+
+    def predict(self, data, part):
+        predicted[part] = original_predict(self, data, part)
+        return predicted[part]
+
+    def fit(probs, labels, groups, *args):
+        fitted.append((np.array(probs), np.array(labels)))
+        return original_fit(probs, labels, groups, *args)
+
+    monkeypatch.setattr(NetworkLearner, "predict", predict)
+    monkeypatch.setattr(route, "fit_calibration", fit)
+    results = run(compose_train(f"calibration={method}", "explain.enabled=false"))
+    [(probs, labels)] = fitted
+    np.testing.assert_array_equal(probs, predicted["val"])
+    [logged] = _runs("ecg-mi-synthetic")
+    assert logged.data.params["calibration.method"] in {method, "none"}  # none: Platt slope <= 0
+    # A strictly increasing map with the mapped threshold takes the same decisions.
+    assert logged.data.metrics["test_f1_calibrated"] == pytest.approx(results["test_f1"], abs=0)
+
+
+def test_config_hash_follows_the_calibration_setting():
+    assert _hash("network", "calibration=platt") != _hash("network", "calibration=none")
 
 
 def test_skip_finished_reuses_a_finished_run_with_the_same_config(compose_train):

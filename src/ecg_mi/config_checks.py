@@ -24,6 +24,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ecg_mi.calibration import METHODS
 from ecg_mi.errors import ConfigError
 
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
@@ -144,6 +145,7 @@ TRAIN_RULES: tuple[Rule, ...] = (
         Rule(f"augment.{k}", number_in(0, 1), "must be a number in [0, 1)")
         for k in ("crop", "shift", "scale", "noise")
     ),  # fmt: skip
+    Rule("calibration", lambda v: v in METHODS, f"must be one of {', '.join(METHODS)}"),
     Rule("explain.enabled", is_bool, BOOL),
     Rule("explain.n_examples", int_at_least(0), NON_NEGATIVE_INT),
     Rule("explain.permutation_repeats", positive_int, POSITIVE_INT),

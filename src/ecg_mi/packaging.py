@@ -5,7 +5,9 @@ model's rate, ``L = round(window_s * sample_rate)`` (one 10 s window per row, le
 :data:`~ecg_mi.data.record.STANDARD_LEADS` order), and returns P(MI) ``[N]`` float64. The
 model carries all it needs: its weights, the per-lead standardisation (networks) or the
 feature version (classical: features are computed from the signal inside ``predict``), and
-the validation-chosen threshold. Cutting a Record of any rate or length into such windows,
+the validation-chosen threshold and the validation-fitted calibration (a JSON-able map,
+:mod:`ecg_mi.calibration`, applied to each member's raw P(MI); ``threshold`` is on the
+calibrated scale). Cutting a Record of any rate or length into such windows,
 and averaging over them, is the window policy of :func:`ecg_mi.data.windows.model_windows`;
 the caller applies it with the model's ``sample_rate``/``window_s``.
 
@@ -50,6 +52,7 @@ from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types import Schema, TensorSpec
 
+from ecg_mi.calibration import IDENTITY, Calibrator, apply_calibration
 from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.data.windows import DEFAULT_WINDOW_S
 from ecg_mi.errors import DataError, EcgMiError, InputError
@@ -213,11 +216,13 @@ class EcgMiPackage(mlflow.pyfunc.PythonModel):
         self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None
     ) -> np.ndarray:
         """P(MI) ``[N]`` float64 for ``model_input`` float32 ``[N, 12, L]`` mV: the mean over
-        the members' probabilities."""
+        the members' calibrated probabilities."""
         x = check_input(model_input, window_length(self.info))
         prepared = self.prepare(x)
+        # Each member's own validation-fitted calibrator (none in models packaged before
+        # calibration), so an ensemble averages calibrated probabilities.
         probs = [
-            self.member_probs(m, spec, prepared)
+            apply_calibration(spec.settings.get("calibration"), self.member_probs(m, spec, prepared))
             for m, spec in zip(self.loaded, self.members, strict=True)
         ]
         return np.mean(probs, axis=0).astype(np.float64)
@@ -240,6 +245,19 @@ class Packaged:
     @property
     def info(self) -> dict[str, Any]:
         return self.python_model.info
+
+
+def calibrated_package(packaged: Packaged, calibrator: Calibrator, raw_threshold: float) -> Packaged:
+    """``packaged`` whose members apply ``calibrator`` (a JSON-able dict, see
+    :mod:`ecg_mi.calibration`) after the raw model, with the raw validation-chosen threshold
+    mapped onto the calibrated scale (the map is strictly increasing: same decisions)."""
+    python_model = packaged.python_model
+    members = [Member(m.artifact, {**m.settings, "calibration": calibrator}) for m in python_model.members]
+    threshold = float(apply_calibration(calibrator, np.array([raw_threshold]))[0])
+    info = {**python_model.info, "threshold": threshold, "threshold_raw": float(raw_threshold),
+            "threshold_rule": "max F1 on the validation part (raw P(MI)), mapped through the calibration",
+            "calibration": calibrator}  # fmt: skip
+    return Packaged(type(python_model)(info, members), packaged.artifacts)
 
 
 def log_package(packaged: Packaged, registered_model_name: str | None = None) -> ModelInfo:
@@ -313,11 +331,13 @@ def ensemble(packages: list[EcgMiPackage]) -> Packaged:
         "threshold_rule": "mean of the fold models' validation-chosen (max-F1) thresholds",
         "runs": [r for p in packages for r in p.info.get("runs", [])],
         "folds": [f for p in packages for f in p.info.get("folds", [])],
+        "calibration": {"method": "per member",
+                        "members": [p.info.get("calibration", IDENTITY) for p in packages]},
     }  # fmt: skip
     return Packaged(type(packages[0])(info, members), artifacts)
 
 
 __all__ = ["CHECKPOINT_ARTIFACT", "CONTRACT_KEYS", "METADATA_KEY", "MODEL_ARTIFACT", "EcgMiPackage",
-           "Member", "Packaged", "check_input", "ecg_mi_version", "ensemble", "input_example",
+           "Member", "Packaged", "calibrated_package", "check_input", "ecg_mi_version", "ensemble", "input_example",
            "load_package", "log_package", "model_info", "pip_requirements", "signature",
            "window_length"]  # fmt: skip

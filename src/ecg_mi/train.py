@@ -6,7 +6,9 @@ and the saved model; this route never branches on the kind of model.
 For each (model, fold): build the fold's DataModule from the shared fold file, fit on the
 training folds (model selection on the validation part), predict the validation and test
 parts with the selected model, choose the F1 threshold on validation, score the test fold,
-and log everything to one MLflow run named ``{model}-fold{fold}``.
+calibrate P(MI) on the validation part (:mod:`ecg_mi.calibration`; the packaged model applies
+it, ``predictions.csv`` keeps the raw ``prob`` beside ``prob_calibrated``), and log everything
+to one MLflow run named ``{model}-fold{fold}``.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from ecg_mi import metrics
+from ecg_mi.calibration import Calibrator, apply_calibration, calibration_scores, fit_calibration
 from ecg_mi.config_checks import check_train_config
 from ecg_mi.errors import ConfigError, EcgMiError
 from ecg_mi.learners import build_model, learner_for
-from ecg_mi.packaging import CHECKPOINT_ARTIFACT, log_package
+from ecg_mi.packaging import CHECKPOINT_ARTIFACT, calibrated_package, log_package
 from ecg_mi.tracking import (
     close_stale_runs,
     config_hash,
@@ -63,10 +66,30 @@ def score(probs: dict[str, np.ndarray], data: Any) -> dict[str, float]:
     }
 
 
-def write_predictions(data: Any, probs: np.ndarray, run_dir: Path) -> Path:
-    """``predictions.csv`` (record_id, patient_id, age, sex, label, prob, fold), atomically."""
-    table = data.metadata("test").assign(prob=probs)
-    table = table[["record_id", "patient_id", "age", "sex", "label", "prob", "fold"]]
+def calibrate(probs: dict[str, np.ndarray], data: Any, cfg: DictConfig,
+              threshold: float) -> tuple[Calibrator, dict, dict]:  # fmt: skip
+    """The calibrator of ``cfg.calibration`` fitted on the *validation* part alone (see
+    :mod:`ecg_mi.calibration`), the calibrated P(MI) of every part, and the metrics to log:
+    out-of-fold Brier of each candidate (``auto``), Brier/ECE of the raw and calibrated P(MI)
+    of both parts, and the raw ``threshold`` mapped onto the calibrated scale with the test
+    F1 there (equal to ``test_f1``: the map is strictly increasing)."""
+    val = data.metadata("val")
+    calibrator, briers = fit_calibration(probs["val"], val["label"].to_numpy(), val["patient_id"].to_numpy(),
+                                         str(cfg.get("calibration", "auto")), int(cfg.seed))  # fmt: skip
+    labels = {part: data.metadata(part)["label"].to_numpy() for part in probs}
+    calibrated = {part: apply_calibration(calibrator, p) for part, p in probs.items()}
+    scores = calibration_scores(labels, probs, calibrated)
+    mapped = float(apply_calibration(calibrator, np.array([threshold]))[0])
+    scores.update(test_threshold_calibrated=mapped,
+                  test_f1_calibrated=metrics.f1_at(calibrated["test"], labels["test"], mapped))  # fmt: skip
+    return calibrator, calibrated, {**scores, **{f"val_crossfit_brier_{m}": b for m, b in briers.items()}}
+
+
+def write_predictions(data: Any, probs: np.ndarray, calibrated: np.ndarray, run_dir: Path) -> Path:
+    """``predictions.csv`` (record_id, patient_id, age, sex, label, prob, fold,
+    prob_calibrated), atomically; ``prob`` is the raw model's P(MI)."""
+    table = data.metadata("test").assign(prob=probs, prob_calibrated=calibrated)
+    table = table[["record_id", "patient_id", "age", "sex", "label", "prob", "fold", "prob_calibrated"]]
     target = run_dir / "predictions.csv"
     with atomic_path(target) as tmp:
         table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
@@ -125,7 +148,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
                 mlflow.log_artifact(str(path), artifact_path=CHECKPOINT_ARTIFACT)
         probs = {part: learner.predict(data, part) for part in ("val", "test")}
         results = score(probs, data)
-        mlflow.log_artifact(str(write_predictions(data, probs["test"], run_dir)))
+        calibrator, calibrated, calibration_metrics = calibrate(probs, data, cfg, results["test_threshold"])
+        mlflow.log_param("calibration.method", calibrator["method"])
+        mlflow.log_metrics({k: v for k, v in calibration_metrics.items() if np.isfinite(v)})
+        mlflow.log_artifact(str(write_predictions(data, probs["test"], calibrated["test"], run_dir)))
         if cfg.explain.enabled:
             explained, artifacts = learner.explain(data, probs["test"])
             mlflow.log_metrics({k: v for k, v in explained.items() if np.isfinite(v)})
@@ -134,8 +160,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         missing = [k for k in REQUIRED_METRICS if not np.isfinite(results.get(k, np.nan))]
         if missing:
             raise EcgMiError(f"run {run_name}: metric(s) {missing} could not be computed")
-        if cfg.tracking.log_model:  # the MLflow Model `model`, with the validation-chosen threshold
-            log_package(learner.package(data, results["test_threshold"]))
+        if cfg.tracking.log_model:  # the MLflow Model `model`: calibrated, threshold mapped onto its scale
+            raw = results["test_threshold"]
+            log_package(calibrated_package(learner.package(data, raw), calibrator, raw))
         # Logged one step past the last epoch so the run's headline val_auc is the selected
         # checkpoint's, while the per-epoch val_auc curve stays intact before it.
         mlflow.log_metrics(results, step=int(fit_info.get("epochs_trained", 0)))

@@ -32,6 +32,12 @@ import pandas as pd  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from ecg_mi.calibration import (  # noqa: E402  (shared with the train route and the report)
+    N_CALIBRATION_BINS,
+    brier_score,
+    expected_calibration_error,
+    reliability_table,
+)
 from ecg_mi.data.cohort import select_cohort  # noqa: E402
 from ecg_mi.errors import ConfigError, DataError  # noqa: E402
 from ecg_mi.evaluate.report import Settings, subgroup_figure, subgroups, write_csv  # noqa: E402
@@ -43,38 +49,8 @@ from ecg_mi.utils.io import atomic_path, atomic_write_text  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-N_CALIBRATION_BINS = 10
-
 
 # ---------------------------------------------------------------------------- figures (pure)
-
-
-def reliability_table(labels: np.ndarray, probs: np.ndarray, n_bins: int = N_CALIBRATION_BINS) -> pd.DataFrame:
-    """Reliability curve: per equal-width bin of P(MI) over [0, 1] (last bin closed), the
-    records in it, their mean P(MI) and their observed MI fraction (empty bins: n = 0, NaN)."""
-    labels, probs = np.asarray(labels, dtype=float), np.asarray(probs, dtype=float)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.clip(np.digitize(probs, edges[1:-1], right=False), 0, n_bins - 1)
-    rows = []
-    for b in range(n_bins):
-        inside = bins == b
-        n = int(inside.sum())
-        rows.append({"bin_low": edges[b], "bin_high": edges[b + 1], "n": n,
-                     "mean_prob": probs[inside].mean() if n else np.nan,
-                     "frac_mi": labels[inside].mean() if n else np.nan})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def expected_calibration_error(curve: pd.DataFrame) -> float:
-    """ECE: Σ_bins (n_bin / N) · |mean P(MI) − observed MI fraction| (probability units)."""
-    filled = curve[curve["n"] > 0]
-    weights = filled["n"] / filled["n"].sum()
-    return float((weights * (filled["mean_prob"] - filled["frac_mi"]).abs()).sum())
-
-
-def brier_score(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Mean squared difference between P(MI) and the 0/1 label (0 = perfect)."""
-    return float(np.mean((np.asarray(probs, dtype=float) - np.asarray(labels, dtype=float)) ** 2))
 
 
 def threshold_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, float]:

@@ -37,6 +37,7 @@ def register_ensemble(experiment: str, model: str, name: str, alias: str, uri: s
     if not model:
         raise ConfigError(f"register={name} needs model=<the model whose fold runs to register>")
     runs = model_fold_runs(experiment, uri, model)
+    mlflow.set_tracking_uri(uri)  # the runs:/ URIs below resolve in this store, not the default
     with tempfile.TemporaryDirectory(prefix="ecg_mi_ensemble_") as tmp:
         packages = [
             load_package(f"runs:/{r.info.run_id}/{MODEL_ARTIFACT}", str(Path(tmp) / r.info.run_id))

@@ -9,6 +9,8 @@ Every number comes from the fold runs' ``predictions.csv`` and metrics in MLflow
   model, and the best raw-ECG model vs XGBoost.
 * **Subgroups**: pooled AUC with bootstrap CI by sex and by age band; groups with fewer than
   ``min_group`` MI or non-MI records are flagged.
+* **Calibration** (:mod:`ecg_mi.evaluate.calibration`): Brier score and ECE of the pooled
+  predictions, raw → calibrated, and a reliability diagram.
 * With ``paper=True`` the paper's UK Biobank Table 2 (``paper_table2.csv``; Wang, Qi & Xu
   2022, Table 2, typed from ../shared/PAPER.md) is shown beside ours.
 """
@@ -29,6 +31,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
+from ecg_mi.evaluate.calibration import calibration_markdown, calibration_table, reliability_figure  # noqa: E402
 from ecg_mi.evaluate.importance import importance_section  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
 from ecg_mi.evaluate.st_attention import st_attention_markdown, st_attention_section  # noqa: E402
@@ -278,8 +281,10 @@ def build_report(
     table = table2(sweep, s)
     comps = comparisons(sweep, table)
     groups = subgroups(sweep, s)
+    calibration = calibration_table(sweep, s.n_bootstrap, s.seed)
     files = {name: out_dir / name for name in ("table2.md", "table2.csv", "comparisons.csv", "subgroups.csv",
-                                               "roc.png", "pr.png", "subgroups.png", "README.md")}  # fmt: skip
+                                               "calibration.csv", "roc.png", "pr.png", "subgroups.png",
+                                               "calibration.png", "README.md")}  # fmt: skip
     atomic_write_text(files["table2.md"], table2_markdown(table, comps, s.paper))
     write_csv(table, files["table2.csv"])
     write_csv(comps, files["comparisons.csv"])
@@ -287,6 +292,8 @@ def build_report(
     roc_figure(sweep, table, files["roc.png"])
     pr_figure(sweep, table, files["pr.png"])
     subgroup_figure(groups, files["subgroups.png"])
+    write_csv(calibration, files["calibration.csv"])
+    reliability_figure(sweep, calibration, files["calibration.png"])
     extra = importance_section(sweep, uri, out_dir) if uri else {}
     st_files = st_attention_section(sweep, uri, out_dir, s.seed) if uri else {}
     files.update(extra)
@@ -301,6 +308,11 @@ def build_report(
         "Files: [table2.csv](table2.csv), [comparisons.csv](comparisons.csv), [subgroups.csv](subgroups.csv)", "",
         "## ROC", "", "![ROC](roc.png)", "", "## Precision–recall", "", "![PR](pr.png)", "",
         "## Subgroups", "", "![subgroups](subgroups.png)", "",
+        "## Calibration", "",
+        "Pooled out-of-fold test predictions, raw P(MI) → calibrated (each fold's calibrator fitted on its "
+        "validation part; Brier with a patient-bootstrap 95% CI; ECE over 10 equal-width bins).", "",
+        calibration_markdown(calibration), "Files: [calibration.csv](calibration.csv)", "",
+        "![calibration](calibration.png)", "",
     ]  # fmt: skip
     if st_files:
         readme += ["## ST-segment attention (Grad-CAM)", "",

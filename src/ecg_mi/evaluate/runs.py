@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from ecg_mi.errors import DataError, InputError
 from ecg_mi.tracking import tracking_client
@@ -29,19 +30,23 @@ class Sweep:
     left_out: list[str] = field(default_factory=list)
 
 
+def _experiment(experiment: str, uri: str) -> tuple[MlflowClient, mlflow.entities.Experiment]:
+    """The store's client and experiment ``experiment``; InputError naming those it has."""
+    client = tracking_client(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise InputError(f"no MLflow experiment {experiment!r} in {uri}; experiments there: {names}")
+    return client, found
+
+
 def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
     """Finished fold runs of ``experiment``; checks folds and fold hashes (see module doc).
 
     Runs RUNNING (in progress, or abandoned by a dead process), FAILED or KILLED are left out,
     and named in one warning; a model none of whose runs finished is reported as missing.
     """
-    client = tracking_client(uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        names = sorted(e.name for e in client.search_experiments())
-        raise InputError(
-            f"no MLflow experiment {experiment!r} in {uri}; experiments there: {names}"
-        )
+    client, found = _experiment(experiment, uri)
     every = client.search_runs(
         [found.experiment_id], "tags.kind = 'fold'",
         order_by=["attributes.start_time DESC"], max_results=50_000,
@@ -55,6 +60,7 @@ def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
             "model": r.data.params["model"], "fold": int(r.data.params["fold"]), "run_id": r.info.run_id,
             "fold_hash": r.data.params.get("fold_hash"), "n_folds": int(r.data.params.get("data.n_folds", 5)),
             "data": r.data.params.get("data.name"), "sample_rate": r.data.params.get("data.sample_rate"),
+            "calibration": r.data.params.get("calibration.method"),  # None: logged before calibration
             **{k: r.data.metrics.get(k) for k in ("test_auc", "test_f1", "val_auc", "test_threshold")},
         }
         for r in runs
@@ -101,13 +107,7 @@ def model_fold_runs(experiment: str, uri: str, model: str) -> list[mlflow.entiti
     DataError when the experiment has no finished fold run of ``model`` (naming the models
     it has), when folds are missing, or when the folds come from different fold files.
     """
-    client = tracking_client(uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        names = sorted(e.name for e in client.search_experiments())
-        raise InputError(
-            f"no MLflow experiment {experiment!r} in {uri}; experiments there: {names}"
-        )
+    client, found = _experiment(experiment, uri)
     finished = client.search_runs(
         [found.experiment_id], "tags.kind = 'fold' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"], max_results=50_000,

@@ -257,6 +257,8 @@ class SVMModel(ClassicalModel):
 
     KERNELS = ("linear", "poly", "rbf", "sigmoid")
 
+    # The base signature repeated on purpose: scikit-learn's get_params reads the parameters
+    # from __init__'s signature, so a subclass with one more (kernel) must spell them all.
     def __init__(
         self,
         kernel: str = "linear",
