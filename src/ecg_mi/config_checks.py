@@ -118,7 +118,6 @@ TRAIN_RULES: tuple[Rule, ...] = (
     Rule("fold", int_at_least(0), NON_NEGATIVE_INT),
     Rule("experiment_name", non_empty_str, "must be a non-empty name"),
     Rule("skip_finished", is_bool, BOOL),
-    Rule("early_stopping_patience", _nullable(int_at_least(0)), "must be an integer >= 0 or null"),
     Rule("trainer.max_epochs", positive_int, POSITIVE_INT),
     Rule("trainer.min_epochs", _nullable(int_at_least(0)), "must be an integer >= 0 or null"),
     Rule("trainer.log_every_n_steps", positive_int, POSITIVE_INT),

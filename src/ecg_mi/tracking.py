@@ -44,8 +44,6 @@ from ecg_mi.paths import default_tracking_uri
 log = logging.getLogger(__name__)
 
 MAX_PARAM_CHARS = 500
-# Keys that say where or whether to log, not what is computed: left out of the config hash.
-UNHASHED_KEYS = ("skip_finished", "tracking")
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -203,10 +201,10 @@ def log_metrics_at(
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
-    """sha256 of a resolved config (a plain mapping) without :data:`UNHASHED_KEYS`: two runs
-    with the same hash (and fold hash) compute the same thing."""
-    kept = {k: v for k, v in config.items() if k not in UNHASHED_KEYS}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+    """sha256 of a resolved config (a plain mapping): what a family's results depend on, as
+    :meth:`ecg_mi.learners.Learner.hashed_config` gives it. Two runs with the same hash (and
+    fold hash) compute the same thing."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def find_finished_run(
