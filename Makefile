@@ -11,7 +11,7 @@ SERVER_BACKEND   ?= sqlite:///$(CURDIR)/mlflow-server.db
 SERVER_ARTIFACTS ?= $(CURDIR)/mlartifacts
 SERVER_HOST      ?= 127.0.0.1
 
-.PHONY: install train test test-slow test-all bench benchmark ui mlflow-server lint clean
+.PHONY: install train test test-slow test-all bench benchmark best ui mlflow-server lint clean
 
 # Re-installs when pyproject.toml changes. torch is pinned to the CPU build on disk.
 $(STAMP): pyproject.toml
@@ -44,6 +44,14 @@ bench: install
 ## benchmark section + docs/figures/. A re-run skips the runs that already finished.
 benchmark: install
 	$(BIN)/python benchmarks/ptbxl_benchmark.py $(ARGS)
+
+## The best recipe (issue 18, conf/experiment/best_cpu.yaml): train its three models x 5 folds,
+## report with the ensemble row (reports/ecg-mi-best_cpu/), register the ensemble as ecg-mi@best.
+BEST = resnet+random_forest+xgboost
+best: install
+	$(BIN)/python train.py -m experiment=best_cpu
+	$(BIN)/python evaluate.py experiment_name=ecg-mi-best_cpu 'ensembles=[$(BEST)]' --paper
+	$(BIN)/python evaluate.py experiment_name=ecg-mi-best_cpu register=ecg-mi model=$(BEST) alias=best
 
 ## MLflow UI over the default store, on loopback only.
 ui: install

@@ -26,7 +26,7 @@ SCRIPTS = {
     "ingest": "cache load vs re-parsing WFDB (target >= 50x)",
     "features": "408 features vs neurokit2's 12-lead delineation (target >= 10x)",
     "train_overhead": "Lightning epoch vs a plain PyTorch loop (target <= 1.15); loader memory",
-    "xgb_search": "XGBoost halving vs scikit-learn's and the exhaustive grid (target <= 10 min per fold)",
+    "xgb_search": "XGBoost default search vs the same points through scikit-learn (target <= 10 min per fold)",
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 import wfdb
 
 from ecg_mi.data.record import STANDARD_LEADS
+from ecg_mi.data.sources import SyntheticSource
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ECG_MI_DATA", REPO.parent / "shared" / "data"))
@@ -98,6 +99,14 @@ def toy_features(n: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray, n
     X = rng.normal(size=(n, 20)) + y[:, None] * np.r_[1.5, 1.0, np.zeros(18)]
     X[rng.random(X.shape) < 0.05] = np.nan  # features that could not be measured
     return X.astype(np.float32), y, np.arange(n) // 2
+
+
+class AuxSyntheticSource(SyntheticSource):
+    """The synthetic source with one auxiliary target column, ``aux_FEMALE`` (sex = 1), as
+    PTB-XL offers ``aux_<diagnostic class>``: for tests of ``model.aux_targets``."""
+
+    def index(self) -> pd.DataFrame:
+        return super().index().assign(aux_FEMALE=lambda t: (t["sex"] == 1).astype(int))
 
 
 @pytest.fixture

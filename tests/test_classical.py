@@ -59,6 +59,20 @@ def test_halving_search_spends_trees_as_budget_and_reports_its_choice():
     )
 
 
+def test_default_xgboost_search_compares_full_size_candidates_and_reports_its_choice():
+    X, y, groups = toy_features()
+    grid = {"max_depth": [2, 3], "learning_rate": [0.1, 0.3], "n_estimators": [9, 27]}
+    model = create_model("xgboost", grid=grid, n_iter=3, n_jobs=1).fit(X, y, groups)
+    summary = model.search_summary_
+    assert model._search() == "sampled" and summary["candidates"] == 3 * 2  # 3 points x 2 tree counts
+    assert 0.5 < summary["inner_cv_auc"] <= 1.0 and summary["best_params"]["n_estimators"] in (9, 27)
+
+
+def test_sampled_search_is_refused_where_no_model_implements_it():
+    with pytest.raises(ConfigError, match="search=sampled is not implemented"):
+        create_model("random_forest", grid={"n_estimators": [10]}, search="sampled")
+
+
 @pytest.mark.parametrize("search", ["grid", "random"])
 def test_other_searches_run(search):
     X, y, groups = toy_features()

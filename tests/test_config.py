@@ -51,12 +51,13 @@ def test_trainer_config_instantiates_on_cpu(trainer):
 
 
 @pytest.mark.parametrize("callbacks", options("callbacks"))
-def test_callbacks_config_builds_a_best_checkpoint(callbacks, tmp_path):
+def test_callbacks_config_builds_the_selecting_checkpoint(callbacks, tmp_path):
     from ecg_mi.learners.network import build_callbacks
 
     cfg = compose_config("train", f"callbacks={callbacks}")
     checkpoint, built = build_callbacks(cfg, tmp_path)
-    assert checkpoint.monitor == "val_auc" and checkpoint in built
+    # the best val_auc epoch, or (monitor null: `last`) the latest epoch
+    assert checkpoint.monitor in ("val_auc", None) and checkpoint.save_top_k == 1 and checkpoint in built
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
@@ -83,3 +84,14 @@ def test_networks_share_one_copy_of_their_common_settings():
         own = OmegaConf.load(CONF / "model" / f"{model}.yaml")
         repeated = set(own) & set(common) - {"lr"} if model == "attention" else set(own) & set(common)
         assert not repeated, f"conf/model/{model}.yaml repeats {sorted(repeated)}"
+
+
+def test_an_experiments_settings_for_a_switched_off_callback_leave_it_off(tmp_path):
+    """cpu_fast tunes early_stopping.patience; under callbacks=last early stopping stays off."""
+    from pytorch_lightning.callbacks import EarlyStopping
+
+    from ecg_mi.learners.network import build_callbacks
+
+    cfg = compose_config("train", "experiment=cpu_fast", "callbacks=last")
+    checkpoint, built = build_callbacks(cfg, tmp_path)
+    assert checkpoint.monitor is None and not any(isinstance(c, EarlyStopping) for c in built)

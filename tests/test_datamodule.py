@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ecg_mi.data.datamodule import SignalDataModule, prepare_fold
+from conftest import AuxSyntheticSource
+from ecg_mi.data.datamodule import OUTSIDE_COHORT, SignalDataModule, prepare_fold
 from ecg_mi.data.sources import PtbxlSource, SyntheticSource
 from ecg_mi.errors import ConfigError, DataError, InputError
 
@@ -139,3 +140,56 @@ def test_feature_datamodule_takes_no_loader_settings(tmp_path):
 
     with pytest.raises(TypeError, match="batch_size"):
         FeatureDataModule(SyntheticSource(n_records=120), batch_size=8, cache_dir=tmp_path)
+
+
+# ---- data.train_pool=all: more training records, the same validation and test parts
+
+
+def test_train_pool_all_adds_only_records_of_training_patients(tmp_path):
+    source = SyntheticSource(n_records=120, seed=0)
+    cohort = prepare_fold(source, 1, 100, cache_dir=tmp_path)
+    every = prepare_fold(source, 1, 100, cache_dir=tmp_path, train_pool="all")
+    extra = every.train[every.train["fold"] == OUTSIDE_COHORT]
+    assert len(extra) == every.n_outside_cohort > 0 and cohort.n_outside_cohort == 0
+    held_out = set(every.test["patient_id"]) | set(every.val["patient_id"])
+    assert held_out.isdisjoint(extra["patient_id"])
+    assert set(extra["record_id"]).isdisjoint(every.fold_file.table["record_id"])
+    for part in ("val", "test"):  # scored on the same records as the paper's protocol
+        assert getattr(every, part)["record_id"].tolist() == getattr(cohort, part)["record_id"].tolist()
+    assert every.summary()["n_train_outside_cohort"] == len(extra)
+
+
+def test_train_pool_all_caches_the_same_records_for_every_fold(tmp_path):
+    source = SyntheticSource(n_records=120, seed=0)
+    rows = [SignalDataModule(source, fold=k, cache_dir=tmp_path, train_pool="all").cohort_rows()["record_id"].tolist()
+            for k in range(5)]  # fmt: skip
+    assert all(r == rows[0] for r in rows) and len(rows[0]) == 120
+
+
+def test_unknown_train_pool_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="data.train_pool='everything'; choose one of"):
+        prepare_fold(SyntheticSource(n_records=120), 0, 100, cache_dir=tmp_path, train_pool="everything")
+
+
+# ---- auxiliary targets: training batches only
+
+
+def test_aux_targets_reach_training_batches_only(tmp_path):
+    dm = SignalDataModule(AuxSyntheticSource(n_records=120), fold=1, batch_size=16, cache_dir=tmp_path,
+                          aux_targets=["FEMALE"])  # fmt: skip
+    _, y, rows = next(iter(dm.train_dataloader()))
+    assert y.shape == (16, 2)
+    expected = dm.split.train[["label", "aux_FEMALE"]].to_numpy()[rows.numpy()]
+    np.testing.assert_array_equal(y.numpy(), expected)
+    assert next(iter(dm.val_dataloader()))[1].ndim == 1 and next(iter(dm.test_dataloader()))[1].ndim == 1
+
+
+def test_aux_target_the_source_lacks_is_a_config_error_naming_what_it_offers(tmp_path):
+    with pytest.raises(ConfigError, match=r"\['HYP'\] not offered .* \(it offers \['FEMALE'\]"):
+        SignalDataModule(AuxSyntheticSource(n_records=120), cache_dir=tmp_path, aux_targets=["HYP"])
+
+
+def test_ptbxl_offers_its_other_diagnostic_classes_as_aux_targets(shared_ptbxl):
+    index = PtbxlSource(shared_ptbxl).index()
+    assert [c for c in index.columns if c.startswith("aux_")] == ["aux_CD", "aux_HYP", "aux_NORM", "aux_STTC"]
+    assert (index["aux_NORM"] == index["is_norm"]).mean() > 0.99

@@ -12,7 +12,7 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 from conftest import TINY_RUN
-from ecg_mi.errors import DataError, InputError
+from ecg_mi.errors import ConfigError, DataError, InputError
 from ecg_mi.evaluate.report import Settings, age_band, build_report, table2
 from ecg_mi.evaluate.runs import collect
 from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_covariance, delong_test
@@ -269,3 +269,29 @@ def test_train_then_evaluate_end_to_end(run_cli, tmp_path):
 def test_gradcam_on_demand_needs_a_run_id(run_cli, tmp_path):
     done = run_cli("evaluate.py", "explain=gradcam", f"hydra.run.dir={tmp_path}")
     assert done.returncode == 2 and "error: explain=gradcam needs run_id=" in done.stderr
+
+
+def test_ensemble_row_averages_the_members_calibrated_probabilities(tmp_path):
+    from ecg_mi.evaluate.ensembles import add_ensembles
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    _fake_sweep(uri, "fake", {"xgboost": 1.0, "resnet": 2.0}, tmp=tmp_path, calibrated=("xgboost", "resnet"))
+    sweep = add_ensembles(collect("fake", uri), ["resnet+xgboost"])
+    table = table2(sweep, Settings(n_bootstrap=100)).set_index("model")
+    pooled = {m: sweep.predictions[sweep.predictions["model"] == m].sort_values("record_id") for m in ("resnet", "xgboost")}
+    mean = (pooled["resnet"]["prob_calibrated"].to_numpy() + pooled["xgboost"]["prob_calibrated"].to_numpy()) / 2
+    expected = roc_auc_score(pooled["resnet"]["label"], mean)
+    assert table.loc["resnet+xgboost", "pooled_auc"] == pytest.approx(expected)
+    assert table.loc["resnet+xgboost", "arm"] == "ensemble" and table.loc["resnet+xgboost", "folds"] == 2
+    assert table.loc["resnet+xgboost", "name"] == "ResNet + XGBoost"
+    files = build_report(sweep, tmp_path / "report", "fake", Settings(n_bootstrap=50))
+    assert "ResNet + XGBoost" in files["table2.md"].read_text()
+
+
+def test_ensemble_of_a_model_outside_the_sweep_is_a_config_error(tmp_path):
+    from ecg_mi.evaluate.ensembles import add_ensembles
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    _fake_sweep(uri, "fake", {"xgboost": 1.0, "resnet": 2.0}, tmp=tmp_path)
+    with pytest.raises(ConfigError, match=r"\['cnn'\] not among \['resnet', 'xgboost'\]"):
+        add_ensembles(collect("fake", uri), ["resnet+cnn"])

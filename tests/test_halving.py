@@ -8,7 +8,7 @@ from xgboost import XGBClassifier
 
 from conftest import toy_features
 from ecg_mi.errors import ConfigError
-from ecg_mi.models.halving import TreeBudgetHalving, halving_schedule, top_k
+from ecg_mi.models.halving import TreeBudgetHalving, TreeCountSearch, halving_schedule, top_k
 
 # 54 candidates, budgets 2 -> 12 trees: three rounds at 2 trees (aggressive elimination), then 6.
 GRID = {
@@ -93,3 +93,60 @@ def test_budget_in_grid_is_refused():
 def test_bad_budget_range_is_refused():
     with pytest.raises(ConfigError, match="min_resources"):
         halving_schedule(10, 20, 12)
+
+
+# ---- TreeCountSearch: the default XGBoost search (a seeded sample, every candidate at full size)
+
+COUNTS_GRID = {**GRID, "n_estimators": [4, 12]}
+
+
+def test_tree_count_search_scores_every_count_as_its_own_model():
+    """Truncating one booster to t trees scores exactly what a t-tree booster scores."""
+    from sklearn.metrics import roc_auc_score
+
+    X, y, groups = toy_features(n=210, seed=3)
+    search = TreeCountSearch(XGBClassifier(**FIXED), COUNTS_GRID, _cv(), n_candidates=5).fit(X, y, groups)
+    table = dict(zip(map(lambda p: tuple(sorted(p.items())), search.cv_results_["params"]),
+                     search.cv_results_["mean_test_score"], strict=True))  # fmt: skip
+    params = search.cv_results_["params"][1]  # the first candidate at 12 trees
+    expected = np.mean([
+        roc_auc_score(y[test], XGBClassifier(**FIXED, **params).fit(X[train], y[train]).predict_proba(X[test])[:, 1])
+        for train, test in _cv().split(X, y, groups)
+    ])  # fmt: skip
+    assert table[tuple(sorted(params.items()))] == pytest.approx(expected, abs=1e-6)
+    assert search.best_score_ == pytest.approx(max(search.cv_results_["mean_test_score"]))
+
+
+def test_tree_count_search_always_compares_the_prior_point_and_is_seeded():
+    prior = {"max_depth": 4, "learning_rate": 0.5, "subsample": 0.6, "colsample_bytree": 0.8}
+    make = lambda seed: TreeCountSearch(XGBClassifier(**FIXED), COUNTS_GRID, _cv(), 6, seed, always=prior)  # noqa: E731
+    assert make(0).candidates()[0] == prior and make(1).candidates()[0] == prior
+    assert make(0).candidates() == make(0).candidates() != make(1).candidates()
+    assert len(make(0).candidates()) == 6
+
+
+def test_tree_count_search_refits_its_winner_on_all_records():
+    X, y, groups = toy_features(n=210, seed=3)
+    search = TreeCountSearch(XGBClassifier(**FIXED), COUNTS_GRID, _cv(), n_candidates=4, n_jobs=2).fit(X, y, groups)
+    assert search.best_estimator_.get_params()["n_estimators"] == search.best_params_["n_estimators"]
+    assert search.best_estimator_.n_features_in_ == X.shape[1]
+
+
+def test_tree_count_search_needs_tree_counts_and_candidates():
+    with pytest.raises(ConfigError, match="n_estimators"):
+        TreeCountSearch(XGBClassifier(), GRID, _cv(), 4)
+    with pytest.raises(ConfigError, match="at least 1 candidate"):
+        TreeCountSearch(XGBClassifier(), COUNTS_GRID, _cv(), 0)
+
+
+def test_tree_count_search_averages_its_best_points():
+    X, y, groups = toy_features(n=210, seed=3)
+    search = TreeCountSearch(XGBClassifier(**FIXED), COUNTS_GRID, _cv(), n_candidates=4, average_top=3).fit(X, y, groups)
+    scores = dict(zip(map(lambda p: tuple(sorted(p.items())), search.cv_results_["params"]),
+                      search.cv_results_["mean_test_score"], strict=True))  # fmt: skip
+    ranked = sorted(scores.values(), reverse=True)
+    assert [scores[tuple(sorted(p.items()))] for p in search.top_params_] == ranked[:3]
+    members = search.best_estimator_.estimators
+    expected = np.mean([m.predict_proba(X) for m in members], axis=0)
+    np.testing.assert_allclose(search.best_estimator_.predict_proba(X), expected)
+    assert [m.get_params()["n_estimators"] for m in members] == [p["n_estimators"] for p in search.top_params_]

@@ -129,3 +129,32 @@ def test_networks_accept_cropped_training_windows(name):
     model = create_model(name, augment={"crop": 0.5}, **SMALL[name]).train()
     x, y = torch.randn(4, 12, 1000), torch.tensor([0.0, 1.0, 0.0, 1.0])
     assert model.training_step((x, y, torch.arange(4)), 0).ndim == 0
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_aux_targets_train_a_second_head_and_leave_p_mi_alone(name, tmp_path):
+    """Every network takes auxiliary targets: the head is sized in setup(), its loss is added
+    in training, and prediction, saved weights and reloads work as without it."""
+    from ecg_mi.learners.network import load_weights, save_weights
+
+    model = create_model(name, **SMALL[name], aux_targets=["A", "B"], aux_weight=1.0)
+    model.setup("fit")
+    assert model.aux_head[-1].weight.shape[0] == 2
+    x, y = torch.randn(4, 12, 1000), torch.tensor([[1.0, 0, 1], [0, 1, 0], [1, 1, 1], [0, 0, 0]])
+    plain = create_model(name, **SMALL[name])
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("aux_head.")})
+    model.train(), plain.train()
+    torch.manual_seed(0)
+    with_aux = model.training_step((x, y, None), 0)
+    torch.manual_seed(0)
+    without = plain.training_step((x, y[:, 0], None), 0)
+    assert with_aux > without  # the auxiliary BCE is added to the same MI loss
+    save_weights(model, tmp_path / "w.pt")
+    reloaded = load_weights(tmp_path / "w.pt")
+    with torch.no_grad():
+        assert torch.allclose(reloaded(x), model.eval()(x)) and reloaded(x).shape == (4,)
+
+
+def test_negative_aux_weight_is_a_config_error():
+    with pytest.raises(ConfigError, match="model.aux_weight=-1"):
+        create_model("resnet", aux_targets=["A"], aux_weight=-1)

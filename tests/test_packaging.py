@@ -236,6 +236,24 @@ def test_ensemble_predicts_the_mean_of_its_fold_models(store, registered):
     assert info["threshold"] == pytest.approx(np.mean([model_info(m)["threshold"] for m in folds]))
 
 
+def test_combined_models_predict_the_mean_of_their_parts_in_a_fresh_process(store, tmp_path):
+    """A network and a feature model in one package (``register=… model=resnet+xgboost``):
+    each part scores as it would alone, the package answers their mean."""
+    from ecg_mi.packaging import combine, ensemble, load_package, log_package
+
+    keys = [("resnet", 0), ("xgboost", 0)]
+    parts = [ensemble([load_package(f"runs:/{store.runs[k].id}/model", str(tmp_path / k[0]))]) for k in keys]
+    with mlflow.start_run(experiment_id=mlflow.set_experiment("combined").experiment_id) as active:
+        log_package(combine(parts))
+    x = store.records[("resnet", 0)]
+    expected = np.mean([_load(store.runs[k].id).predict(x) for k in keys], axis=0)
+    combined = _predict_in_fresh_process(store.uri, f"runs:/{active.info.run_id}/model", x, tmp_path)
+    np.testing.assert_allclose(combined, expected, rtol=1e-6)
+    info = model_info(mlflow.pyfunc.load_model(f"runs:/{active.info.run_id}/model"))
+    assert info["model"] == "resnet+xgboost" and info["family"] == "ensemble" and info["n_models"] == 2
+    assert info["threshold"] == pytest.approx(np.mean([p.info["threshold"] for p in parts]))
+
+
 def test_register_points_the_alias_at_an_ensemble_run(store, registered):
     client = MlflowClient(store.uri)
     version = client.get_model_version_by_alias("ecg-mi", "champion")
@@ -264,6 +282,13 @@ def test_register_names_missing_folds(store):
 
     with pytest.raises(DataError, match=r"'xgboost' lacks finished fold run\(s\) \[1\] of 2"):
         register_ensemble(EXPERIMENT, "xgboost", "ecg-mi", "champion", store.uri)
+
+
+def test_register_of_several_models_needs_every_fold_of_each(store):
+    from ecg_mi.evaluate.register import register_ensemble
+
+    with pytest.raises(DataError, match=r"'xgboost' lacks finished fold run\(s\) \[1\] of 2"):
+        register_ensemble(EXPERIMENT, "resnet+xgboost", "ecg-mi", "champion", store.uri)
 
 
 def test_register_refuses_runs_without_a_packaged_model(tmp_path):

@@ -64,6 +64,18 @@ def test_every_network_trains_end_to_end(compose_train, name):
     assert int(logged.data.params["n_params"]) > 0
 
 
+def test_callbacks_last_keeps_the_final_epoch(compose_train):
+    run(compose_train("callbacks=last", "trainer.max_epochs=3"))
+    [logged] = _runs("ecg-mi-synthetic")
+    assert logged.data.metrics["best_epoch"] == 2 and logged.data.metrics["epochs_trained"] == 3
+
+
+def test_train_pool_all_is_logged_with_its_extra_records(compose_train):
+    run(compose_train("data.train_pool=all"))
+    [logged] = _runs("ecg-mi-synthetic")
+    assert int(logged.data.params["data.n_train_outside_cohort"]) > 0
+
+
 def test_same_config_twice_gives_the_same_test_auc(compose_train):
     first = run(compose_train("fold=0"))
     second = run(compose_train("fold=0"))

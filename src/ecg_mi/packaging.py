@@ -337,7 +337,75 @@ def ensemble(packages: list[EcgMiPackage]) -> Packaged:
     return Packaged(type(packages[0])(info, members), artifacts)
 
 
-__all__ = ["CHECKPOINT_ARTIFACT", "CONTRACT_KEYS", "METADATA_KEY", "MODEL_ARTIFACT", "EcgMiPackage",
-           "Member", "Packaged", "calibrated_package", "check_input", "ecg_mi_version", "ensemble", "input_example",
+class CombinedPackage(EcgMiPackage):
+    """The mean P(MI) of packaged models of *different* models or families — e.g. a network's
+    fold ensemble and a feature model's. Each part predicts exactly as it would alone (its own
+    preprocessing, its members' calibration) and the parts weigh equally, whatever their
+    number of fold members. No Grad-CAM: a map of one part would not explain the mean."""
+
+    family = "ensemble"
+
+    def __init__(self, info: dict[str, Any], parts: list[EcgMiPackage]) -> None:
+        if len(parts) < 2:
+            raise ValueError("a combined package needs at least two parts")
+        self.parts = list(parts)
+        super().__init__(info, [m for part in self.parts for m in part.members])
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        self.check_compatible()
+        for part in self.parts:  # each part checks its own compatibility (feature version)
+            part.load_context(context)
+        self.artifact_paths = dict(context.artifacts)
+        self._loaded = list(self.parts)
+
+    def load_member(self, path: Path, member: Member) -> Any:
+        raise NotImplementedError("the parts load their own members")
+
+    def member_probs(self, model: Any, member: Member, prepared: Any) -> np.ndarray:
+        raise NotImplementedError("the parts score their own members")
+
+    def predict(self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
+        """P(MI) ``[N]``: the mean over the parts of each part's (calibrated) P(MI)."""
+        x = check_input(model_input, window_length(self.info))
+        self.loaded  # noqa: B018  (raises when not loaded through MLflow)
+        return np.mean([part.predict(context, x) for part in self.parts], axis=0).astype(np.float64)
+
+
+def combine(parts: list[Packaged]) -> Packaged:
+    """One package predicting the mean of ``parts`` (packages of different models, each
+    possibly a fold ensemble). They must read the same input (rate, window, leads).
+
+    Threshold: the mean of the parts' thresholds, each on its calibrated scale and chosen on
+    validation parts only, so no test record influences it."""
+    if len(parts) < 2:
+        raise DataError("combining needs two or more packaged models")
+    first = parts[0].info
+    same = ("sample_rate", "window_s", "leads")
+    for part in parts[1:]:
+        differing = [k for k in same if part.info.get(k) != first.get(k)]
+        if differing:
+            raise DataError(f"cannot combine {first['model']!r} with {part.info['model']!r}: "
+                            f"they differ in {differing}")  # fmt: skip
+    python_models, artifacts = [], {}
+    for i, part in enumerate(parts):
+        # Unique artifact keys across parts: the same key (``weights``) names each part's file.
+        members = [Member(f"p{i}-{m.artifact}", m.settings) for m in part.python_model.members]
+        artifacts.update({f"p{i}-{key}": path for key, path in part.artifacts.items()})
+        python_models.append(type(part.python_model)(part.info, members))
+    thresholds = [float(p.info["threshold"]) for p in parts]
+    info = {
+        **first, "model": "+".join(p.info["model"] for p in parts), "family": CombinedPackage.family,
+        "threshold": float(np.mean(thresholds)), "part_thresholds": thresholds,
+        "threshold_rule": "mean of the parts' validation-chosen thresholds (calibrated scale)",
+        "parts": [{k: p.info.get(k) for k in ("model", "family", "n_models", "runs", "folds", "feature_version")}
+                  for p in parts],
+        "runs": [r for p in parts for r in p.info.get("runs", [])],
+        "calibration": {"method": "per part", "parts": [p.info.get("calibration", IDENTITY) for p in parts]},
+    }  # fmt: skip
+    return Packaged(CombinedPackage(info, python_models), artifacts)
+
+
+__all__ = ["CHECKPOINT_ARTIFACT", "CONTRACT_KEYS", "METADATA_KEY", "MODEL_ARTIFACT", "CombinedPackage", "EcgMiPackage",
+           "Member", "Packaged", "calibrated_package", "check_input", "combine", "ecg_mi_version", "ensemble", "input_example",
            "load_package", "log_package", "model_info", "pip_requirements", "signature",
            "window_length"]  # fmt: skip

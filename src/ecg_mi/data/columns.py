@@ -15,6 +15,9 @@ import pandas as pd
 
 from ecg_mi.errors import InputError
 
+#: Index columns ``aux_<NAME>`` (0/1) a source may offer as auxiliary training targets.
+AUX_PREFIX = "aux_"
+
 
 def _where(values: pd.Series, bad: pd.Series) -> str:
     """``'sixty' (line 7), '' (line 9)`` for up to three offending values."""

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ecg_mi.data.cohort import FoldFile, fold_file_for, train_val_split
+from ecg_mi.data.columns import AUX_PREFIX
 from ecg_mi.data.resample import check_sample_rate
 from ecg_mi.data.store import SignalStore, load_or_build
 from ecg_mi.errors import ConfigError, DataError, InputError
@@ -27,6 +28,9 @@ from ecg_mi.paths import default_cache_dir
 log = logging.getLogger(__name__)
 
 META_COLUMNS = ["record_id", "patient_id", "age", "sex", "label", "fold"]
+TRAIN_POOLS = ("cohort", "all")
+#: ``fold`` of a training record from outside the cohort (``data.train_pool=all``).
+OUTSIDE_COHORT = -1
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,13 @@ class FoldSplit:
     train: pd.DataFrame
     val: pd.DataFrame
     test: pd.DataFrame
-    n_missing: int  # cohort records skipped because their file is absent at this rate
+    n_missing: int  # records skipped because their file is absent at this rate
+    pool: pd.DataFrame  # the records outside the cohort that may train (train_pool=all), any fold
+
+    @property
+    def n_outside_cohort(self) -> int:
+        """Training records from outside the cohort (0 with ``train_pool=cohort``)."""
+        return int((self.train["fold"] == OUTSIDE_COHORT).sum())
 
     @property
     def fold_hash(self) -> str:
@@ -53,6 +63,7 @@ class FoldSplit:
             "n_cohort": len(self.fold_file.table),
             "n_missing_skipped": self.n_missing,
             "n_train": len(self.train),
+            "n_train_outside_cohort": self.n_outside_cohort,
             "n_val": len(self.val),
             "n_test": len(self.test),
             "n_test_mi": int(self.test["label"].sum()),
@@ -83,11 +94,20 @@ def prepare_fold(
     cache_dir: str | Path | None = None,
     fold_file: str | Path | None = None,
     seed: int = 0,
+    train_pool: str = "cohort",
 ) -> FoldSplit:
-    """Resolve the cohort, folds and splits for ``fold`` (see module docstring)."""
+    """Resolve the cohort, folds and splits for ``fold`` (see module docstring).
+
+    ``train_pool``: ``cohort`` trains on the cohort's training records only (the paper's
+    protocol); ``all`` adds every other labelled record of the source whose patient is
+    neither in the test fold nor in the validation part — the training patients' other
+    ECGs and the patients the cohort rule left out — to the *training* part only;
+    validation and test stay the cohort's, so the scores compare with ``cohort``."""
     if not isinstance(fold, int) or not 0 <= fold < n_folds:
         raise ConfigError(f"fold={fold!r} is outside 0..{n_folds - 1} (data.n_folds={n_folds})")
     check_sample_rate(sample_rate)
+    if train_pool not in TRAIN_POOLS:
+        raise ConfigError(f"data.train_pool={train_pool!r}; choose one of {list(TRAIN_POOLS)}")
     native = source.native_rate(sample_rate)
     skip = resolve_skip_missing(skip_missing, source, native)  # before anything is written
     cohort = dict(cohort or {})
@@ -102,25 +122,7 @@ def prepare_fold(
     table = folds.table.merge(
         meta.drop(columns=["patient_id"]), on="record_id", how="left", validate="1:1"
     )
-
-    paths = table.apply(lambda r: source.record_path(r, native), axis=1)
-    absent = paths.map(lambda p: p is not None and not _record_exists(p))
-    n_missing = int(absent.sum())
-    if n_missing:
-        examples = ", ".join(paths[absent].head(3))
-        if not skip:
-            raise InputError(
-                f"{n_missing} of {len(table)} cohort records have no {native} Hz file (e.g. {examples}); "
-                "set data.skip_missing=true to leave them out"
-            )
-        log.warning(
-            "leaving out %d of %d cohort records with no %d Hz file (e.g. %s)",
-            n_missing,
-            len(table),
-            native,
-            examples,
-        )
-        table = table[~absent].reset_index(drop=True)
+    table, n_missing = _drop_missing(table, source, native, skip, "cohort")
 
     test = table[table["fold"] == fold].reset_index(drop=True)
     train_all = table[table["fold"] != fold].reset_index(drop=True)
@@ -130,7 +132,40 @@ def prepare_fold(
                 f"fold {fold}: the {name} hold {len(part)} records and not both classes after filtering"
             )
     train, val = train_val_split(train_all, val_fraction, seed + fold)
-    return FoldSplit(fold, folds, train, val, test, n_missing)
+    pool = train.iloc[:0]
+    if train_pool == "all":
+        pool, n_missing_pool = _drop_missing(_outside_cohort(index, folds.table), source, native, skip, "non-cohort")
+        n_missing += n_missing_pool
+        held_out = set(test["patient_id"]) | set(val["patient_id"])
+        train = pd.concat([train, pool[~pool["patient_id"].isin(held_out)]], ignore_index=True)
+    return FoldSplit(fold, folds, train, val, test, n_missing, pool)
+
+
+def _outside_cohort(index: pd.DataFrame, cohort: pd.DataFrame) -> pd.DataFrame:
+    """Every labelled record of the source that the cohort rule left out, as fold-table rows
+    (``fold`` = :data:`OUTSIDE_COHORT`), sorted by record_id."""
+    index = index.astype({"record_id": str, "patient_id": str})
+    pool = index[~index["record_id"].isin(set(cohort["record_id"]))].assign(fold=OUTSIDE_COHORT)
+    return pool.sort_values("record_id", kind="stable").reset_index(drop=True)
+
+
+def _drop_missing(table: pd.DataFrame, source, native: int, skip: bool, what: str) -> tuple[pd.DataFrame, int]:
+    """``table`` without the records that have no file at ``native`` Hz (InputError unless
+    ``skip``), and how many were left out."""
+    paths = table.apply(lambda r: source.record_path(r, native), axis=1)
+    absent = paths.map(lambda p: p is not None and not _record_exists(p)) if len(table) else paths
+    n_missing = int(absent.sum())
+    if not n_missing:
+        return table, 0
+    examples = ", ".join(paths[absent].head(3))
+    if not skip:
+        raise InputError(
+            f"{n_missing} of {len(table)} {what} records have no {native} Hz file (e.g. {examples}); "
+            "set data.skip_missing=true to leave them out"
+        )
+    log.warning("leaving out %d of %d %s records with no %d Hz file (e.g. %s)",
+                n_missing, len(table), what, native, examples)  # fmt: skip
+    return table[~absent].reset_index(drop=True), n_missing
 
 
 def _record_exists(path: str) -> bool:
@@ -164,6 +199,7 @@ class SignalDataset(Dataset):
         return len(self.rows)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """``(x [12, L], y, i)``: ``y`` a scalar, or ``[1 + K]`` with auxiliary targets."""
         if self._signals is None:
             self._signals = np.load(self.array_path, mmap_mode="r")
         x = (self._signals[self.rows[i]] - self.mean) / self.std
@@ -204,7 +240,8 @@ class FoldDataModule(pl.LightningDataModule):
         source: a data source (``_target_``-instantiated from ``conf/data/*.yaml``).
         sample_rate: Hz (500, 250 or 100).
         fold: the held-out test fold.
-        n_folds, cohort, val_fraction, skip_missing, fold_file, seed: see :func:`prepare_fold`.
+        n_folds, cohort, val_fraction, skip_missing, fold_file, seed, train_pool: see
+            :func:`prepare_fold`.
         cache_dir: signal/feature/fold cache root (default ``$ECG_MI_CACHE`` or ``.cache/ecg_mi``).
     """
 
@@ -220,6 +257,7 @@ class FoldDataModule(pl.LightningDataModule):
         fold_file: str | None = None,
         seed: int = 0,
         cache_dir: str | None = None,
+        train_pool: str = "cohort",
     ) -> None:
         super().__init__()
         self.source = source
@@ -228,14 +266,15 @@ class FoldDataModule(pl.LightningDataModule):
         self.seed = seed
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.split = prepare_fold(source, fold, self.sample_rate, n_folds, cohort, val_fraction,
-                                  skip_missing, self.cache_dir, fold_file, seed)  # fmt: skip
+                                  skip_missing, self.cache_dir, fold_file, seed, train_pool)  # fmt: skip
 
     def cohort_rows(self) -> pd.DataFrame:
-        """Source index rows of every record in this fold's parts, sorted by record_id."""
+        """Source index rows of the records to cache, sorted by record_id: the cohort's, and
+        with ``train_pool=all`` every record outside it too (whatever the fold, so the five
+        folds share one cache)."""
         split = self.split
-        ids = pd.concat([split.train, split.val, split.test])["record_id"].sort_values(
-            kind="stable"
-        )
+        parts = pd.concat([split.train, split.val, split.test, split.pool])
+        ids = parts["record_id"].drop_duplicates().sort_values(kind="stable")
         index = self.source.index().astype({"record_id": str}).set_index("record_id")
         return index.loc[ids].reset_index()
 
@@ -253,6 +292,9 @@ class SignalDataModule(FoldDataModule):
     Args (besides :class:`FoldDataModule`'s):
         batch_size, num_workers, pin_memory: DataLoader settings.
         normalize: per-lead standardisation fitted on the training part only.
+        aux_targets: names of the source's ``aux_<NAME>`` columns served as extra targets of
+            the *training* batches (``y`` ``[B, 1 + K]``, the MI label first); validation and
+            test batches keep ``y`` ``[B]``, so selection and scores concern MI alone.
     """
 
     def __init__(
@@ -262,9 +304,17 @@ class SignalDataModule(FoldDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         normalize: bool = True,
+        aux_targets: list[str] | tuple[str, ...] = (),
         **fold_kwargs: Any,
     ) -> None:
         super().__init__(source, **fold_kwargs)
+        self.aux_columns = [f"{AUX_PREFIX}{name}" for name in aux_targets]
+        offered = [c for c in self.split.train.columns if c.startswith(AUX_PREFIX)]
+        absent = [c for c in self.aux_columns if c not in offered]
+        if absent:
+            names = [c.removeprefix(AUX_PREFIX) for c in offered]
+            raise ConfigError(f"model.aux_targets: {[c.removeprefix(AUX_PREFIX) for c in absent]} not offered "
+                              f"by data source {getattr(source, 'name', source)!r} (it offers {names})")  # fmt: skip
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
         self.pin_memory = bool(pin_memory)
@@ -293,16 +343,19 @@ class SignalDataModule(FoldDataModule):
     def input_length(self) -> int:
         return int(round(10.0 * self.sample_rate))
 
-    def _dataset(self, part: pd.DataFrame) -> SignalDataset:
+    def _dataset(self, part: pd.DataFrame, targets: list[str]) -> SignalDataset:
         if self.store is None:
             self.setup()
         rows = self.store.rows(part["record_id"].tolist())
-        return SignalDataset(self.store.path, rows, part["label"].to_numpy(), self.mean, self.std)
+        labels = part[targets].to_numpy() if len(targets) > 1 else part["label"].to_numpy()
+        return SignalDataset(self.store.path, rows, labels, self.mean, self.std)
 
     def _loader(self, part: pd.DataFrame, shuffle: bool) -> DataLoader:
+        # Only the training batches carry the auxiliary targets (training signal, not selection).
+        targets = ["label", *self.aux_columns] if shuffle else ["label"]
         generator = torch.Generator().manual_seed(loader_seed(self.seed, self.fold))
         return DataLoader(
-            self._dataset(part), batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+            self._dataset(part, targets), batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
             pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0, generator=generator,
         )  # fmt: skip
 

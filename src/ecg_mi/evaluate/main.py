@@ -14,6 +14,7 @@ from omegaconf import DictConfig, open_dict
 
 from ecg_mi.config_checks import check_evaluate_config
 from ecg_mi.errors import ConfigError, InputError
+from ecg_mi.evaluate.ensembles import add_ensembles
 from ecg_mi.evaluate.report import Settings, build_report
 from ecg_mi.evaluate.runs import collect, fetch
 from ecg_mi.packaging import CHECKPOINT_ARTIFACT
@@ -97,6 +98,7 @@ def run(cfg: DictConfig) -> dict[str, Path]:
             f"explain={cfg.explain!r}; the on-demand explanation available is 'gradcam'"
         )
     sweep = collect(cfg.experiment_name, uri, allow_incomplete=cfg.allow_incomplete)
+    sweep = add_ensembles(sweep, list(cfg.get("ensembles") or []))
     settings = Settings(
         n_bootstrap=int(cfg.n_bootstrap), seed=int(cfg.seed), min_group=int(cfg.min_group),
         age_bands=[tuple(b) for b in cfg.age_bands], paper=bool(cfg.paper),

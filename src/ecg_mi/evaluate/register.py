@@ -7,6 +7,10 @@ thresholds, see :func:`ecg_mi.packaging.ensemble`). It is logged in its own run 
 experiment, tagged ``kind=ensemble`` (the report reads only ``kind=fold`` runs), registered
 under ``register`` and given the alias ``alias`` (aliases, not the deprecated stages), so
 ``models:/<register>@<alias>`` names it for ``predict.py`` and ``mlflow models serve``.
+
+``model=resnet+random_forest+xgboost`` registers the models' ensemble instead: each model's
+fold ensemble as above, averaged with equal weight (:func:`ecg_mi.packaging.combine`) — the
+packaged form of the report's ``ensembles=[resnet+random_forest+xgboost]`` row.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from pathlib import Path
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from ecg_mi.errors import ConfigError
+from ecg_mi.errors import ConfigError, DataError
+from ecg_mi.evaluate.ensembles import members_of
 from ecg_mi.evaluate.runs import model_fold_runs
-from ecg_mi.packaging import MODEL_ARTIFACT, ensemble, load_package, log_package
+from ecg_mi.packaging import MODEL_ARTIFACT, combine, ensemble, load_package, log_package
 from ecg_mi.tracking import mlflow_run, tracking_client
 
 log = logging.getLogger(__name__)
@@ -36,19 +41,25 @@ def register_ensemble(experiment: str, model: str, name: str, alias: str, uri: s
     it as a new version of ``name``, point ``alias`` at that version; return its URI."""
     if not model:
         raise ConfigError(f"register={name} needs model=<the model whose fold runs to register>")
-    runs = model_fold_runs(experiment, uri, model)
+    members = members_of(model)
+    every_run = {m: model_fold_runs(experiment, uri, m) for m in members}
+    runs = [r for m in members for r in every_run[m]]
+    hashes = {r.data.params.get("fold_hash") for r in runs}
+    if len(hashes) > 1:
+        raise DataError(f"{model}: the models' runs come from different fold files {sorted(map(str, hashes))}")
     mlflow.set_tracking_uri(uri)  # the runs:/ URIs below resolve in this store, not the default
     with tempfile.TemporaryDirectory(prefix="ecg_mi_ensemble_") as tmp:
-        packages = [
-            load_package(f"runs:/{r.info.run_id}/{MODEL_ARTIFACT}", str(Path(tmp) / r.info.run_id))
-            for r in runs
+        parts = [
+            ensemble([load_package(f"runs:/{r.info.run_id}/{MODEL_ARTIFACT}", str(Path(tmp) / r.info.run_id))
+                      for r in every_run[m]])
+            for m in members
         ]  # fmt: skip
-        packaged = ensemble(packages)
+        packaged = parts[0] if len(parts) == 1 else combine(parts)
         tags = {"kind": "ensemble", "model": model, "registered_model": name}
         with mlflow_run(experiment, f"{model}-ensemble", uri, tags):
             mlflow.log_params({
                 "model": model, "n_models": packaged.info["n_models"],
-                "folds": ",".join(str(r.data.params["fold"]) for r in runs),
+                "folds": ",".join(sorted({str(r.data.params["fold"]) for r in runs}, key=int)),
                 "fold_hash": runs[0].data.params.get("fold_hash"),
                 "source_runs": ",".join(r.info.run_id for r in runs),
             })  # fmt: skip

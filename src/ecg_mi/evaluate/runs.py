@@ -61,7 +61,8 @@ def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
             "fold_hash": r.data.params.get("fold_hash"), "n_folds": int(r.data.params.get("data.n_folds", 5)),
             "data": r.data.params.get("data.name"), "sample_rate": r.data.params.get("data.sample_rate"),
             "calibration": r.data.params.get("calibration.method"),  # None: logged before calibration
-            **{k: r.data.metrics.get(k) for k in ("test_auc", "test_f1", "val_auc", "test_threshold")},
+            **{k: r.data.metrics.get(k) for k in ("test_auc", "test_f1", "val_auc", "test_threshold",
+                                                  "test_threshold_calibrated")},
         }
         for r in runs
     ]  # fmt: skip
@@ -171,7 +172,7 @@ def fold_tables(sweep: Sweep, uri: str, model: str, artifact_path: str) -> list[
     """The CSV ``artifact_path`` of each of ``model``'s fold runs that has it (runs logged
     with ``explain.enabled=false`` or before the artifact existed are skipped)."""
     tables = []
-    for run_id in sweep.runs.loc[sweep.runs["model"] == model, "run_id"]:
+    for run_id in sweep.runs.loc[sweep.runs["model"] == model, "run_id"].dropna():  # ensembles: no run
         try:
             tables.append(pd.read_csv(fetch(uri, run_id, artifact_path)))
         except (MlflowException, OSError):

@@ -119,7 +119,7 @@ def fold_settings(cfg: DictConfig) -> dict[str, Any]:
         source=build(data.source, "data.source"), sample_rate=data.sample_rate, fold=cfg.fold,
         n_folds=data.n_folds, cohort=OmegaConf.to_container(data.cohort, resolve=True),
         val_fraction=data.val_fraction, skip_missing=data.skip_missing, fold_file=data.fold_file,
-        seed=cfg.seed, cache_dir=data.cache_dir,
+        seed=cfg.seed, cache_dir=data.cache_dir, train_pool=data.get("train_pool", "cohort"),
     )  # fmt: skip
 
 

@@ -32,7 +32,7 @@ class ClassicalLearner(Learner):
     explanation = "importance"
     # Nothing of the network training reaches a feature model: changing it re-uses the run.
     unhashed = ("trainer", "callbacks", "augment", "data.batch_size", "data.num_workers",
-                "data.pin_memory")  # fmt: skip
+                "data.pin_memory", "data.aux_targets")  # fmt: skip
 
     @classmethod
     def datamodule(cls, cfg: DictConfig) -> FeatureDataModule:
@@ -47,6 +47,7 @@ class ClassicalLearner(Learner):
         if summary:
             info["inner_cv_auc"] = summary["inner_cv_auc"]
             info["search_candidates"] = summary["candidates"]
+            info["search_averaged"] = summary.get("averaged", 1)
             if self.run_id:
                 mlflow.log_params({f"search.best.{k}": v for k, v in summary["best_params"].items()})
         return info

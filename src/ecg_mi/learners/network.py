@@ -54,11 +54,16 @@ def build_callbacks(cfg: DictConfig, checkpoint_dir: Path) -> tuple[ModelCheckpo
     """The ``callbacks`` group instantiated; the ``model_checkpoint`` entry (the selected
     model is its best) is required, writes ``best.ckpt`` under ``checkpoint_dir``."""
     nodes = cfg.get("callbacks") or {}
-    if "model_checkpoint" not in nodes or nodes.model_checkpoint is None:
+    if "_target_" not in (nodes.get("model_checkpoint") or {}):
         raise ConfigError("callbacks.model_checkpoint is required: the selected model is its best checkpoint")
     callbacks = []
     for name, node in nodes.items():
         if node is None:  # switched off, e.g. callbacks.early_stopping=null
+            continue
+        if "_target_" not in node:
+            # Settings an experiment gives a callback that another option switched off, e.g.
+            # cpu_fast's early_stopping.patience under callbacks=last: the callback stays off.
+            log.info("callbacks.%s has settings but no _target_: off", name)
             continue
         extra = {"dirpath": str(checkpoint_dir), "filename": Path(CHECKPOINT).stem} if name == "model_checkpoint" else {}
         callbacks.append(build(node, f"callbacks.{name}", **extra))
@@ -151,7 +156,8 @@ class NetworkLearner(Learner):
     def datamodule(cls, cfg: DictConfig) -> SignalDataModule:
         data = cfg.data
         return SignalDataModule(batch_size=data.batch_size, num_workers=data.num_workers,
-                                pin_memory=data.pin_memory, **fold_settings(cfg))  # fmt: skip
+                                pin_memory=data.pin_memory, aux_targets=list(cfg.model.get("aux_targets") or []),
+                                **fold_settings(cfg))  # fmt: skip
 
     def fit(self, model: pl.LightningModule, data: SignalDataModule) -> dict[str, float]:
         checkpoint, callbacks = build_callbacks(self.cfg, self.run_dir / "checkpoints")

@@ -66,7 +66,9 @@ class ECGClassifier(pl.LightningModule):
     AdamW; schedule per step: one-cycle, cosine or none; optional :class:`Augment` on
     training batches. Logged each epoch: ``train_loss``, ``val_loss``, ``val_auc``.
     Best-epoch selection and early stopping on ``val_auc`` are callbacks of the train
-    route, shared by every network.
+    route, shared by every network. ``aux_targets`` (e.g. the other PTB-XL diagnostic classes)
+    add a multi-label head on the pooled features, trained with weight ``aux_weight`` beside
+    the MI loss; it never changes P(MI) at prediction.
     """
 
     family = "network"
@@ -80,15 +82,39 @@ class ECGClassifier(pl.LightningModule):
         pos_weight: float | None = None,
         scheduler: str = "onecycle",
         augment: dict[str, float] | None = None,
+        aux_targets: list[str] | tuple[str, ...] = (),
+        aux_weight: float = 0.5,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         if scheduler not in SCHEDULERS:
             raise ConfigError(f"model.scheduler={scheduler!r}; choose one of {list(SCHEDULERS)}")
+        if aux_weight < 0:
+            raise ConfigError(f"model.aux_weight={aux_weight} must be >= 0")
         pos = torch.tensor(pos_weight) if pos_weight else None
         self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos)
         self.val_auc = BinaryAUROC()
         self.augment = Augment(**(augment or {}))
+        # Auxiliary targets (other diagnostic classes) from the pooled convolutional features;
+        # lazy because the channel count is the subclass's (materialised in setup()).
+        self.aux_head = (
+            nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.LazyLinear(len(aux_targets)))
+            if aux_targets else None
+        )  # fmt: skip
+
+    def setup(self, stage: str) -> None:
+        """Lightning's hook before the optimiser is built: size the auxiliary head."""
+        self.materialize()
+
+    def materialize(self) -> None:
+        """Size the lazy auxiliary head (before an optimiser or a count sees its parameters)
+        with a no-grad pass in eval mode, so no BatchNorm statistics move."""
+        if self.aux_head is not None and any(isinstance(p, nn.UninitializedParameter) for p in self.aux_head.parameters()):
+            was_training = self.training
+            self.eval()
+            with torch.no_grad():
+                self.aux_head(self.features(torch.zeros(1, 12, 1000, device=self.device)))
+            self.train(was_training)
 
     def check_interface(self) -> None:
         """Refuse a network without its ``features`` stage and ``head`` (ConfigError)."""
@@ -105,7 +131,14 @@ class ECGClassifier(pl.LightningModule):
 
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
         x, y, _ = batch
-        loss = self.loss_fn(self(self.augment(x)), y)
+        features = self.features(self.augment(x))
+        logits = self.head(features).squeeze(-1)
+        if y.ndim == 2:  # [B, 1 + K]: MI first, then the auxiliary targets
+            aux = nn.functional.binary_cross_entropy_with_logits(self.aux_head(features), y[:, 1:])
+            y = y[:, 0]
+            loss = self.loss_fn(logits, y) + self.hparams.aux_weight * aux
+        else:
+            loss = self.loss_fn(logits, y)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
         return loss
 
@@ -138,4 +171,5 @@ class ECGClassifier(pl.LightningModule):
 
     @property
     def n_params(self) -> int:
+        self.materialize()
         return sum(p.numel() for p in self.parameters())

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import xgboost as xgb
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import ParameterGrid
 
@@ -73,6 +73,13 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return order[-k:]
 
 
+def native_params(estimator: xgb.XGBClassifier, candidate: Mapping[str, Any]) -> dict[str, Any]:
+    """``xgb.train`` parameters of ``estimator`` with ``candidate`` set, single-threaded."""
+    params = clone(estimator).set_params(**candidate).get_xgb_params()
+    params = {k: v for k, v in params.items() if v is not None and k != "n_jobs"}
+    return {**params, "nthread": 1}
+
+
 class _Worker:
     """One thread's binned inner-fold matrices (built on first use, one thread each)."""
 
@@ -95,6 +102,14 @@ class _Worker:
         dtrain, dtest = self._matrices(split)
         booster = xgb.train(params, dtrain, num_boost_round=trees)
         return float(roc_auc_score(self.y[self.splits[split][1]], booster.predict(dtest)))
+
+    def scores(self, split: int, params: dict, counts: Sequence[int]) -> list[float]:
+        """Inner-fold ROC AUC of one booster grown to ``max(counts)`` trees, read at each of
+        ``counts`` trees (the first ``t`` trees of a booster are the ``t``-tree booster)."""
+        dtrain, dtest = self._matrices(split)
+        booster = xgb.train(params, dtrain, num_boost_round=max(counts))
+        truth = self.y[self.splits[split][1]]
+        return [float(roc_auc_score(truth, booster.predict(dtest, iteration_range=(0, t)))) for t in counts]
 
 
 class TreeBudgetHalving:
@@ -130,11 +145,6 @@ class TreeBudgetHalving:
         self.min_resources, self.max_resources = int(min_resources), int(max_resources)
         self.factor, self.n_jobs, self.progress = int(factor), max(1, int(n_jobs)), progress
 
-    def _native_params(self, candidate: Mapping[str, Any]) -> dict[str, Any]:
-        params = clone(self.estimator).set_params(**candidate).get_xgb_params()
-        params = {k: v for k, v in params.items() if v is not None and k != "n_jobs"}
-        return {**params, "nthread": 1}
-
     def _round(
         self, workers: list[_Worker], members: np.ndarray, params: list[dict], trees: int
     ) -> np.ndarray:
@@ -157,7 +167,7 @@ class TreeBudgetHalving:
         self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
     ) -> TreeBudgetHalving:
         candidates = list(ParameterGrid(self.grid))
-        params = [self._native_params(c) for c in candidates]
+        params = [native_params(self.estimator, c) for c in candidates]
         splits = list(self.cv.split(X, y, groups))
         schedule = halving_schedule(
             len(candidates), self.min_resources, self.max_resources, self.factor
@@ -196,3 +206,110 @@ class TreeBudgetHalving:
         self.n_resources_ = [t for _, t in schedule]
         self.best_estimator_ = clone(self.estimator).set_params(**self.best_params_).fit(X, y)
         return self
+
+
+class TreeCountSearch:
+    """A seeded sample of an XGBoost grid, every candidate scored at full size.
+
+    Why not halving: on ≈600 records the halving's first cut ranks thousands of grid points
+    on 2-tree models, and picking the best of that many inflates the winner's inner-CV AUC
+    (0.897 inner vs 0.874 test on fold 0). Here fewer candidates are compared, each as the
+    model it will be: ``n_candidates`` non-tree grid points drawn without replacement
+    (seeded; ``always`` — the paper's chosen point — is one of them when it lies in the
+    grid), one booster per (candidate, inner fold) grown to the grid's largest
+    ``n_estimators`` and scored at *every* ``n_estimators`` value of the grid by truncating
+    it (``iteration_range``), so all tree counts cost one fit. The ``average_top`` points
+    (candidate × tree count) with the best mean inner-fold AUC are refitted on the whole
+    training part and their P(MI) averaged (:class:`MeanClassifier`; 1 = the single best):
+    near-ties in the inner CV are noise at this size, and averaging them does not bet on one.
+
+    Same search-object interface as :class:`TreeBudgetHalving`.
+    """
+
+    def __init__(
+        self,
+        estimator: xgb.XGBClassifier,
+        grid: Mapping[str, Sequence[Any]],
+        cv: Any,
+        n_candidates: int,
+        seed: int = 0,
+        always: Mapping[str, Any] | None = None,
+        n_jobs: int = 1,
+        average_top: int = 1,
+    ) -> None:
+        if int(average_top) < 1:
+            raise ConfigError(f"model.average_top={average_top!r} must be >= 1")
+        if RESOURCE not in grid:
+            raise ConfigError(f"model.grid needs {RESOURCE} values: the tree counts to score")
+        if int(n_candidates) < 1:
+            raise ConfigError(f"model.n_iter={n_candidates!r}: the search needs at least 1 candidate")
+        self.estimator, self.grid, self.cv = estimator, dict(grid), cv
+        self.n_candidates, self.seed, self.always = int(n_candidates), int(seed), dict(always or {})
+        self.n_jobs, self.average_top = max(1, int(n_jobs)), int(average_top)
+
+    def candidates(self) -> list[dict[str, Any]]:
+        """The sampled non-tree grid points, ``always`` first when it is one of them."""
+        grid = {k: v for k, v in self.grid.items() if k != RESOURCE}
+        points = list(ParameterGrid(grid))
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(len(points)).tolist()
+        prior = {k: self.always.get(k) for k in grid}
+        if prior in points:  # the paper's point competes, whatever the draw
+            first = points.index(prior)
+            order = [first] + [i for i in order if i != first]
+        return [points[i] for i in order[: self.n_candidates]]
+
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> TreeCountSearch:
+        candidates = self.candidates()
+        counts = sorted(int(t) for t in self.grid[RESOURCE])
+        params = [
+            native_params(self.estimator, {**c, RESOURCE: counts[-1]}) for c in candidates
+        ]
+        splits = list(self.cv.split(X, y, groups))
+        X, y = np.asarray(X, dtype=np.float32), np.asarray(y)
+        max_bin = int(params[0].get("max_bin", 256))
+        workers = [_Worker(splits, X, y, max_bin) for _ in range(self.n_jobs)]
+
+        def work(w: int) -> dict[int, np.ndarray]:
+            mine = range(w, len(candidates), len(workers))
+            return {c: np.array([workers[w].scores(s, params[c], counts) for s in range(len(splits))])
+                    for c in mine}  # fmt: skip
+
+        fold_scores: dict[int, np.ndarray] = {}
+        with ThreadPoolExecutor(len(workers)) as pool:
+            for done in pool.map(work, range(len(workers))):
+                fold_scores.update(done)
+        scores = np.array([fold_scores[c].mean(axis=0) for c in range(len(candidates))])  # [cand, counts]
+        points = [{**c, RESOURCE: t} for c in candidates for t in counts]
+        flat = np.nan_to_num(scores.ravel(), nan=-np.inf)
+        top = np.argsort(-flat, kind="stable")[: self.average_top]  # best first, ties by order
+        self.best_params_ = points[top[0]]
+        self.best_score_ = float(flat[top[0]])
+        self.top_params_ = [points[i] for i in top]
+        self.cv_results_ = {"params": points, "mean_test_score": scores.ravel()}
+        fitted = [clone(self.estimator).set_params(**points[i]).fit(X, y) for i in top]
+        self.best_estimator_ = fitted[0] if len(fitted) == 1 else MeanClassifier(fitted).fit(X, y)
+        return self
+
+
+class MeanClassifier(ClassifierMixin, BaseEstimator):
+    """The mean ``predict_proba`` of already fitted classifiers (a search's best few).
+
+    ``fit`` only checks they were fitted on the same classes; it does not refit them."""
+
+    def __init__(self, estimators: Sequence[Any]) -> None:
+        self.estimators = estimators
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> MeanClassifier:
+        classes = [tuple(e.classes_) for e in self.estimators]
+        if len(set(classes)) != 1:
+            raise ValueError(f"the averaged classifiers know different classes: {sorted(set(classes))}")
+        self.classes_ = self.estimators[0].classes_
+        self.n_features_in_ = self.estimators[0].n_features_in_
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.mean([e.predict_proba(X) for e in self.estimators], axis=0)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

@@ -3,7 +3,8 @@
 Label rule: a record is MI (``label = 1``) when any of its ``scp_codes`` — at any
 likelihood, including 0 — has ``diagnostic_class == "MI"`` in ``scp_statements.csv``
 (IMI, ASMI, ILMI, AMI, ALMI, INJAS, LMI, INJAL, IPLMI, IPMI, INJIN, INJLA, PMI, INJIL).
-``is_norm = 1`` when the codes include ``NORM``. Sex as PTB-XL codes it: 0 = male,
+``is_norm = 1`` when the codes include ``NORM``. ``aux_<CLASS>`` = 1 when any code belongs
+to diagnostic class ``CLASS`` (NORM, STTC, CD, HYP): auxiliary targets (``model.aux_targets``). Sex as PTB-XL codes it: 0 = male,
 1 = female. ``record_id`` is the ``ecg_id`` as a string; ``patient_id`` likewise.
 
 Rates: 100 Hz reads ``records100`` (``filename_lr``); 250 and 500 Hz read ``records500``
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ecg_mi.data.columns import ages, integer_ids, non_empty_paths, sexes
+from ecg_mi.data.columns import AUX_PREFIX, ages, integer_ids, non_empty_paths, sexes
 from ecg_mi.data.readers.wfdb_reader import read_wfdb
 from ecg_mi.data.record import Record
 from ecg_mi.errors import ConfigError, InputError
@@ -55,12 +56,18 @@ class PtbxlSource:
                 raise InputError(f"PTB-XL root {self.root}: {name} not found")
 
     @cached_property
-    def _mi_codes(self) -> frozenset[str]:
+    def _class_codes(self) -> dict[str, frozenset[str]]:
+        """SCP codes of each diagnostic class (superclass) of ``scp_statements.csv``."""
         path = self.root / "scp_statements.csv"
         statements = read_csv_table(path, "PTB-XL statement table", index_col=0)
         if "diagnostic_class" not in statements.columns:
             raise InputError(f"{path}: no 'diagnostic_class' column")
-        return frozenset(statements.index[statements["diagnostic_class"] == "MI"].astype(str))
+        classes = statements["diagnostic_class"].dropna().astype(str)
+        return {c: frozenset(classes.index[classes == c].astype(str)) for c in sorted(classes.unique())}
+
+    @property
+    def _mi_codes(self) -> frozenset[str]:
+        return self._class_codes.get("MI", frozenset())
 
     @cached_property
     def _table(self) -> pd.DataFrame:
@@ -75,6 +82,9 @@ class PtbxlSource:
             raise InputError(f"{path}: duplicated ecg_id(s) {dup}")
         codes = db["scp_codes"].map(lambda s: _parse_codes(s, path))
         mi_codes = self._mi_codes
+        # The other diagnostic classes (any likelihood, as the MI rule): auxiliary targets.
+        aux = {f"{AUX_PREFIX}{name}": codes.map(lambda c, m=members: int(bool(m & c.keys())))
+               for name, members in self._class_codes.items() if name != "MI"}  # fmt: skip
         return pd.DataFrame(
             {
                 "record_id": record_id,
@@ -85,6 +95,7 @@ class PtbxlSource:
                 "is_norm": codes.map(lambda c: int("NORM" in c)),
                 "filename_lr": non_empty_paths(db["filename_lr"], path, "filename_lr"),
                 "filename_hr": non_empty_paths(db["filename_hr"], path, "filename_hr"),
+                **aux,
             }
         )
 

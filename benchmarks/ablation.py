@@ -1,0 +1,194 @@
+"""Issue 18's ablation: each lever on its own, on the benchmark's cohort and fold file.
+
+Every *arm* is one registered model with a few config overrides (``ARMS``), trained on the
+five folds of the shared PTB-XL cohort (``experiment=cpu_fast``, 100 Hz) in its own MLflow
+experiment ``ecg-mi-ablation-<arm>-s<seed>``; a re-run reuses every finished run
+(``skip_finished``). Validation and test parts are the cohort's in every arm — only what a
+model trains on or how it is built changes — so all arms score the same 936 records.
+
+Per (arm, seed) the table gives the mean validation AUC (how a setting is chosen: never on
+the test folds), the mean ± sd of the five test-fold AUCs, and the pooled out-of-fold test AUC
+with its 95 % patient-bootstrap CI, from the raw and from the calibrated P(MI) (the packaged
+model's output; calibration is fitted on each fold's validation part), with the paired DeLong
+p against the cohort baseline of the same model and seed. *Ensembles* (``ENSEMBLES``) average
+the members' calibrated P(MI) record by record (seeds of one arm, or networks with feature
+models); they are fixed here in advance, not picked from the table.
+
+Usage::
+
+    python benchmarks/ablation.py --run [--arms resnet,resnet_all] [--seeds 42,1,2]
+    python benchmarks/ablation.py            # report only: the table from finished runs
+    python benchmarks/ablation.py --publish  # and write it into BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ecg_mi.errors import EcgMiError
+from ecg_mi.evaluate.publish import commit, machine, replace_section
+from ecg_mi.evaluate.runs import collect
+from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_test
+from ecg_mi.paths import repo_root
+from ecg_mi.tracking import resolve_tracking_uri
+
+ROOT = repo_root()
+FOLDS = "0,1,2,3,4"
+AUX = "data.aux_targets=[NORM,STTC,CD,HYP]"
+
+
+@dataclass(frozen=True)
+class Arm:
+    model: str
+    overrides: tuple[str, ...]
+    what: str
+    baseline: str  # the arm this one is compared with (itself for a baseline)
+
+
+ARMS: dict[str, Arm] = {
+    "resnet": Arm("resnet", (), "ResNet as benchmarked (cohort records, best-val_auc epoch)", "resnet"),
+    "resnet_all": Arm("resnet", ("data.train_pool=all",),
+                      "+ every other labelled record of non-test, non-validation patients", "resnet"),
+    "resnet_last": Arm("resnet", ("callbacks=last",), "last epoch instead of the best-val_auc one", "resnet"),
+    "resnet_all_last": Arm("resnet", ("data.train_pool=all", "callbacks=last"),
+                           "both levers above", "resnet"),
+    "resnet_aux": Arm("resnet", (AUX,), "+ the other diagnostic classes (NORM, STTC, CD, HYP) as auxiliary targets",
+                      "resnet"),
+    "resnet_all_aux_last": Arm("resnet", ("data.train_pool=all", AUX, "callbacks=last"),
+                               "all three levers", "resnet"),
+    "random_forest": Arm("random_forest", (), "Random Forest as benchmarked", "random_forest"),
+    "random_forest_all": Arm("random_forest", ("data.train_pool=all",),
+                             "+ every other labelled record (as resnet_all)", "random_forest"),
+    "xgboost_paper": Arm("xgboost", ("++model.search=none",), "XGBoost, the paper's parameters", "xgboost_paper"),
+    "xgboost_top1": Arm("xgboost", ("++model.average_top=1",),
+                        "XGBoost, sampled search, the single best point", "xgboost_paper"),
+    "xgboost": Arm("xgboost", (), "XGBoost, default search (sampled, the 5 best points averaged)", "xgboost_paper"),
+}  # fmt: skip
+
+#: name → (what, members as (arm, seed or None = every seed run)).
+ENSEMBLES: dict[str, tuple[str, tuple[tuple[str, int | None], ...]]] = {
+    "resnet_all_aux_last x seeds": ("seed ensemble of the three-lever ResNet", (("resnet_all_aux_last", None),)),
+    "resnet x seeds": ("seed ensemble of the benchmarked ResNet", (("resnet", None),)),
+    "random_forest_all + xgboost_paper": ("the two feature models", (("random_forest_all", 42), ("xgboost_paper", 42))),
+    "random_forest_all + resnet_all_aux_last x seeds": (
+        "features and signal, late fusion", (("random_forest_all", 42), ("resnet_all_aux_last", None))),
+}  # fmt: skip
+
+
+def experiment_name(arm: str, seed: int) -> str:
+    return f"ecg-mi-ablation-{arm}-s{seed}"
+
+
+def train(arm: str, seed: int) -> None:
+    spec = ARMS[arm]
+    command = [sys.executable, "train.py", "-m", "experiment=cpu_fast", f"model={spec.model}",
+               f"fold={FOLDS}", f"seed={seed}", "skip_finished=true", "explain.enabled=false",
+               f"experiment_name={experiment_name(arm, seed)}", *spec.overrides]  # fmt: skip
+    print(f"[ablation] {arm} seed {seed}: {' '.join(command[1:])}", flush=True)
+    if subprocess.run(command, cwd=ROOT).returncode != 0:
+        raise SystemExit(f"[ablation] {arm} seed {seed} failed; re-run to resume")
+
+
+def predictions(arm: str, seed: int, uri: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """(fold runs, pooled predictions sorted by record) of a finished arm, else None."""
+    try:
+        sweep = collect(experiment_name(arm, seed), uri)
+    except EcgMiError:
+        return None
+    runs = sweep.runs[sweep.runs["model"] == ARMS[arm].model]
+    pooled = sweep.predictions[sweep.predictions["model"] == ARMS[arm].model]
+    return runs, pooled.sort_values("record_id").reset_index(drop=True)
+
+
+def pooled_auc(pooled: pd.DataFrame, column: str) -> str:
+    auc, low, high = bootstrap_auc_ci(pooled["label"], pooled[column], pooled["patient_id"], 1000, 0)
+    return f"{auc:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def arm_rows(seeds: list[int], uri: str) -> tuple[list[dict], dict]:
+    rows, found = [], {}
+    for arm in ARMS:
+        for seed in seeds:
+            result = predictions(arm, seed, uri)
+            if result is None:
+                continue
+            found[(arm, seed)] = result
+    for (arm, seed), (runs, pooled) in found.items():
+        base = found.get((ARMS[arm].baseline, seed))
+        p = ""
+        if base is not None and ARMS[arm].baseline != arm:
+            _, _, p_value = delong_test(pooled["label"].to_numpy(), pooled["prob"].to_numpy(),
+                                        base[1]["prob"].to_numpy())  # fmt: skip
+            p = f"{p_value:.3g}"
+        rows.append({
+            "arm": arm, "what": ARMS[arm].what, "seed": seed, "val AUC": f"{runs['val_auc'].mean():.3f}",
+            "test AUC (5 folds)": f"{runs['test_auc'].mean():.3f} ± {runs['test_auc'].std(ddof=1):.3f}",
+            "pooled AUC": pooled_auc(pooled, "prob"), "pooled AUC, calibrated": pooled_auc(pooled, "prob_calibrated"),
+            "p vs baseline": p,
+        })  # fmt: skip
+    return rows, found
+
+
+def ensemble_rows(found: dict) -> list[dict]:
+    rows = []
+    for name, (what, members) in ENSEMBLES.items():
+        chosen = [(arm, seed) for arm, want in members for (a, seed) in found if a == arm and want in (None, seed)]
+        if len(chosen) < 2 or any(not any(a == arm for a, _ in chosen) for arm, _ in members):
+            continue  # an ensemble of one run, or a member arm not run yet
+        tables = [found[key][1] for key in chosen]
+        ids = tables[0]["record_id"].to_numpy()
+        if any(not np.array_equal(t["record_id"].to_numpy(), ids) for t in tables):
+            raise SystemExit(f"[ablation] {name}: members scored different records")
+        pooled = tables[0][["record_id", "patient_id", "label"]].assign(
+            prob_calibrated=np.mean([t["prob_calibrated"].to_numpy() for t in tables], axis=0))
+        rows.append({"ensemble": name, "what": what, "members": len(chosen),
+                     "pooled AUC, calibrated": pooled_auc(pooled, "prob_calibrated")})  # fmt: skip
+    return rows
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    head = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", action="store_true", help="train the arms' missing runs first")
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms to train")
+    parser.add_argument("--seeds", default="42", help="comma-separated seeds")
+    parser.add_argument("--publish", action="store_true", help="write the table into BENCHMARKS.md")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    unknown = [a for a in args.arms.split(",") if a not in ARMS]
+    if unknown:
+        parser.error(f"unknown arm(s) {unknown}; known: {', '.join(ARMS)}")
+    if args.run:
+        for arm in args.arms.split(","):
+            for seed in seeds:
+                train(arm, seed)
+    uri = resolve_tracking_uri(None)
+    rows, found = arm_rows(seeds, uri)
+    if not rows:
+        raise SystemExit("[ablation] no finished arm yet: run with --run")
+    text = markdown(pd.DataFrame(rows))
+    ensembles = ensemble_rows(found)
+    if ensembles:
+        text += "\n\nEnsembles (mean of the members' calibrated P(MI)):\n\n" + markdown(pd.DataFrame(ensembles))
+    print(text)
+    if args.publish:
+        header = (f"`python benchmarks/ablation.py --run --seeds {args.seeds}` · commit `{commit()}` · "
+                  f"machine: {machine()}.\n\n")  # fmt: skip
+        replace_section(ROOT / "BENCHMARKS.md", "ablation", header + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
