@@ -22,8 +22,9 @@ from ecg_mi import metrics
 from ecg_mi.errors import ConfigError
 from ecg_mi.evaluate.calibration import calibrated_probs
 from ecg_mi.evaluate.runs import Sweep
+from ecg_mi.models.registry import ENSEMBLE_SEPARATOR
 
-SEPARATOR = "+"
+SEPARATOR = ENSEMBLE_SEPARATOR
 ARM = "ensemble"
 _RECORD = ["record_id", "patient_id", "age", "sex", "label", "fold"]
 

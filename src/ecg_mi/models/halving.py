@@ -97,12 +97,6 @@ class _Worker:
             self.matrices[split] = (dtrain, xgb.DMatrix(self.X[test], missing=np.nan, nthread=1))
         return self.matrices[split]
 
-    def score(self, split: int, params: dict, trees: int) -> float:
-        """Inner-fold ROC AUC of a booster with ``params`` grown to ``trees`` trees."""
-        dtrain, dtest = self._matrices(split)
-        booster = xgb.train(params, dtrain, num_boost_round=trees)
-        return float(roc_auc_score(self.y[self.splits[split][1]], booster.predict(dtest)))
-
     def scores(self, split: int, params: dict, counts: Sequence[int]) -> list[float]:
         """Inner-fold ROC AUC of one booster grown to ``max(counts)`` trees, read at each of
         ``counts`` trees (the first ``t`` trees of a booster are the ``t``-tree booster)."""
@@ -110,6 +104,23 @@ class _Worker:
         booster = xgb.train(params, dtrain, num_boost_round=max(counts))
         truth = self.y[self.splits[split][1]]
         return [float(roc_auc_score(truth, booster.predict(dtest, iteration_range=(0, t)))) for t in counts]
+
+
+def _score_candidates(workers: list[_Worker], members: list[int], params: list[dict],
+                      counts: Sequence[int]) -> dict[int, np.ndarray]:  # fmt: skip
+    """``{candidate: AUC [inner folds, counts]}``: each candidate of ``members`` scored on every
+    inner fold at each tree count, the candidates shared out over the worker threads."""
+
+    def work(w: int) -> dict[int, np.ndarray]:
+        worker = workers[w]
+        return {c: np.array([worker.scores(s, params[c], counts) for s in range(len(worker.splits))])
+                for c in members[w :: len(workers)]}  # fmt: skip
+
+    scored: dict[int, np.ndarray] = {}
+    with ThreadPoolExecutor(len(workers)) as pool:
+        for done in pool.map(work, range(len(workers))):
+            scored.update(done)
+    return scored
 
 
 class TreeBudgetHalving:
@@ -149,19 +160,8 @@ class TreeBudgetHalving:
         self, workers: list[_Worker], members: np.ndarray, params: list[dict], trees: int
     ) -> np.ndarray:
         """Mean inner-fold AUC of each candidate in ``members`` at ``trees`` trees."""
-        n_splits = len(workers[0].splits)
-
-        def work(w: int) -> dict[int, list[float]]:
-            mine = members.tolist()[w :: len(workers)]
-            return {
-                c: [workers[w].score(s, params[c], trees) for s in range(n_splits)] for c in mine
-            }
-
-        fold_scores: dict[int, list[float]] = {}
-        with ThreadPoolExecutor(len(workers)) as pool:
-            for done in pool.map(work, range(len(workers))):
-                fold_scores.update(done)
-        return np.array([fold_scores[c] for c in members.tolist()]).mean(axis=1)
+        fold_scores = _score_candidates(workers, members.tolist(), params, [trees])
+        return np.array([fold_scores[c][:, 0] for c in members.tolist()]).mean(axis=1)
 
     def fit(
         self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
@@ -270,15 +270,7 @@ class TreeCountSearch:
         max_bin = int(params[0].get("max_bin", 256))
         workers = [_Worker(splits, X, y, max_bin) for _ in range(self.n_jobs)]
 
-        def work(w: int) -> dict[int, np.ndarray]:
-            mine = range(w, len(candidates), len(workers))
-            return {c: np.array([workers[w].scores(s, params[c], counts) for s in range(len(splits))])
-                    for c in mine}  # fmt: skip
-
-        fold_scores: dict[int, np.ndarray] = {}
-        with ThreadPoolExecutor(len(workers)) as pool:
-            for done in pool.map(work, range(len(workers))):
-                fold_scores.update(done)
+        fold_scores = _score_candidates(workers, list(range(len(candidates))), params, counts)
         scores = np.array([fold_scores[c].mean(axis=0) for c in range(len(candidates))])  # [cand, counts]
         points = [{**c, RESOURCE: t} for c in candidates for t in counts]
         flat = np.nan_to_num(scores.ravel(), nan=-np.inf)

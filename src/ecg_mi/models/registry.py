@@ -56,10 +56,17 @@ def get_model_class(name: str) -> type:
         ) from None
 
 
+#: Joins the models of an ensemble in one name (``resnet+random_forest``).
+ENSEMBLE_SEPARATOR = "+"
+
+
 def display_name(name: str) -> str:
-    """The report name of model ``name`` (``name`` itself for a model this install lacks)."""
-    cls = _MODELS.get(name)
-    return cls.display_name if cls else name
+    """The report name of model ``name`` (``name`` itself for a model this install lacks);
+    of an ensemble ``a+b``, its models' names joined (``ResNet + Random Forest``)."""
+    parts = [_MODELS.get(part) for part in name.split(ENSEMBLE_SEPARATOR)]
+    if len(parts) > 1 and all(parts):
+        return " + ".join(cls.display_name for cls in parts)
+    return parts[0].display_name if len(parts) == 1 and parts[0] else name
 
 
 def create_model(name: str, **kwargs: Any) -> Any:
