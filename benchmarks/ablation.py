@@ -62,6 +62,9 @@ ARMS: dict[str, Arm] = {
                       "resnet"),
     "resnet_all_aux_last": Arm("resnet", ("data.train_pool=all", AUX, "callbacks=last"),
                                "all three levers", "resnet"),
+    "resnet_beat": Arm("resnet_beat", (), "ResNet on the median beat (cohort records, best-val_auc epoch)", "resnet"),
+    "resnet_beat_all_aux_last": Arm("resnet_beat", ("data.train_pool=all", AUX, "callbacks=last"),
+                                    "ResNet on the median beat with all three levers", "resnet_all_aux_last"),
     "random_forest": Arm("random_forest", (), "Random Forest as benchmarked", "random_forest"),
     "random_forest_all": Arm("random_forest", ("data.train_pool=all",),
                              "+ every other labelled record (as resnet_all)", "random_forest"),
@@ -75,9 +78,15 @@ ARMS: dict[str, Arm] = {
 ENSEMBLES: dict[str, tuple[str, tuple[tuple[str, int | None], ...]]] = {
     "resnet_all_aux_last x seeds": ("seed ensemble of the three-lever ResNet", (("resnet_all_aux_last", None),)),
     "resnet x seeds": ("seed ensemble of the benchmarked ResNet", (("resnet", None),)),
+    "resnet_beat_all_aux_last x seeds": ("seed ensemble of the median-beat ResNet", (("resnet_beat_all_aux_last", None),)),
+    "resnet_beat_all_aux_last + resnet_all_aux_last x seeds": (
+        "networks on the signal alone: median beat and 10 s strip", (("resnet_beat_all_aux_last", None),
+                                                                     ("resnet_all_aux_last", None))),
     "random_forest_all + xgboost_paper": ("the two feature models", (("random_forest_all", 42), ("xgboost_paper", 42))),
     "random_forest_all + resnet_all_aux_last x seeds": (
         "features and signal, late fusion", (("random_forest_all", 42), ("resnet_all_aux_last", None))),
+    "random_forest_all + resnet_beat_all_aux_last x seeds": (
+        "features and median beat, late fusion", (("random_forest_all", 42), ("resnet_beat_all_aux_last", None))),
 }  # fmt: skip
 
 

@@ -78,12 +78,22 @@ def test_entry_config_composes(entry):
     assert OmegaConf.to_container(compose_config(entry), resolve=False)
 
 
+# Common settings a network deliberately sets for itself (its comment says why).
+OWN_SETTINGS = {"attention": {"lr"}, "resnet_beat": {"max_epochs", "augment"}}
+
+
 def test_networks_share_one_copy_of_their_common_settings():
     common = OmegaConf.load(CONF / "common" / "network.yaml")
     for model in list_models("network"):
         own = OmegaConf.load(CONF / "model" / f"{model}.yaml")
-        repeated = set(own) & set(common) - {"lr"} if model == "attention" else set(own) & set(common)
+        repeated = set(own) & set(common) - OWN_SETTINGS.get(model, set())
         assert not repeated, f"conf/model/{model}.yaml repeats {sorted(repeated)}"
+
+
+def test_median_beat_network_keeps_the_sweeps_gain_and_noise_but_never_crops():
+    cfg = compose_config("train", "experiment=cpu_fast", "model=resnet_beat")
+    assert cfg.augment.crop == 0.5 and cfg.model.augment.crop == 0.0 and cfg.model.augment.shift == 0.0
+    assert (cfg.model.augment.scale, cfg.model.augment.noise) == (cfg.augment.scale, cfg.augment.noise)
 
 
 def test_an_experiments_settings_for_a_switched_off_callback_leave_it_off(tmp_path):

@@ -193,3 +193,17 @@ def test_ptbxl_offers_its_other_diagnostic_classes_as_aux_targets(shared_ptbxl):
     index = PtbxlSource(shared_ptbxl).index()
     assert [c for c in index.columns if c.startswith("aux_")] == ["aux_CD", "aux_HYP", "aux_NORM", "aux_STTC"]
     assert (index["aux_NORM"] == index["is_norm"]).mean() > 0.99
+
+
+def test_median_beat_input_serves_beats_and_counts_strips_without_beats(tmp_path):
+    dm = SignalDataModule(SyntheticSource(n_records=120), fold=1, batch_size=16, cache_dir=tmp_path,
+                          input_kind="median_beat")  # fmt: skip
+    x, y, _ = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, 12, dm.input_length) == (16, 12, 80) and torch.isfinite(x).all()
+    assert dm.quality()["n_records_without_beats"] == 0
+    assert dm.mean.shape == (12, 1)  # standardised on the training part's beats
+
+
+def test_unknown_input_kind_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="median_beat"):
+        SignalDataModule(SyntheticSource(n_records=120), cache_dir=tmp_path, input_kind="beats")

@@ -155,6 +155,11 @@ def test_aux_targets_train_a_second_head_and_leave_p_mi_alone(name, tmp_path):
         assert torch.allclose(reloaded(x), model.eval()(x)) and reloaded(x).shape == (4,)
 
 
+def test_max_epochs_below_one_is_a_config_error():
+    with pytest.raises(ConfigError, match="model.max_epochs=0"):
+        create_model("resnet", max_epochs=0)
+
+
 def test_negative_aux_weight_is_a_config_error():
     with pytest.raises(ConfigError, match="model.aux_weight=-1"):
         create_model("resnet", aux_targets=["A"], aux_weight=-1)

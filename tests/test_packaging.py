@@ -29,12 +29,14 @@ from ecg_mi.packaging import CONTRACT_KEYS, model_info
 
 EXPERIMENT = "packaging"
 N_RECORDS = 4  # test records predicted in the fresh process
-# Two folds of resnet (an ensemble) and one of XGBoost: tiny, on synthetic data at 100 Hz.
+# Two folds of resnet (an ensemble), one of resnet_beat and one of XGBoost: tiny, on synthetic data at 100 Hz.
 TRAIN = [*TINY_RUN, f"experiment_name={EXPERIMENT}", "data.n_folds=2", "explain.enabled=false"]
 RUNS = {
     # Forced calibrators, so the packaged models must apply a non-trivial map.
     ("resnet", 0): ["model=resnet", "model.channels=[8,16,16]", "fold=0", "calibration=platt"],
     ("resnet", 1): ["model=resnet", "model.channels=[8,16,16]", "fold=1"],
+    # A network on median beats: the package turns each 10 s window into its beat.
+    ("resnet_beat", 0): ["model=resnet_beat", "model.channels=[8,16,16]", "fold=0"],
     ("xgboost", 0): ["model=xgboost", "model.search=none", "model.n_jobs=1", "fold=0",
                      "calibration=isotonic"],
 }
@@ -137,7 +139,7 @@ def _predict_in_fresh_process(
     return np.load(tmp_path / "p.npy")
 
 
-@pytest.mark.parametrize("model", ["resnet", "xgboost"])
+@pytest.mark.parametrize("model", ["resnet", "resnet_beat", "xgboost"])
 def test_packaged_model_in_a_fresh_process_reproduces_the_runs_test_predictions(
     store, model, tmp_path
 ):
@@ -198,12 +200,27 @@ def test_model_info_holds_the_predict_contract(store):
     assert info["threshold_raw"] == pytest.approx(logged.metrics["test_threshold"])  # before calibration
 
 
-def test_network_gradcam_maps_each_record_over_time(store):
-    model = _load(store.runs[("resnet", 0)].id).unwrap_python_model()
-    maps = model.gradcam(store.records[("resnet", 0)][:2])
+@pytest.mark.parametrize("model", ["resnet", "resnet_beat"])
+def test_network_gradcam_maps_each_record_over_time(store, model):
+    package = _load(store.runs[(model, 0)].id).unwrap_python_model()
+    maps = package.gradcam(store.records[(model, 0)][:2])
     assert (
         maps.shape == (2, 1000) and np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
     )
+
+
+def test_median_beat_network_warns_about_windows_without_beats(store, caplog):
+    x = store.records[("resnet_beat", 0)][:2].copy()
+    x[1] = 0.0  # a flat window: no beats to take the median of
+    with caplog.at_level("WARNING", logger="ecg_mi"):
+        probs = _load(store.runs[("resnet_beat", 0)].id).predict(x)
+    assert probs.shape == (2,) and np.isfinite(probs).all()
+    assert "1 of 2 windows have fewer than 2 usable beats" in caplog.text
+
+
+def test_median_beat_network_says_so_in_its_metadata(store):
+    assert model_info(_load(store.runs[("resnet_beat", 0)].id))["input_kind"] == "median_beat"
+    assert model_info(_load(store.runs[("resnet", 0)].id))["input_kind"] == "signal"
 
 
 def test_classical_model_has_no_gradcam(store):
@@ -272,7 +289,7 @@ def test_register_names_a_model_absent_from_the_experiment(store):
 
     with pytest.raises(
         DataError,
-        match=r"no finished fold run of model 'cnn'; models there: \['resnet', 'xgboost'\]",
+        match=r"no finished fold run of model 'cnn'; models there: \['resnet', 'resnet_beat', 'xgboost'\]",
     ):
         register_ensemble(EXPERIMENT, "cnn", "ecg-mi", "champion", store.uri)
 
@@ -350,3 +367,4 @@ def test_served_model_answers_with_the_pyfunc_probabilities(store, registered, t
             os.killpg(server.pid, signal.SIGTERM)  # the server and its workers (own session)
         server.wait(timeout=30)
     np.testing.assert_allclose(np.asarray(answer, dtype=np.float64), expected, rtol=1e-6)
+

@@ -70,6 +70,12 @@ def test_callbacks_last_keeps_the_final_epoch(compose_train):
     assert logged.data.metrics["best_epoch"] == 2 and logged.data.metrics["epochs_trained"] == 3
 
 
+def test_a_networks_own_epoch_budget_overrides_the_trainers(compose_train):
+    run(compose_train("model.max_epochs=1", "trainer.max_epochs=3"))
+    [logged] = _runs("ecg-mi-synthetic")
+    assert logged.data.metrics["epochs_trained"] == 1
+
+
 def test_train_pool_all_is_logged_with_its_extra_records(compose_train):
     run(compose_train("data.train_pool=all"))
     [logged] = _runs("ecg-mi-synthetic")

@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ecg_mi.data.beats import beat_length, check_input_kind, median_beats
 from ecg_mi.data.cohort import FoldFile, fold_file_for, train_val_split
 from ecg_mi.data.columns import AUX_PREFIX
 from ecg_mi.data.resample import check_sample_rate
@@ -174,7 +175,8 @@ def _record_exists(path: str) -> bool:
 
 
 class SignalDataset(Dataset):
-    """Items ``(x [12, L] float32, y float32, row)`` from a memory-mapped cache.
+    """Items ``(x [12, L] float32, y float32, row)`` from a memory-mapped cache (``signals``
+    a path) or from an array in memory (derived inputs such as median beats, small).
 
     The memmap is opened lazily in each worker process, so workers share the page cache
     instead of receiving a pickled copy of the array.
@@ -182,18 +184,18 @@ class SignalDataset(Dataset):
 
     def __init__(
         self,
-        array_path: Path,
+        signals: Path | np.ndarray,
         rows: np.ndarray,
         labels: np.ndarray,
         mean: np.ndarray,
         std: np.ndarray,
     ) -> None:
-        self.array_path = array_path
+        self.array_path = signals if isinstance(signals, Path) else None
         self.rows = rows
         self.labels = labels.astype(np.float32)
         self.mean = mean.astype(np.float32)
         self.std = std.astype(np.float32)
-        self._signals: np.ndarray | None = None
+        self._signals: np.ndarray | None = None if self.array_path else signals
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -210,7 +212,7 @@ class SignalDataset(Dataset):
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_signals": None}
+        return {**self.__dict__, "_signals": None} if self.array_path else dict(self.__dict__)
 
 
 def loader_seed(seed: int, fold: int) -> int:
@@ -295,6 +297,8 @@ class SignalDataModule(FoldDataModule):
         aux_targets: names of the source's ``aux_<NAME>`` columns served as extra targets of
             the *training* batches (``y`` ``[B, 1 + K]``, the MI label first); validation and
             test batches keep ``y`` ``[B]``, so selection and scores concern MI alone.
+        input_kind: ``signal`` serves the 10 s strips; ``median_beat`` each strip's median beat
+            ``[12, T]`` (:mod:`ecg_mi.data.beats`; the network asks, ``input_kind`` of its class).
     """
 
     def __init__(
@@ -305,9 +309,11 @@ class SignalDataModule(FoldDataModule):
         pin_memory: bool = False,
         normalize: bool = True,
         aux_targets: list[str] | tuple[str, ...] = (),
+        input_kind: str = "signal",
         **fold_kwargs: Any,
     ) -> None:
         super().__init__(source, **fold_kwargs)
+        self.input_kind = check_input_kind(input_kind)
         self.aux_columns = [f"{AUX_PREFIX}{name}" for name in aux_targets]
         offered = [c for c in self.split.train.columns if c.startswith(AUX_PREFIX)]
         absent = [c for c in self.aux_columns if c not in offered]
@@ -320,6 +326,8 @@ class SignalDataModule(FoldDataModule):
         self.pin_memory = bool(pin_memory)
         self.normalize = normalize
         self.store: SignalStore | None = None
+        self.beats: np.ndarray | None = None  # median beats of the store's rows (median_beat)
+        self.n_without_beats = 0
         self.mean = self.std = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -328,19 +336,39 @@ class SignalDataModule(FoldDataModule):
         self.store = load_or_build(
             self.source, self.cohort_rows(), self.sample_rate, self.cache_dir
         )
+        if self.input_kind == "median_beat":
+            self.beats, self.n_without_beats = median_beats(self.store.signals, self.sample_rate)
+            if self.n_without_beats:
+                log.warning("%d of %d records have fewer than 2 usable beats: their median beat is all zero",
+                            self.n_without_beats, len(self.beats))  # fmt: skip
         train_rows = self.store.rows(self.split.train["record_id"].tolist())
         if self.normalize:
-            self.mean, self.std = lead_statistics(self.store.signals, train_rows)
+            self.mean, self.std = lead_statistics(self.inputs, train_rows)
         else:
             self.mean, self.std = np.zeros((12, 1)), np.ones((12, 1))
 
+    @property
+    def inputs(self) -> np.ndarray:
+        """The model inputs ``[N, 12, L]`` (mV) in the store's row order: the strips, or their
+        median beats."""
+        if self.store is None:
+            self.setup()
+        return self.store.signals if self.beats is None else self.beats
+
     def quality(self) -> dict[str, int]:
-        """Counts of suspicious but kept records (flat, duplicated signals), to log."""
+        """Counts of suspicious but kept records (flat, duplicated signals; with median-beat
+        input, strips without usable beats), to log."""
         self.setup()
-        return self.store.quality()
+        counts = self.store.quality()
+        if self.input_kind == "median_beat":
+            counts["n_records_without_beats"] = self.n_without_beats
+        return counts
 
     @property
     def input_length(self) -> int:
+        """Samples per model input: a 10 s strip, or a median beat."""
+        if self.input_kind == "median_beat":
+            return beat_length(self.sample_rate)
         return int(round(10.0 * self.sample_rate))
 
     def _dataset(self, part: pd.DataFrame, targets: list[str]) -> SignalDataset:
@@ -348,7 +376,8 @@ class SignalDataModule(FoldDataModule):
             self.setup()
         rows = self.store.rows(part["record_id"].tolist())
         labels = part[targets].to_numpy() if len(targets) > 1 else part["label"].to_numpy()
-        return SignalDataset(self.store.path, rows, labels, self.mean, self.std)
+        signals = self.store.path if self.beats is None else self.beats
+        return SignalDataset(signals, rows, labels, self.mean, self.std)
 
     def _loader(self, part: pd.DataFrame, shuffle: bool) -> DataLoader:
         # Only the training batches carry the auxiliary targets (training signal, not selection).

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ecg_mi.data.beats import maps_on_strips
 from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.explain.figures import gradcam_figure, pick_examples
 from ecg_mi.explain.gradcam import gradcam, lead_attributions
@@ -25,12 +26,14 @@ def explain_network(model: torch.nn.Module, data, probs: np.ndarray, out_dir: Pa
     meta = data.metadata("test")
     rows = data.store.rows(meta["record_id"].tolist())
     raw = np.asarray(data.store.signals[rows])  # mV, for delineation and plots
-    x = torch.from_numpy(((raw - data.mean) / data.std).astype(np.float32))
+    x = torch.from_numpy(((np.asarray(data.inputs[rows]) - data.mean) / data.std).astype(np.float32))
     cams = np.concatenate([gradcam(model, x[i : i + 64]) for i in range(0, len(x), 64)])
     per_lead = np.concatenate(
         [lead_attributions(model, x[i : i + 64]) for i in range(0, len(x), 64)]
     )
     fs = float(data.sample_rate)
+    if data.input_kind == "median_beat":  # maps over the beat, shown on every beat of the strip
+        cams, per_lead = maps_on_strips(cams, raw, fs), maps_on_strips(per_lead, raw, fs)
     masks = [st_mask(signal, fs) for signal in raw]
     ratios = np.array([st_ratio(cam, mask) for cam, mask in zip(cams, masks, strict=True)])
     table = meta.assign(prob=probs, st_ratio=ratios)

@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, open_dict, read_write
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
+from ecg_mi.data.beats import maps_on_strips, median_beats
 from ecg_mi.data.datamodule import SignalDataModule
 from ecg_mi.errors import ConfigError, EcgMiError
 from ecg_mi.learners.base import Artifact, Learner, fold_settings, register_family
@@ -72,10 +73,15 @@ def build_callbacks(cfg: DictConfig, checkpoint_dir: Path) -> tuple[ModelCheckpo
 
 
 def trainer_settings(cfg: DictConfig) -> DictConfig:
-    """``cfg.trainer``, with SyncBatchNorm switched off (and logged) on CPU, where PyTorch
-    cannot run it: ``trainer=ddp trainer.accelerator=cpu`` then trains with per-process
-    batch statistics instead of failing after the processes started."""
+    """``cfg.trainer``, with the network's own epoch budget (``model.max_epochs``) when it
+    sets one, and SyncBatchNorm switched off (and logged) on CPU, where PyTorch cannot run
+    it: ``trainer=ddp trainer.accelerator=cpu`` then trains with per-process batch
+    statistics instead of failing after the processes started."""
     trainer = cfg.trainer.copy()
+    own_epochs = (cfg.get("model") or {}).get("max_epochs")
+    if own_epochs:
+        with open_dict(trainer):
+            trainer.max_epochs = int(own_epochs)
     if trainer.get("sync_batchnorm") and trainer.get("accelerator") == "cpu":
         log.warning("trainer.sync_batchnorm=true needs GPUs; training on CPU without it")
         with open_dict(trainer):
@@ -155,9 +161,10 @@ class NetworkLearner(Learner):
     @classmethod
     def datamodule(cls, cfg: DictConfig) -> SignalDataModule:
         data = cfg.data
+        input_kind = getattr(get_model_class(cfg.model.name), "input_kind", "signal")  # a network's input
         return SignalDataModule(batch_size=data.batch_size, num_workers=data.num_workers,
                                 pin_memory=data.pin_memory, aux_targets=list(cfg.model.get("aux_targets") or []),
-                                **fold_settings(cfg))  # fmt: skip
+                                input_kind=input_kind, **fold_settings(cfg))  # fmt: skip
 
     def fit(self, model: pl.LightningModule, data: SignalDataModule) -> dict[str, float]:
         checkpoint, callbacks = build_callbacks(self.cfg, self.run_dir / "checkpoints")
@@ -209,7 +216,8 @@ class NetworkLearner(Learner):
         save_weights(self.model, target)
         data.setup()  # mean/std are fitted on the training part in setup()
         settings = {"mean": np.ravel(data.mean).tolist(), "std": np.ravel(data.std).tolist()}
-        package = NetworkPackage(self.package_info(threshold), [Member("weights", settings)])
+        info = {**self.package_info(threshold), "input_kind": type(self.model).input_kind}
+        package = NetworkPackage(info, [Member("weights", settings)])
         return Packaged(package, {"weights": str(target)})
 
 
@@ -233,13 +241,31 @@ def load_weights(path: Path) -> pl.LightningModule:
 
 
 class NetworkPackage(EcgMiPackage):
-    """Networks: standardise each lead with the member's training mean/std, then the
-    sigmoid of the network's logit; Grad-CAM on the same standardised input."""
+    """Networks: each 10 s window turned into the network's input (itself, or its median
+    beat: ``info["input_kind"]``), each lead standardised with the member's training
+    mean/std, then the sigmoid of the network's logit; Grad-CAM on the same input, laid
+    back on the window."""
 
     family = "network"
 
     def load_member(self, path: Path, member: Member) -> pl.LightningModule:
         return load_weights(path)
+
+    @property
+    def on_beats(self) -> bool:
+        """Whether the network reads median beats (packages made before them read strips)."""
+        return self.info.get("input_kind", "signal") == "median_beat"
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """The network input of windows ``x`` ``[N, 12, L]`` mV (median beats when asked; a
+        window without two usable beats gets the all-zero beat, with a warning counting them)."""
+        if not self.on_beats:
+            return x
+        beats, n_without = median_beats(x, float(self.info["sample_rate"]))
+        if n_without:
+            log.warning("%d of %d windows have fewer than 2 usable beats: scored on an all-zero median beat",
+                        n_without, len(x))  # fmt: skip
+        return beats
 
     @staticmethod
     def standardise(x: np.ndarray, member: Member) -> np.ndarray:
@@ -261,9 +287,11 @@ class NetworkPackage(EcgMiPackage):
         from ecg_mi.explain.gradcam import gradcam  # captum: imported only when asked
 
         x = check_input(x, window_length(self.info))
+        prepared = self.prepare(x)
         maps = []
         for model, member in zip(self.loaded, self.members, strict=True):
-            z = self.standardise(x, member)
+            z = self.standardise(prepared, member)
             maps.append(np.concatenate([gradcam(model, torch.from_numpy(z[i : i + BATCH]).clone())
                                         for i in range(0, len(z), BATCH)]))  # fmt: skip
-        return np.mean(maps, axis=0)
+        cam = np.mean(maps, axis=0)
+        return maps_on_strips(cam, x, float(self.info["sample_rate"])) if self.on_beats else cam

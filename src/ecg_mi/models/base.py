@@ -68,12 +68,17 @@ class ECGClassifier(pl.LightningModule):
     Best-epoch selection and early stopping on ``val_auc`` are callbacks of the train
     route, shared by every network. ``aux_targets`` (e.g. the other PTB-XL diagnostic classes)
     add a multi-label head on the pooled features, trained with weight ``aux_weight`` beside
-    the MI loss; it never changes P(MI) at prediction.
+    the MI loss; it never changes P(MI) at prediction. ``max_epochs`` is the epoch budget this
+    network is trained with when it differs from the sweep's ``trainer.max_epochs`` (null:
+    the trainer's), so networks that need different budgets share one sweep.
     """
 
     family = "network"
     #: Tiny settings of this network for fast tests (subclasses override).
     smoke_settings: dict[str, Any] = {}
+    #: The input the network is built for (:data:`ecg_mi.data.beats.INPUT_KINDS`): the data
+    #: module serves it, and a packaged model turns every 10 s window into it.
+    input_kind = "signal"
 
     def __init__(
         self,
@@ -84,6 +89,7 @@ class ECGClassifier(pl.LightningModule):
         augment: dict[str, float] | None = None,
         aux_targets: list[str] | tuple[str, ...] = (),
         aux_weight: float = 0.5,
+        max_epochs: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -91,6 +97,8 @@ class ECGClassifier(pl.LightningModule):
             raise ConfigError(f"model.scheduler={scheduler!r}; choose one of {list(SCHEDULERS)}")
         if aux_weight < 0:
             raise ConfigError(f"model.aux_weight={aux_weight} must be >= 0")
+        if max_epochs is not None and max_epochs < 1:
+            raise ConfigError(f"model.max_epochs={max_epochs} must be >= 1 (or null: trainer.max_epochs)")
         pos = torch.tensor(pos_weight) if pos_weight else None
         self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos)
         self.val_auc = BinaryAUROC()

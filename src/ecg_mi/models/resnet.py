@@ -74,3 +74,15 @@ class ResNet(ECGClassifier):
                  for c_in, c_out in zip([channels[0], *channels[:-1]], channels, strict=True)]  # fmt: skip
         self.features = nn.Sequential(*stem, *units)
         self.head = classifier_head(channels[-1], dropout)
+
+
+@register_model("resnet_beat", display="ResNet (median beat)")
+class ResNetBeat(ResNet):
+    """The paper's ResNet on the median beat (:mod:`ecg_mi.data.beats`, ``[12, 80]`` at
+    100 Hz) instead of the 10 s strip: no strided stem and shorter kernels, since the input
+    is 12× shorter. Settings chosen on the validation parts (BENCHMARKS.md, issue 18)."""
+
+    input_kind = "median_beat"
+
+    def __init__(self, kernel_size: int = 5, stem_kernel: int = 7, stem_stride: int = 1, **kwargs) -> None:
+        super().__init__(kernel_size=kernel_size, stem_kernel=stem_kernel, stem_stride=stem_stride, **kwargs)
