@@ -76,6 +76,12 @@ def test_a_networks_own_epoch_budget_overrides_the_trainers(compose_train):
     assert logged.data.metrics["epochs_trained"] == 1
 
 
+def test_the_trainers_epoch_limit_caps_a_networks_own_budget(compose_train):
+    run(compose_train("model.max_epochs=3", "trainer.max_epochs=1"))
+    [logged] = _runs("ecg-mi-synthetic")
+    assert logged.data.metrics["epochs_trained"] == 1
+
+
 def test_train_pool_all_is_logged_with_its_extra_records(compose_train):
     run(compose_train("data.train_pool=all"))
     [logged] = _runs("ecg-mi-synthetic")

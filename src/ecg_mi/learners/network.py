@@ -74,14 +74,16 @@ def build_callbacks(cfg: DictConfig, checkpoint_dir: Path) -> tuple[ModelCheckpo
 
 def trainer_settings(cfg: DictConfig) -> DictConfig:
     """``cfg.trainer``, with the network's own epoch budget (``model.max_epochs``) when it
-    sets one, and SyncBatchNorm switched off (and logged) on CPU, where PyTorch cannot run
-    it: ``trainer=ddp trainer.accelerator=cpu`` then trains with per-process batch
-    statistics instead of failing after the processes started."""
+    sets one — capped by ``trainer.max_epochs``, which stays the sweep's limit (a smoke run's
+    ``trainer.max_epochs=1`` holds for every network) — and SyncBatchNorm switched off (and
+    logged) on CPU, where PyTorch cannot run it: ``trainer=ddp trainer.accelerator=cpu`` then
+    trains with per-process batch statistics instead of failing after the processes started."""
     trainer = cfg.trainer.copy()
     own_epochs = (cfg.get("model") or {}).get("max_epochs")
     if own_epochs:
+        limit = trainer.get("max_epochs")  # None or -1: Lightning's default or no limit
         with open_dict(trainer):
-            trainer.max_epochs = int(own_epochs)
+            trainer.max_epochs = int(own_epochs) if limit in (None, -1) else min(int(own_epochs), int(limit))
     if trainer.get("sync_batchnorm") and trainer.get("accelerator") == "cpu":
         log.warning("trainer.sync_batchnorm=true needs GPUs; training on CPU without it")
         with open_dict(trainer):

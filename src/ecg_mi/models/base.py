@@ -68,9 +68,9 @@ class ECGClassifier(pl.LightningModule):
     Best-epoch selection and early stopping on ``val_auc`` are callbacks of the train
     route, shared by every network. ``aux_targets`` (e.g. the other PTB-XL diagnostic classes)
     add a multi-label head on the pooled features, trained with weight ``aux_weight`` beside
-    the MI loss; it never changes P(MI) at prediction. ``max_epochs`` is the epoch budget this
-    network is trained with when it differs from the sweep's ``trainer.max_epochs`` (null:
-    the trainer's), so networks that need different budgets share one sweep.
+    the MI loss; it never changes P(MI) at prediction. ``max_epochs`` is this network's epoch
+    budget (null: the trainer's), capped by the sweep's ``trainer.max_epochs``, so networks that
+    need different budgets share one sweep.
     """
 
     family = "network"
