@@ -207,3 +207,13 @@ def test_median_beat_input_serves_beats_and_counts_strips_without_beats(tmp_path
 def test_unknown_input_kind_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="median_beat"):
         SignalDataModule(SyntheticSource(n_records=120), cache_dir=tmp_path, input_kind="beats")
+
+
+def test_median_beats_are_computed_once_per_record_set(tmp_path):
+    first = SignalDataModule(SyntheticSource(n_records=120), fold=1, cache_dir=tmp_path, input_kind="median_beat")
+    first.setup()
+    [cached] = (tmp_path / "beats").glob("*.npy")
+    second = SignalDataModule(SyntheticSource(n_records=120), fold=2, cache_dir=tmp_path, input_kind="median_beat")
+    second.setup()
+    np.testing.assert_array_equal(second.beats, first.beats)
+    assert second.n_without_beats == first.n_without_beats and list((tmp_path / "beats").glob("*.npy")) == [cached]

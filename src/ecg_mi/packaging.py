@@ -56,6 +56,7 @@ from ecg_mi.calibration import IDENTITY, Calibrator, apply_calibration
 from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.data.windows import DEFAULT_WINDOW_S
 from ecg_mi.errors import DataError, EcgMiError, InputError
+from ecg_mi.models.registry import ENSEMBLE_SEPARATOR
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +395,7 @@ def combine(parts: list[Packaged]) -> Packaged:
         python_models.append(type(part.python_model)(part.info, members))
     thresholds = [float(p.info["threshold"]) for p in parts]
     info = {
-        **first, "model": "+".join(p.info["model"] for p in parts), "family": CombinedPackage.family,
+        **first, "model": ENSEMBLE_SEPARATOR.join(p.info["model"] for p in parts), "family": CombinedPackage.family,
         "threshold": float(np.mean(thresholds)), "part_thresholds": thresholds,
         "threshold_rule": "mean of the parts' validation-chosen thresholds (calibrated scale)",
         "parts": [{k: p.info.get(k) for k in ("model", "family", "n_models", "runs", "folds", "feature_version")}

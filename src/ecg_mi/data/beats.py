@@ -19,17 +19,21 @@ offset ``t`` of the beat belongs to sample ``R + t`` of every beat that made the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from ecg_mi.data.store import SignalStore
 from ecg_mi.errors import ConfigError
 from ecg_mi.features.delineate import _ms, bandpass, detect_beats
+from ecg_mi.utils.io import atomic_path
 
 #: Inputs a network can ask for (its class attribute ``input_kind``).
 INPUT_KINDS = ("signal", "median_beat")
 PRE_R_MS = 250.0  # window start before the R peak (ms)
 POST_R_MS = 550.0  # window end after the R peak (ms)
 MIN_BEATS = 2
+BEATS_VERSION = "1"  # bump on any change of the recipe: it keys the median-beat cache
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,20 @@ def median_beats(signals: np.ndarray, fs: float) -> tuple[np.ndarray, int]:
     had no usable beats (all-zero rows)."""
     found = [median_beat(s, fs) for s in signals]
     return np.stack([m.beat for m in found]), sum(not m.found for m in found)
+
+
+def load_or_compute_median_beats(store: SignalStore, cache_dir: str | Path) -> tuple[np.ndarray, int]:
+    """:func:`median_beats` of every record of ``store`` (its row order), cached under the
+    store's key (which covers the records, their files and the rate), so the folds and seeds
+    of a sweep compute them once; the count of strips without beats is that of all-zero rows."""
+    path = Path(cache_dir) / "beats" / f"{store.path.stem}-median-beat-v{BEATS_VERSION}.npy"
+    if path.is_file():
+        beats = np.load(path)
+        return beats, int((~beats.any(axis=(1, 2))).sum())
+    beats, n_without = median_beats(store.signals, store.sample_rate)
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, beats)
+    return beats, n_without
 
 
 def spread_over_beats(beat_map: np.ndarray, r_peaks: np.ndarray, length: int, fs: float) -> np.ndarray:

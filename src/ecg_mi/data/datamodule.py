@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ecg_mi.data.beats import beat_length, check_input_kind, median_beats
+from ecg_mi.data.beats import beat_length, check_input_kind, load_or_compute_median_beats
 from ecg_mi.data.cohort import FoldFile, fold_file_for, train_val_split
 from ecg_mi.data.columns import AUX_PREFIX
 from ecg_mi.data.resample import check_sample_rate
@@ -337,7 +337,7 @@ class SignalDataModule(FoldDataModule):
             self.source, self.cohort_rows(), self.sample_rate, self.cache_dir
         )
         if self.input_kind == "median_beat":
-            self.beats, self.n_without_beats = median_beats(self.store.signals, self.sample_rate)
+            self.beats, self.n_without_beats = load_or_compute_median_beats(self.store, self.cache_dir)
             if self.n_without_beats:
                 log.warning("%d of %d records have fewer than 2 usable beats: their median beat is all zero",
                             self.n_without_beats, len(self.beats))  # fmt: skip

@@ -22,20 +22,9 @@ from ecg_mi import metrics
 from ecg_mi.errors import ConfigError
 from ecg_mi.evaluate.calibration import calibrated_probs
 from ecg_mi.evaluate.runs import Sweep
-from ecg_mi.models.registry import ENSEMBLE_SEPARATOR
+from ecg_mi.models.registry import ENSEMBLE_SEPARATOR, members_of
 
-SEPARATOR = ENSEMBLE_SEPARATOR
-ARM = "ensemble"
 _RECORD = ["record_id", "patient_id", "age", "sex", "label", "fold"]
-
-
-def members_of(name: str) -> list[str]:
-    """The member models of ensemble ``name`` (``a+b+c``); ``[name]`` for a single model."""
-    return [m for m in str(name).split(SEPARATOR) if m]
-
-
-def is_ensemble(name: str) -> bool:
-    return len(members_of(name)) > 1
 
 
 def _member_predictions(sweep: Sweep, model: str) -> pd.DataFrame:
@@ -58,7 +47,7 @@ def ensemble_rows(sweep: Sweep, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     absent = [m for m in members if m not in known or m in sweep.incomplete]
     if len(members) < 2 or absent:
         raise ConfigError(f"ensembles: {name!r} needs two or more complete models of the sweep joined by "
-                          f"{SEPARATOR!r}; {absent or name} not among {known}")  # fmt: skip
+                          f"{ENSEMBLE_SEPARATOR!r}; {absent or name} not among {known}")  # fmt: skip
     parts = [_member_predictions(sweep, m) for m in members]
     for model, part in zip(members[1:], parts[1:], strict=True):
         if not part["record_id"].equals(parts[0]["record_id"]):
@@ -91,4 +80,4 @@ def add_ensembles(sweep: Sweep, names: Sequence[str]) -> Sweep:
                    predictions=pd.concat(predictions, ignore_index=True))  # fmt: skip
 
 
-__all__ = ["ARM", "SEPARATOR", "add_ensembles", "ensemble_rows", "is_ensemble", "members_of"]
+__all__ = ["add_ensembles", "ensemble_rows"]

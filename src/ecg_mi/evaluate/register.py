@@ -23,8 +23,8 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from ecg_mi.errors import ConfigError, DataError
-from ecg_mi.evaluate.ensembles import members_of
 from ecg_mi.evaluate.runs import model_fold_runs
+from ecg_mi.models.registry import members_of
 from ecg_mi.packaging import MODEL_ARTIFACT, combine, ensemble, load_package, log_package
 from ecg_mi.tracking import mlflow_run, tracking_client
 

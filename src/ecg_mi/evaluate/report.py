@@ -32,23 +32,16 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
 from ecg_mi.evaluate.calibration import calibration_markdown, calibration_table, reliability_figure  # noqa: E402
-from ecg_mi.evaluate.ensembles import ARM as ENSEMBLE_ARM  # noqa: E402
-from ecg_mi.evaluate.ensembles import is_ensemble  # noqa: E402
 from ecg_mi.evaluate.importance import importance_section  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
 from ecg_mi.evaluate.st_attention import st_attention_markdown, st_attention_section  # noqa: E402
 from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_test  # noqa: E402
-from ecg_mi.learners import arm_of  # noqa: E402
+from ecg_mi.learners import arm_of as arm  # noqa: E402
 from ecg_mi.learners.network import NetworkLearner  # noqa: E402
 from ecg_mi.models.registry import display_name as display  # noqa: E402
 from ecg_mi.utils.io import atomic_path, atomic_write_text  # noqa: E402
 
 log = logging.getLogger(__name__)
-
-def arm(model: str) -> str:
-    """The report arm of a model or of an ensemble of models."""
-    return ENSEMBLE_ARM if is_ensemble(model) else arm_of(model)
-
 
 def paper_table() -> pd.DataFrame:
     with resources.files("ecg_mi.evaluate").joinpath("paper_table2.csv").open() as fh:

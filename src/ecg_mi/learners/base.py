@@ -20,7 +20,7 @@ from ecg_mi.data.datamodule import FoldDataModule
 from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.data.windows import DEFAULT_PAD_TOLERANCE_S, DEFAULT_WINDOW_S
 from ecg_mi.errors import ConfigError
-from ecg_mi.models.registry import get_model_class
+from ecg_mi.models.registry import get_model_class, is_ensemble
 from ecg_mi.packaging import PACKAGE_FORMAT, Packaged, ecg_mi_version
 from ecg_mi.utils.config import build
 
@@ -149,8 +149,15 @@ def learner_for(model_name: str) -> type[Learner]:
         ) from None
 
 
+#: The report arm of an ensemble of models (``a+b``).
+ENSEMBLE_ARM = "ensemble"
+
+
 def arm_of(model_name: str) -> str:
-    """The report arm of ``model_name`` ("other" for a model this install does not know)."""
+    """The report arm of ``model_name``: its family's, :data:`ENSEMBLE_ARM` for an ensemble
+    ``a+b``, "other" for a model this install does not know."""
+    if is_ensemble(model_name):
+        return ENSEMBLE_ARM
     try:
         return learner_for(model_name).arm
     except ConfigError:

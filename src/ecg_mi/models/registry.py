@@ -60,10 +60,19 @@ def get_model_class(name: str) -> type:
 ENSEMBLE_SEPARATOR = "+"
 
 
+def members_of(name: str) -> list[str]:
+    """The member models of ensemble ``name`` (``a+b+c``); ``[name]`` for a single model."""
+    return [m for m in str(name).split(ENSEMBLE_SEPARATOR) if m]
+
+
+def is_ensemble(name: str) -> bool:
+    return len(members_of(name)) > 1
+
+
 def display_name(name: str) -> str:
     """The report name of model ``name`` (``name`` itself for a model this install lacks);
     of an ensemble ``a+b``, its models' names joined (``ResNet + Random Forest``)."""
-    parts = [_MODELS.get(part) for part in name.split(ENSEMBLE_SEPARATOR)]
+    parts = [_MODELS.get(part) for part in members_of(name)]
     if len(parts) > 1 and all(parts):
         return " + ".join(cls.display_name for cls in parts)
     return parts[0].display_name if len(parts) == 1 and parts[0] else name
