@@ -40,7 +40,7 @@ from ecg_mi.tracking import resolve_tracking_uri
 
 ROOT = repo_root()
 FOLDS = "0,1,2,3,4"
-AUX = "data.aux_targets=[NORM,STTC,CD,HYP]"
+AUX = "targets=classes"
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,13 @@ ARMS: dict[str, Arm] = {
     "resnet_beat": Arm("resnet_beat", (), "ResNet on the median beat (cohort records, best-val_auc epoch)", "resnet"),
     "resnet_beat_all_aux_last": Arm("resnet_beat", ("data.train_pool=all", AUX, "callbacks=last"),
                                     "ResNet on the median beat with all three levers", "resnet_all_aux_last"),
+    "resnet_beat_all_statements_last": Arm("resnet_beat", ("data.train_pool=all", "targets=statements", "callbacks=last"),
+                                           "as above, auxiliary targets: the classes + 31 SCP statements",
+                                           "resnet_beat_all_aux_last"),
+    "resnet_beat_all_statements_teacher_last": Arm(
+        "resnet_beat", ("data.train_pool=all", "targets=statements", "teacher=random_forest", "callbacks=last"),
+        "as above, distilled from Random Forest (cross-fitted P(MI), weight 0.5); sees the signal alone",
+        "resnet_beat_all_statements_last"),
     "random_forest": Arm("random_forest", (), "Random Forest as benchmarked", "random_forest"),
     "random_forest_all": Arm("random_forest", ("data.train_pool=all",),
                              "+ every other labelled record (as resnet_all)", "random_forest"),
@@ -79,6 +86,10 @@ ENSEMBLES: dict[str, tuple[str, tuple[tuple[str, int | None], ...]]] = {
     "resnet_all_aux_last x seeds": ("seed ensemble of the three-lever ResNet", (("resnet_all_aux_last", None),)),
     "resnet x seeds": ("seed ensemble of the benchmarked ResNet", (("resnet", None),)),
     "resnet_beat_all_aux_last x seeds": ("seed ensemble of the median-beat ResNet", (("resnet_beat_all_aux_last", None),)),
+    "resnet_beat_all_statements_last x seeds": ("seed ensemble of the median-beat ResNet, statement targets",
+                                                (("resnet_beat_all_statements_last", None),)),
+    "resnet_beat_all_statements_teacher_last x seeds": ("seed ensemble of the distilled median-beat ResNet",
+                                                        (("resnet_beat_all_statements_teacher_last", None),)),
     "resnet_beat_all_aux_last + resnet_all_aux_last x seeds": (
         "networks on the signal alone: median beat and 10 s strip", (("resnet_beat_all_aux_last", None),
                                                                      ("resnet_all_aux_last", None))),
@@ -87,6 +98,9 @@ ENSEMBLES: dict[str, tuple[str, tuple[tuple[str, int | None], ...]]] = {
         "features and signal, late fusion", (("random_forest_all", 42), ("resnet_all_aux_last", None))),
     "random_forest_all + resnet_beat_all_aux_last x seeds": (
         "features and median beat, late fusion", (("random_forest_all", 42), ("resnet_beat_all_aux_last", None))),
+    "random_forest_all + resnet_beat_all_statements_last x seeds": (
+        "features and median beat (statement targets), late fusion",
+        (("random_forest_all", 42), ("resnet_beat_all_statements_last", None))),
 }  # fmt: skip
 
 

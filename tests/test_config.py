@@ -38,6 +38,26 @@ def test_data_config_names_a_source(data, tmp_path):
         assert len(instantiate(cfg.data.source).index()) > 0
 
 
+@pytest.mark.parametrize("targets", options("targets"))
+def test_targets_config_names_only_targets_ptbxl_offers(targets, shared_ptbxl):
+    from ecg_mi.data.columns import AUX_PREFIX
+    from ecg_mi.data.sources import PtbxlSource
+
+    cfg = compose_config("train", "data=ptbxl", f"targets={targets}")
+    OmegaConf.resolve(cfg)
+    offered = {c.removeprefix(AUX_PREFIX) for c in PtbxlSource(shared_ptbxl).index().columns if c.startswith(AUX_PREFIX)}
+    assert cfg.model.aux_targets == cfg.data.aux_targets and set(cfg.data.aux_targets) <= offered
+    assert len(set(cfg.data.aux_targets)) == len(cfg.data.aux_targets)
+
+
+@pytest.mark.parametrize("teacher", options("teacher"))
+def test_teacher_config_names_a_feature_model(teacher):
+    from ecg_mi.data.teacher import check_teacher
+
+    cfg = compose_config("train", f"teacher={teacher}")
+    assert check_teacher(OmegaConf.to_container(cfg.data.teacher))["model"] == teacher
+
+
 @pytest.mark.parametrize("trainer", options("trainer"))
 def test_trainer_config_instantiates_on_cpu(trainer):
     cfg = compose_config("train", f"trainer={trainer}")

@@ -1,6 +1,7 @@
 """SignalDataModule and prepare_fold: fold splits, missing files, normalisation, batches."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -184,6 +185,21 @@ def test_aux_targets_reach_training_batches_only(tmp_path):
     assert next(iter(dm.val_dataloader()))[1].ndim == 1 and next(iter(dm.test_dataloader()))[1].ndim == 1
 
 
+def test_teacher_softens_the_training_targets_only(tmp_path):
+    dm = SignalDataModule(AuxSyntheticSource(n_records=120), fold=1, batch_size=16, cache_dir=tmp_path,
+                          aux_targets=["FEMALE"], teacher={"model": "random_forest", "weight": 0.5})  # fmt: skip
+    dm.setup()
+    labels = dm.split.train["label"].to_numpy()
+    soft = dm.train_targets
+    # Weight 0.5: each target stays within 0.5 of its label, and the teacher moved some of them.
+    assert soft.shape == labels.shape and (np.abs(soft - labels) <= 0.5).all() and (soft != labels).any()
+    _, y, rows = next(iter(dm.train_dataloader()))
+    np.testing.assert_allclose(y[:, 0].numpy(), soft[rows.numpy()], rtol=1e-6)
+    np.testing.assert_array_equal(y[:, 1].numpy(), dm.split.train["aux_FEMALE"].to_numpy()[rows.numpy()])
+    _, y_val, _ = next(iter(dm.val_dataloader()))
+    assert set(y_val.unique().tolist()) <= {0.0, 1.0}
+
+
 def test_aux_target_the_source_lacks_is_a_config_error_naming_what_it_offers(tmp_path):
     with pytest.raises(ConfigError, match=r"\['HYP'\] not offered .* \(it offers \['FEMALE'\]"):
         SignalDataModule(AuxSyntheticSource(n_records=120), cache_dir=tmp_path, aux_targets=["HYP"])
@@ -191,8 +207,23 @@ def test_aux_target_the_source_lacks_is_a_config_error_naming_what_it_offers(tmp
 
 def test_ptbxl_offers_its_other_diagnostic_classes_as_aux_targets(shared_ptbxl):
     index = PtbxlSource(shared_ptbxl).index()
-    assert [c for c in index.columns if c.startswith("aux_")] == ["aux_CD", "aux_HYP", "aux_NORM", "aux_STTC"]
+    assert [c for c in index.columns if c.startswith("aux_")][:4] == ["aux_CD", "aux_HYP", "aux_NORM", "aux_STTC"]
     assert (index["aux_NORM"] == index["is_norm"]).mean() > 0.99
+
+
+def test_ptbxl_offers_every_scp_statement_as_an_aux_target(shared_ptbxl):
+    statements = pd.read_csv(shared_ptbxl / "scp_statements.csv", index_col=0)
+    index = PtbxlSource(shared_ptbxl).index()
+    offered = [c.removeprefix("aux_") for c in index.columns if c.startswith("aux_")]
+    assert sorted(set(offered)) == sorted(offered)  # NORM (class and statement) once
+    assert set(statements.index) <= set(offered)
+    mi_statements = statements.index[statements["diagnostic_class"] == "MI"]
+    # The MI label is the union of the MI statements, each its own column.
+    assert (index[[f"aux_{code}" for code in mi_statements]].max(axis=1) == index["label"]).all()
+    table = pd.read_csv(shared_ptbxl / "ptbxl_database.csv")
+    for code in ("IMI", "QWAVE", "AFIB"):  # diagnostic, form, rhythm
+        carries = table["scp_codes"].map(lambda text, c=code: f"'{c}'" in text).to_numpy()
+        assert (index[f"aux_{code}"].to_numpy() == carries).all() and carries.any()
 
 
 def test_median_beat_input_serves_beats_and_counts_strips_without_beats(tmp_path):

@@ -156,6 +156,25 @@ def test_signal_handlers_raise_terminated_once(monkeypatch):
     cli._stop(signal.SIGINT, None)  # a repeat returns: already stopping
 
 
+def test_a_signal_inside_a_held_block_stops_at_its_end(monkeypatch):
+    """Unit: a stop signal that arrives during a store write (stop_signals_held) lets the
+    write finish, then raises Terminated; nested blocks raise at the outermost end."""
+    from ecg_mi import cli
+
+    monkeypatch.setattr(cli, "_received", [])
+    monkeypatch.setattr(cli, "_held", [])
+    finished = []
+    with pytest.raises(cli.Terminated) as caught:
+        with cli.stop_signals_held():
+            with cli.stop_signals_held():
+                cli._stop(signal.SIGTERM, None)  # as the handler would, mid-write
+                finished.append("inner")
+            finished.append("outer")
+    assert finished == ["inner", "outer"] and caught.value.code == 143
+    with cli.stop_signals_held():  # nothing left held: the next block ends quietly
+        pass
+
+
 def test_run_killed_by_terminated_is_marked_killed():
     from ecg_mi.cli import Terminated
     from ecg_mi.tracking import mlflow_run

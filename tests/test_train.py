@@ -88,6 +88,13 @@ def test_train_pool_all_is_logged_with_its_extra_records(compose_train):
     assert int(logged.data.params["data.n_train_outside_cohort"]) > 0
 
 
+def test_network_trains_with_a_teacher_logged_with_its_run(compose_train):
+    results = run(compose_train("teacher=random_forest"))
+    [logged] = _runs("ecg-mi-synthetic")
+    assert logged.info.status == "FINISHED" and 0.0 <= results["test_auc"] <= 1.0
+    assert logged.data.params["data.teacher.model"] == "random_forest"
+
+
 def test_same_config_twice_gives_the_same_test_auc(compose_train):
     first = run(compose_train("fold=0"))
     second = run(compose_train("fold=0"))
@@ -183,12 +190,14 @@ def test_config_hash_ignores_where_it_is_logged_but_not_what_is_computed(family)
 
 def test_classical_config_hash_ignores_the_network_training_settings():
     assert _hash("classical") == _hash("classical", "trainer=gpu", "trainer.max_epochs=3",
-                                       "augment.noise=0.1", "data.batch_size=8", "callbacks=checkpoint_only")  # fmt: skip
+                                       "augment.noise=0.1", "data.batch_size=8", "callbacks=checkpoint_only",
+                                       "teacher=random_forest")  # fmt: skip
 
 
 def test_network_config_hash_follows_the_training_settings():
     assert _hash("network") != _hash("network", "trainer.max_epochs=3")
     assert _hash("network") != _hash("network", "augment.noise=0.1")
+    assert _hash("network") != _hash("network", "teacher=random_forest")
 
 
 def test_train_py_returns_the_validation_metric_not_the_test_one(compose_train):

@@ -42,19 +42,46 @@ class Terminated(SystemExit):
 
 
 _received: list[int] = []  # signals already turned into Terminated, in this process
+_held: list[int] = []  # signals that arrived inside stop_signals_held(), raised at its end
+_holding = [0]  # depth of nested stop_signals_held() blocks (main thread)
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
     """Signal handler: raise :class:`Terminated` once; a repeated signal only says it is
-    already stopping, so the clean-up (ending the MLflow run as KILLED) is not cut short."""
+    already stopping, so the clean-up (ending the MLflow run as KILLED) is not cut short.
+    Inside :func:`stop_signals_held` the signal is only noted, and raised when the block ends."""
     name = signal.Signals(signum).name
     if _received:
         os.write(2, f"{name} again: already stopping (SIGKILL forces it)\n".encode())
+        return
+    if _holding[0]:
+        _held.append(signum)
         return
     _received.append(signum)
     # os.write, not print: a handler may interrupt a print to stderr (re-entrant call).
     os.write(2, f"error: stopped by {name}; the run in progress is marked KILLED\n".encode())
     raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Hold a stop signal that arrives inside the block until the block ends, then stop as
+    usual. For writes to the tracking store: raised half-way through a SQLite transaction,
+    :class:`Terminated` can leave the database locked, and the clean-up that marks the run
+    KILLED then waits on that lock (MLflow's busy timeout is 20 s a write). Main thread only:
+    Python runs signal handlers there, so other threads' blocks hold nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _holding[0] += 1
+    try:
+        yield
+    finally:  # a held stop request wins over an error of the write itself
+        _holding[0] -= 1
+        if not _holding[0] and _held:
+            signum = _held[0]
+            _held.clear()
+            _stop(signum, None)
 
 
 def install_signal_handlers() -> None:

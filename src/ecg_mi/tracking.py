@@ -38,6 +38,7 @@ from mlflow.entities import Metric, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from ecg_mi.cli import stop_signals_held
 from ecg_mi.errors import ConfigError
 from ecg_mi.paths import default_tracking_uri
 
@@ -195,9 +196,11 @@ def mlflow_run(
 def log_metrics_at(
     client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int
 ) -> None:
-    """Log several metrics at one step in a single request."""
+    """Log several metrics at one step in a single request; a stop signal waits for it
+    (:func:`ecg_mi.cli.stop_signals_held`: training is stopped between epochs, not mid-write)."""
     now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+    with stop_signals_held():
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

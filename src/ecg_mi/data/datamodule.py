@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
+from sklearn.metrics import roc_auc_score
 from torch.utils.data import DataLoader, Dataset
 
 from ecg_mi.data.beats import beat_length, check_input_kind, load_or_compute_median_beats
@@ -23,6 +24,7 @@ from ecg_mi.data.cohort import FoldFile, fold_file_for, train_val_split
 from ecg_mi.data.columns import AUX_PREFIX
 from ecg_mi.data.resample import check_sample_rate
 from ecg_mi.data.store import SignalStore, load_or_build
+from ecg_mi.data.teacher import check_teacher, cross_fitted_probabilities, soft_targets
 from ecg_mi.errors import ConfigError, DataError, InputError
 from ecg_mi.paths import default_cache_dir
 
@@ -299,6 +301,9 @@ class SignalDataModule(FoldDataModule):
             test batches keep ``y`` ``[B]``, so selection and scores concern MI alone.
         input_kind: ``signal`` serves the 10 s strips; ``median_beat`` each strip's median beat
             ``[12, T]`` (:mod:`ecg_mi.data.beats`; the network asks, ``input_kind`` of its class).
+        teacher: ``{model, weight, folds}`` (``data.teacher``): the training batches' MI target
+            becomes ``(1 - weight) * label + weight * P(MI)`` of that feature model, cross-fitted
+            on the training part (:mod:`ecg_mi.data.teacher`); None = the labels.
     """
 
     def __init__(
@@ -310,10 +315,13 @@ class SignalDataModule(FoldDataModule):
         normalize: bool = True,
         aux_targets: list[str] | tuple[str, ...] = (),
         input_kind: str = "signal",
+        teacher: dict[str, Any] | None = None,
         **fold_kwargs: Any,
     ) -> None:
         super().__init__(source, **fold_kwargs)
         self.input_kind = check_input_kind(input_kind)
+        self.teacher = check_teacher(teacher)
+        self.train_targets: np.ndarray | None = None  # the teacher's soft MI targets (training part)
         self.aux_columns = [f"{AUX_PREFIX}{name}" for name in aux_targets]
         offered = [c for c in self.split.train.columns if c.startswith(AUX_PREFIX)]
         absent = [c for c in self.aux_columns if c not in offered]
@@ -341,11 +349,27 @@ class SignalDataModule(FoldDataModule):
             if self.n_without_beats:
                 log.warning("%d of %d records have fewer than 2 usable beats: their median beat is all zero",
                             self.n_without_beats, len(self.beats))  # fmt: skip
+        if self.teacher:
+            self.train_targets = self._teacher_targets()
         train_rows = self.store.rows(self.split.train["record_id"].tolist())
         if self.normalize:
             self.mean, self.std = lead_statistics(self.inputs, train_rows)
         else:
             self.mean, self.std = np.zeros((12, 1)), np.ones((12, 1))
+
+    def _teacher_targets(self) -> np.ndarray:
+        from ecg_mi.features.cache import load_or_compute_features
+
+        train = self.split.train
+        table = load_or_compute_features(self.source, self.cohort_rows(), self.sample_rate, self.cache_dir)
+        labels = train["label"].to_numpy()
+        probabilities = cross_fitted_probabilities(
+            self.teacher["model"], table.matrix(train["record_id"].tolist()), labels,
+            train["patient_id"].to_numpy(), self.teacher["folds"], self.seed,
+        )  # fmt: skip
+        log.info("teacher %s: cross-fitted AUC %.3f on the %d training records (weight %.2f)", self.teacher["model"],
+                 roc_auc_score(labels, probabilities), len(labels), self.teacher["weight"])  # fmt: skip
+        return soft_targets(labels, probabilities, self.teacher["weight"])
 
     @property
     def inputs(self) -> np.ndarray:
@@ -371,11 +395,14 @@ class SignalDataModule(FoldDataModule):
             return beat_length(self.sample_rate)
         return int(round(10.0 * self.sample_rate))
 
-    def _dataset(self, part: pd.DataFrame, targets: list[str]) -> SignalDataset:
+    def _dataset(self, part: pd.DataFrame, targets: list[str], train: bool = False) -> SignalDataset:
         if self.store is None:
             self.setup()
         rows = self.store.rows(part["record_id"].tolist())
-        labels = part[targets].to_numpy() if len(targets) > 1 else part["label"].to_numpy()
+        labels = part[targets].to_numpy(np.float64, copy=True)
+        if train and self.train_targets is not None:
+            labels[:, 0] = self.train_targets  # the teacher's soft MI targets
+        labels = labels if len(targets) > 1 else labels[:, 0]
         signals = self.store.path if self.beats is None else self.beats
         return SignalDataset(signals, rows, labels, self.mean, self.std)
 
@@ -384,7 +411,7 @@ class SignalDataModule(FoldDataModule):
         targets = ["label", *self.aux_columns] if shuffle else ["label"]
         generator = torch.Generator().manual_seed(loader_seed(self.seed, self.fold))
         return DataLoader(
-            self._dataset(part, targets), batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+            self._dataset(part, targets, train=shuffle), batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
             pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0, generator=generator,
         )  # fmt: skip
 

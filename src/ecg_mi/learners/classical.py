@@ -32,7 +32,7 @@ class ClassicalLearner(Learner):
     explanation = "importance"
     # Nothing of the network training reaches a feature model: changing it re-uses the run.
     unhashed = ("trainer", "callbacks", "augment", "data.batch_size", "data.num_workers",
-                "data.pin_memory", "data.aux_targets")  # fmt: skip
+                "data.pin_memory", "data.aux_targets", "data.teacher")  # fmt: skip
 
     @classmethod
     def datamodule(cls, cfg: DictConfig) -> FeatureDataModule:

@@ -14,9 +14,10 @@ import mlflow
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
+from ecg_mi.cli import stop_signals_held
 from ecg_mi.data.beats import maps_on_strips, median_beats
 from ecg_mi.data.datamodule import SignalDataModule
 from ecg_mi.errors import ConfigError, EcgMiError
@@ -47,8 +48,9 @@ class MlflowEpochMetrics(Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         values = {k: float(v) for k, v in trainer.callback_metrics.items() if k in self.KEYS}
         if values and trainer.is_global_zero:
-            client = mlflow.MlflowClient(self.tracking_uri)
-            log_metrics_at(client, self.run_id, values, step=trainer.current_epoch)
+            with stop_signals_held():  # opening the store too: a signal stops the fit after this epoch's write
+                client = mlflow.MlflowClient(self.tracking_uri)
+                log_metrics_at(client, self.run_id, values, step=trainer.current_epoch)
 
 
 def build_callbacks(cfg: DictConfig, checkpoint_dir: Path) -> tuple[ModelCheckpoint, list[Callback]]:
@@ -164,9 +166,11 @@ class NetworkLearner(Learner):
     def datamodule(cls, cfg: DictConfig) -> SignalDataModule:
         data = cfg.data
         input_kind = getattr(get_model_class(cfg.model.name), "input_kind", "signal")  # a network's input
+        teacher = data.get("teacher")
         return SignalDataModule(batch_size=data.batch_size, num_workers=data.num_workers,
                                 pin_memory=data.pin_memory, aux_targets=list(cfg.model.get("aux_targets") or []),
-                                input_kind=input_kind, **fold_settings(cfg))  # fmt: skip
+                                input_kind=input_kind, teacher=OmegaConf.to_container(teacher) if teacher else None,
+                                **fold_settings(cfg))  # fmt: skip
 
     def fit(self, model: pl.LightningModule, data: SignalDataModule) -> dict[str, float]:
         checkpoint, callbacks = build_callbacks(self.cfg, self.run_dir / "checkpoints")

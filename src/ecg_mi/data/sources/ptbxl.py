@@ -3,9 +3,12 @@
 Label rule: a record is MI (``label = 1``) when any of its ``scp_codes`` — at any
 likelihood, including 0 — has ``diagnostic_class == "MI"`` in ``scp_statements.csv``
 (IMI, ASMI, ILMI, AMI, ALMI, INJAS, LMI, INJAL, IPLMI, IPMI, INJIN, INJLA, PMI, INJIL).
-``is_norm = 1`` when the codes include ``NORM``. ``aux_<CLASS>`` = 1 when any code belongs
-to diagnostic class ``CLASS`` (NORM, STTC, CD, HYP): auxiliary targets (``model.aux_targets``). Sex as PTB-XL codes it: 0 = male,
-1 = female. ``record_id`` is the ``ecg_id`` as a string; ``patient_id`` likewise.
+``is_norm = 1`` when the codes include ``NORM``. Auxiliary targets (``data.aux_targets``), at
+any likelihood as the MI rule: ``aux_<CLASS>`` = 1 when any code belongs to diagnostic class
+``CLASS`` (NORM, STTC, CD, HYP); ``aux_<CODE>`` = 1 when the record carries SCP statement
+``CODE`` (each of the 71 of ``scp_statements.csv``: diagnostic, form and rhythm statements,
+e.g. IMI, QWAVE, STD_, AFIB; the statement NORM is the class NORM). Sex as PTB-XL codes it:
+0 = male, 1 = female. ``record_id`` is the ``ecg_id`` as a string; ``patient_id`` likewise.
 
 Rates: 100 Hz reads ``records100`` (``filename_lr``); 250 and 500 Hz read ``records500``
 (``filename_hr``), 250 Hz by decimation.
@@ -65,6 +68,12 @@ class PtbxlSource:
         classes = statements["diagnostic_class"].dropna().astype(str)
         return {c: frozenset(classes.index[classes == c].astype(str)) for c in sorted(classes.unique())}
 
+    @cached_property
+    def _statement_codes(self) -> tuple[str, ...]:
+        """Every SCP statement code of ``scp_statements.csv``, in its order."""
+        path = self.root / "scp_statements.csv"
+        return tuple(read_csv_table(path, "PTB-XL statement table", index_col=0).index.astype(str))
+
     @property
     def _mi_codes(self) -> frozenset[str]:
         return self._class_codes.get("MI", frozenset())
@@ -82,9 +91,12 @@ class PtbxlSource:
             raise InputError(f"{path}: duplicated ecg_id(s) {dup}")
         codes = db["scp_codes"].map(lambda s: _parse_codes(s, path))
         mi_codes = self._mi_codes
-        # The other diagnostic classes (any likelihood, as the MI rule): auxiliary targets.
+        # Auxiliary targets: the other diagnostic classes, then every statement (a class name
+        # wins a clash: only NORM, whose class is the one statement NORM).
+        targets = {name: members for name, members in self._class_codes.items() if name != "MI"}
+        targets.update({code: frozenset([code]) for code in self._statement_codes if code not in targets})
         aux = {f"{AUX_PREFIX}{name}": codes.map(lambda c, m=members: int(bool(m & c.keys())))
-               for name, members in self._class_codes.items() if name != "MI"}  # fmt: skip
+               for name, members in targets.items()}  # fmt: skip
         return pd.DataFrame(
             {
                 "record_id": record_id,

@@ -1,0 +1,54 @@
+"""Distillation from a feature model (ecg_mi.data.teacher): cross-fitted, patient-grouped soft
+targets, checked settings."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ecg_mi.data.teacher import check_teacher, cross_fitted_probabilities, soft_targets
+from ecg_mi.errors import ConfigError
+
+
+def _twins(n_patients: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Noise features with random labels, each patient's record present twice (two ECGs):
+    only a teacher that saw a record's twin can predict its label."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(n_patients, 8))
+    labels = rng.integers(0, 2, n_patients)
+    twice = np.repeat(np.arange(n_patients), 2)
+    return features[twice], labels[twice], twice
+
+
+def test_no_soft_target_comes_from_a_teacher_that_saw_its_patient():
+    features, labels, patients = _twins()
+    probabilities = cross_fitted_probabilities("decision_tree", features, labels, patients, folds=5, seed=0)
+    assert roc_auc_score(labels, probabilities) < 0.7  # a tree that had seen the twin scores 1.0
+    # The same teacher fitted on every row memorises them: what cross-fitting prevents.
+    from ecg_mi.models import create_model
+
+    seen = create_model("decision_tree", seed=0).fit(features, labels).predict_proba(features)[:, 1]
+    assert roc_auc_score(labels, seen) == 1.0
+
+
+def test_soft_target_mixes_label_and_teacher_by_weight():
+    np.testing.assert_allclose(soft_targets(np.array([1, 0]), np.array([0.2, 0.9]), 0.5), [0.6, 0.45])
+    np.testing.assert_allclose(soft_targets(np.array([1, 0]), np.array([0.2, 0.9]), 1.0), [0.2, 0.9])
+
+
+def test_teacher_settings_are_checked():
+    assert check_teacher(None) is None
+    assert check_teacher({"model": "random_forest"}) == {"model": "random_forest", "weight": 0.5, "folds": 5}
+    with pytest.raises(ConfigError, match="known"):
+        check_teacher({"model": "forest"})
+    with pytest.raises(ConfigError, match="a teacher is a feature model"):
+        check_teacher({"model": "resnet"})
+    with pytest.raises(ConfigError, match=r"weight=0.0 must be in \(0, 1\]"):
+        check_teacher({"model": "random_forest", "weight": 0})
+    with pytest.raises(ConfigError, match="unknown key"):
+        check_teacher({"model": "random_forest", "alpha": 0.5})
+
+
+def test_too_few_patients_for_the_teacher_folds_is_a_config_error():
+    features, labels, patients = _twins(n_patients=3)
+    with pytest.raises(ConfigError, match="only 3 patients"):
+        cross_fitted_probabilities("decision_tree", features, labels, patients, folds=5, seed=0)
