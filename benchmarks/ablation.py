@@ -72,6 +72,10 @@ ARMS: dict[str, Arm] = {
         "resnet_beat", ("data.train_pool=all", "targets=statements", "teacher=random_forest", "callbacks=last"),
         "as above, distilled from Random Forest (cross-fitted P(MI), weight 0.5); sees the signal alone",
         "resnet_beat_all_statements_last"),
+    "resnet_hybrid_all_statements_last": Arm(
+        "resnet_hybrid", ("data.train_pool=all", "targets=statements", "callbacks=last"),
+        "hybrid: the median-beat ResNet that also reads the 408 features (not the signal alone)",
+        "resnet_beat_all_statements_last"),
     "random_forest": Arm("random_forest", (), "Random Forest as benchmarked", "random_forest"),
     "random_forest_all": Arm("random_forest", ("data.train_pool=all",),
                              "+ every other labelled record (as resnet_all)", "random_forest"),
@@ -101,6 +105,10 @@ ENSEMBLES: dict[str, tuple[str, tuple[tuple[str, int | None], ...]]] = {
     "random_forest_all + resnet_beat_all_statements_last x seeds": (
         "features and median beat (statement targets), late fusion",
         (("random_forest_all", 42), ("resnet_beat_all_statements_last", None))),
+    "resnet_hybrid_all_statements_last x seeds": ("seed ensemble of the hybrid",
+                                                  (("resnet_hybrid_all_statements_last", None),)),
+    "random_forest_all + resnet_hybrid_all_statements_last x seeds": (
+        "features and hybrid, late fusion", (("random_forest_all", 42), ("resnet_hybrid_all_statements_last", None))),
 }  # fmt: skip
 
 

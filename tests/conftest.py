@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,8 +42,13 @@ PTBXL_LEADS = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory, monkeypatch) -> Path:
-    """Every test gets its own cache dir and SQLite MLflow store; no progress bars."""
+    """Every test gets its own cache dir, SQLite MLflow store and temporary-file folder (what
+    MLflow, Lightning or a child process put in ``$TMPDIR`` stays in the test's folder); no
+    progress bars."""
     root = tmp_path_factory.mktemp("ecg_mi_env")
+    (root / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(root / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(root / "tmp"))
     monkeypatch.setenv("ECG_MI_CACHE", str(root / "cache"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     monkeypatch.setenv("ECG_MI_NO_PROGRESS", "1")

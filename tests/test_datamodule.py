@@ -235,6 +235,26 @@ def test_median_beat_input_serves_beats_and_counts_strips_without_beats(tmp_path
     assert dm.mean.shape == (12, 1)  # standardised on the training part's beats
 
 
+def test_clinical_features_reach_every_batch_scaled_on_the_training_part(tmp_path):
+    from ecg_mi.features.scaling import fit_scaling
+
+    dm = SignalDataModule(SyntheticSource(n_records=120), fold=1, batch_size=16, cache_dir=tmp_path,
+                          input_kind="median_beat", clinical=True)  # fmt: skip
+    (beats, features), _, rows = next(iter(dm.train_dataloader()))
+    assert beats.shape == (16, 12, 80) and features.shape == (16, 408) and features.dtype == torch.float32
+    center, scale = fit_scaling(dm.feature_matrix(dm.split.train))
+    np.testing.assert_array_equal(dm.clinical_scaling[0], center)  # fitted on the training part only
+    expected = dm.clinical_inputs(dm.split.train)[rows.numpy()]
+    np.testing.assert_array_equal(features.numpy(), expected)
+    (_, test_features), _, _ = next(iter(dm.test_dataloader()))
+    np.testing.assert_array_equal(test_features.numpy(), dm.clinical_inputs(dm.split.test)[:16])
+
+
+def test_without_clinical_features_batches_carry_the_signal_alone(synthetic_dm):
+    x, _, _ = next(iter(synthetic_dm.train_dataloader()))
+    assert isinstance(x, torch.Tensor) and synthetic_dm.clinical_inputs(synthetic_dm.split.train) is None
+
+
 def test_unknown_input_kind_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="median_beat"):
         SignalDataModule(SyntheticSource(n_records=120), cache_dir=tmp_path, input_kind="beats")

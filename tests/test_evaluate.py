@@ -152,6 +152,18 @@ def test_table2_numbers_match_independent_recomputation(tmp_path):
     assert table.loc["xgboost", "arm"] == "clinical features"
 
 
+def test_a_hybrid_is_never_the_best_raw_ecg_model(tmp_path):
+    from ecg_mi.evaluate.report import comparisons
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    _fake_sweep(uri, "fake", {"xgboost": 1.0, "resnet": 1.5, "resnet_hybrid": 3.0}, tmp=tmp_path)
+    sweep = collect("fake", uri)
+    table = table2(sweep, Settings(n_bootstrap=100))
+    assert table.set_index("model").loc["resnet_hybrid", "arm"] == "raw ECG + features"
+    rows = comparisons(sweep, table).set_index("comparison")
+    assert rows.loc["best raw-ECG model vs XGBoost", "model_a"] == "resnet"  # the better hybrid reads features
+
+
 def test_missing_fold_is_an_error_unless_allowed(tmp_path):
     uri = os.environ["MLFLOW_TRACKING_URI"]
     _fake_sweep(uri, "fake", {"cnn": 1.0}, folds=(0, 1), tmp=tmp_path)

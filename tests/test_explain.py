@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from test_features import known_record
-from test_models import NETWORKS, SMALL
+from test_models import NETWORKS, SMALL, inputs
 
 from ecg_mi.explain.figures import gradcam_figure, pick_examples
 from ecg_mi.explain.gradcam import gradcam, lead_attributions
@@ -16,7 +16,7 @@ from ecg_mi.models import create_model
 @pytest.mark.parametrize("name", NETWORKS)
 def test_gradcam_has_input_length_and_is_finite(name):
     model = create_model(name, **SMALL[name])
-    cam = gradcam(model, torch.randn(3, 12, 1000))
+    cam = gradcam(model, *inputs(model, torch.randn(3, 12, 1000)))  # a hybrid: with its features
     assert cam.shape == (3, 1000) and np.isfinite(cam).all()
     assert cam.min() >= 0 and cam.max() <= 1 + 1e-6
 

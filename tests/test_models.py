@@ -13,6 +13,12 @@ NETWORKS = list_models("network")
 SMALL = {name: get_model_class(name).smoke_settings for name in NETWORKS}
 
 
+def inputs(model, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """A network's inputs for signals ``x``: with random scaled features for a hybrid."""
+    generator = torch.Generator().manual_seed(1)
+    return (x, torch.randn(len(x), 408, generator=generator)) if model.clinical_features else (x,)
+
+
 def test_registry_lists_models_by_family():
     assert {"resnet", "cnn", "lstm", "inception", "attention"} <= set(NETWORKS)
     assert not set(NETWORKS) & set(list_models("classical"))
@@ -64,7 +70,7 @@ def test_registering_a_taken_name_is_refused():
 def test_network_gives_one_logit_per_record(name, length):
     model = create_model(name).eval()
     with torch.no_grad():
-        assert model(torch.randn(2, 12, length)).shape == (2,)
+        assert model(*inputs(model, torch.randn(2, 12, length))).shape == (2,)
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -87,7 +93,7 @@ def test_one_step_lowers_the_loss_on_a_tiny_batch(name):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     losses = []
     for _ in range(2):
-        loss = model.loss_fn(model(x), y)
+        loss = model.loss_fn(model(*inputs(model, x)), y)
         losses.append(loss.item())
         optimizer.zero_grad()
         loss.backward()
@@ -128,7 +134,7 @@ def test_augment_crop_trains_on_a_window():
 def test_networks_accept_cropped_training_windows(name):
     model = create_model(name, augment={"crop": 0.5}, **SMALL[name]).train()
     x, y = torch.randn(4, 12, 1000), torch.tensor([0.0, 1.0, 0.0, 1.0])
-    assert model.training_step((x, y, torch.arange(4)), 0).ndim == 0
+    assert model.training_step((inputs(model, x), y, torch.arange(4)), 0).ndim == 0
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -145,14 +151,31 @@ def test_aux_targets_train_a_second_head_and_leave_p_mi_alone(name, tmp_path):
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("aux_head.")})
     model.train(), plain.train()
     torch.manual_seed(0)
-    with_aux = model.training_step((x, y, None), 0)
+    with_aux = model.training_step((inputs(model, x), y, None), 0)
     torch.manual_seed(0)
-    without = plain.training_step((x, y[:, 0], None), 0)
+    without = plain.training_step((inputs(model, x), y[:, 0], None), 0)
     assert with_aux > without  # the auxiliary BCE is added to the same MI loss
     save_weights(model, tmp_path / "w.pt")
     reloaded = load_weights(tmp_path / "w.pt")
     with torch.no_grad():
-        assert torch.allclose(reloaded(x), model.eval()(x)) and reloaded(x).shape == (4,)
+        assert torch.allclose(reloaded(*inputs(model, x)), model.eval()(*inputs(model, x)))
+        assert reloaded(*inputs(model, x)).shape == (4,)
+
+
+def test_hybrid_refuses_a_call_without_its_features():
+    model = create_model("resnet_hybrid", **SMALL["resnet_hybrid"]).eval()
+    with pytest.raises(ValueError, match="408 clinical features"):
+        model(torch.randn(2, 12, 80))
+
+
+def test_hybrid_logit_follows_the_features_as_well_as_the_beat():
+    torch.manual_seed(0)
+    model = create_model("resnet_hybrid", **SMALL["resnet_hybrid"]).eval()
+    beat, features = torch.randn(2, 12, 80), torch.randn(2, 408)
+    with torch.no_grad():
+        logits = model(beat, features)
+        assert not torch.allclose(model(beat, features + 1.0), logits)
+        assert not torch.allclose(model(beat + 1.0, features), logits)
 
 
 def test_max_epochs_below_one_is_a_config_error():

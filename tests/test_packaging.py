@@ -29,7 +29,7 @@ from ecg_mi.packaging import CONTRACT_KEYS, model_info
 
 EXPERIMENT = "packaging"
 N_RECORDS = 4  # test records predicted in the fresh process
-# Two folds of resnet (an ensemble), one of resnet_beat and one of XGBoost: tiny, on synthetic data at 100 Hz.
+# Two folds of resnet (an ensemble), one of resnet_beat, resnet_hybrid and XGBoost: tiny, synthetic, 100 Hz.
 TRAIN = [*TINY_RUN, f"experiment_name={EXPERIMENT}", "data.n_folds=2", "explain.enabled=false"]
 RUNS = {
     # Forced calibrators, so the packaged models must apply a non-trivial map.
@@ -37,6 +37,8 @@ RUNS = {
     ("resnet", 1): ["model=resnet", "model.channels=[8,16,16]", "fold=1"],
     # A network on median beats: the package turns each 10 s window into its beat.
     ("resnet_beat", 0): ["model=resnet_beat", "model.channels=[8,16,16]", "fold=0"],
+    # A hybrid: the package also computes each window's 408 features and scales them as in training.
+    ("resnet_hybrid", 0): ["model=resnet_hybrid", "model.channels=[8,16,16]", "model.clinical_width=8", "fold=0"],
     ("xgboost", 0): ["model=xgboost", "model.search=none", "model.n_jobs=1", "fold=0",
                      "calibration=isotonic"],
 }
@@ -139,7 +141,7 @@ def _predict_in_fresh_process(
     return np.load(tmp_path / "p.npy")
 
 
-@pytest.mark.parametrize("model", ["resnet", "resnet_beat", "xgboost"])
+@pytest.mark.parametrize("model", ["resnet", "resnet_beat", "resnet_hybrid", "xgboost"])
 def test_packaged_model_in_a_fresh_process_reproduces_the_runs_test_predictions(
     store, model, tmp_path
 ):
@@ -200,7 +202,7 @@ def test_model_info_holds_the_predict_contract(store):
     assert info["threshold_raw"] == pytest.approx(logged.metrics["test_threshold"])  # before calibration
 
 
-@pytest.mark.parametrize("model", ["resnet", "resnet_beat"])
+@pytest.mark.parametrize("model", ["resnet", "resnet_beat", "resnet_hybrid"])
 def test_network_gradcam_maps_each_record_over_time(store, model):
     package = _load(store.runs[(model, 0)].id).unwrap_python_model()
     maps = package.gradcam(store.records[(model, 0)][:2])
@@ -221,6 +223,22 @@ def test_median_beat_network_warns_about_windows_without_beats(store, caplog):
 def test_median_beat_network_says_so_in_its_metadata(store):
     assert model_info(_load(store.runs[("resnet_beat", 0)].id))["input_kind"] == "median_beat"
     assert model_info(_load(store.runs[("resnet", 0)].id))["input_kind"] == "signal"
+
+
+def test_hybrid_network_carries_its_feature_scaling_and_version(store):
+    from ecg_mi.features import FEATURE_VERSION
+
+    package = _load(store.runs[("resnet_hybrid", 0)].id).unwrap_python_model()
+    assert package.info["clinical_features"] and package.info["feature_version"] == FEATURE_VERSION
+    [member] = package.members
+    assert len(member.settings["clinical_center"]) == len(member.settings["clinical_scale"]) == 408
+
+
+def test_hybrid_network_of_another_feature_version_is_refused(store):
+    package = _load(store.runs[("resnet_hybrid", 0)].id).unwrap_python_model()
+    package.info = {**package.info, "feature_version": "0"}
+    with pytest.raises(EcgMiError, match="feature version 0"):
+        package.check_compatible()
 
 
 def test_classical_model_has_no_gradcam(store):
@@ -289,7 +307,7 @@ def test_register_names_a_model_absent_from_the_experiment(store):
 
     with pytest.raises(
         DataError,
-        match=r"no finished fold run of model 'cnn'; models there: \['resnet', 'resnet_beat', 'xgboost'\]",
+        match=r"no finished fold run of model 'cnn'; models there: \['resnet', 'resnet_beat', 'resnet_hybrid', 'xgboost'\]",
     ):
         register_ensemble(EXPERIMENT, "cnn", "ecg-mi", "champion", store.uri)
 

@@ -1,6 +1,8 @@
 """End to end: train.py → Lightning → MLflow, determinism, multirun and CLI errors."""
 
 import os
+import tempfile
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -50,6 +52,13 @@ def test_run_logs_metrics_params_and_predictions(compose_train):
     history = MlflowClient().get_metric_history(logged.info.run_id, "val_auc")
     assert [m.step for m in history] == [0, 1, 2]  # two epochs, then the selected checkpoint's
     assert history[-1].value == pytest.approx(results["val_auc"])
+
+
+def test_a_run_outside_hydra_removes_its_temporary_folder(compose_train):
+    run(compose_train())
+    assert not list(Path(tempfile.gettempdir()).glob("ecg_mi_run_*"))  # its files are in MLflow
+    [logged] = _runs("ecg-mi-synthetic")
+    assert {a.path for a in MlflowClient().list_artifacts(logged.info.run_id)} >= {"predictions.csv"}
 
 
 @pytest.mark.parametrize("name", list_models("network"))

@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,13 +98,19 @@ def write_predictions(data: Any, probs: np.ndarray, calibrated: np.ndarray, run_
     return target
 
 
-def _run_dir() -> Path:
+@contextmanager
+def _run_dir() -> Iterator[Path]:
+    """Hydra's output folder of the job; outside a Hydra app (tests, notebooks) a temporary
+    folder removed when the run ends — its files are in MLflow by then."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:  # called outside a Hydra app (tests, notebooks)
-        return Path(tempfile.mkdtemp(prefix="ecg_mi_run_"))
+        output_dir = HydraConfig.get().runtime.output_dir
+    except ValueError:
+        with tempfile.TemporaryDirectory(prefix="ecg_mi_run_") as tmp:
+            yield Path(tmp)
+        return
+    yield Path(output_dir)
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -111,10 +119,15 @@ def run(cfg: DictConfig) -> dict[str, float]:
     check_train_config(cfg)
     if cfg.get("optimized_metric", "val_auc") not in REQUIRED_METRICS:
         raise ConfigError(f"optimized_metric={cfg.optimized_metric!r}; choose one of {list(REQUIRED_METRICS)}")
+    with _run_dir() as run_dir:
+        return _run(cfg, run_dir)
+
+
+def _run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+    """:func:`run` with its files written to ``run_dir``."""
     pl.seed_everything(cfg.seed, workers=True)
     learner_cls = learner_for(cfg.model.name)
     data = learner_cls.datamodule(cfg)
-    run_dir = _run_dir()
     uri = resolve_tracking_uri(cfg.tracking.uri)
     if process_rank() > 0:  # an extra DDP process (ddp/SLURM launchers): it fits, rank 0 reports
         learner_cls(cfg, run_dir).fit(build_model(cfg), data)

@@ -26,6 +26,7 @@ from ecg_mi.data.resample import check_sample_rate
 from ecg_mi.data.store import SignalStore, load_or_build
 from ecg_mi.data.teacher import check_teacher, cross_fitted_probabilities, soft_targets
 from ecg_mi.errors import ConfigError, DataError, InputError
+from ecg_mi.features.scaling import apply_scaling, fit_scaling
 from ecg_mi.paths import default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,8 @@ def _record_exists(path: str) -> bool:
 
 class SignalDataset(Dataset):
     """Items ``(x [12, L] float32, y float32, row)`` from a memory-mapped cache (``signals``
-    a path) or from an array in memory (derived inputs such as median beats, small).
+    a path) or from an array in memory (derived inputs such as median beats, small). With
+    ``clinical`` (``[n, 408]`` scaled features, in ``rows`` order) ``x`` is ``(signal, features)``.
 
     The memmap is opened lazily in each worker process, so workers share the page cache
     instead of receiving a pickled copy of the array.
@@ -191,27 +193,28 @@ class SignalDataset(Dataset):
         labels: np.ndarray,
         mean: np.ndarray,
         std: np.ndarray,
+        clinical: np.ndarray | None = None,
     ) -> None:
         self.array_path = signals if isinstance(signals, Path) else None
         self.rows = rows
         self.labels = labels.astype(np.float32)
         self.mean = mean.astype(np.float32)
         self.std = std.astype(np.float32)
+        self.clinical = clinical
         self._signals: np.ndarray | None = None if self.array_path else signals
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """``(x [12, L], y, i)``: ``y`` a scalar, or ``[1 + K]`` with auxiliary targets."""
+    def __getitem__(self, i: int) -> tuple[Any, torch.Tensor, int]:
+        """``(x, y, i)``: ``x`` ``[12, L]`` (or ``([12, L], [408])``), ``y`` a scalar, or
+        ``[1 + K]`` with auxiliary targets."""
         if self._signals is None:
             self._signals = np.load(self.array_path, mmap_mode="r")
-        x = (self._signals[self.rows[i]] - self.mean) / self.std
-        return (
-            torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-            torch.tensor(self.labels[i]),
-            i,
-        )
+        x = torch.from_numpy(np.ascontiguousarray((self._signals[self.rows[i]] - self.mean) / self.std, dtype=np.float32))
+        if self.clinical is not None:
+            x = (x, torch.from_numpy(self.clinical[i]))
+        return x, torch.tensor(self.labels[i]), i
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_signals": None} if self.array_path else dict(self.__dict__)
@@ -304,6 +307,9 @@ class SignalDataModule(FoldDataModule):
         teacher: ``{model, weight, folds}`` (``data.teacher``): the training batches' MI target
             becomes ``(1 - weight) * label + weight * P(MI)`` of that feature model, cross-fitted
             on the training part (:mod:`ecg_mi.data.teacher`); None = the labels.
+        clinical: also serve each record's 408 features, scaled with the training part's
+            median and interquartile range (:mod:`ecg_mi.features.scaling`; a hybrid network
+            asks, ``clinical_features`` of its class): ``x`` becomes ``(signal, features)``.
     """
 
     def __init__(
@@ -316,9 +322,13 @@ class SignalDataModule(FoldDataModule):
         aux_targets: list[str] | tuple[str, ...] = (),
         input_kind: str = "signal",
         teacher: dict[str, Any] | None = None,
+        clinical: bool = False,
         **fold_kwargs: Any,
     ) -> None:
         super().__init__(source, **fold_kwargs)
+        self.clinical = bool(clinical)
+        self.clinical_scaling: tuple[np.ndarray, np.ndarray] | None = None  # (center, scale) [408]
+        self._feature_table = None
         self.input_kind = check_input_kind(input_kind)
         self.teacher = check_teacher(teacher)
         self.train_targets: np.ndarray | None = None  # the teacher's soft MI targets (training part)
@@ -351,20 +361,36 @@ class SignalDataModule(FoldDataModule):
                             self.n_without_beats, len(self.beats))  # fmt: skip
         if self.teacher:
             self.train_targets = self._teacher_targets()
+        if self.clinical:
+            self.clinical_scaling = fit_scaling(self.feature_matrix(self.split.train))
         train_rows = self.store.rows(self.split.train["record_id"].tolist())
         if self.normalize:
             self.mean, self.std = lead_statistics(self.inputs, train_rows)
         else:
             self.mean, self.std = np.zeros((12, 1)), np.ones((12, 1))
 
-    def _teacher_targets(self) -> np.ndarray:
-        from ecg_mi.features.cache import load_or_compute_features
+    def feature_matrix(self, part: pd.DataFrame) -> np.ndarray:
+        """The 408 features ``[n, 408]`` (NaN = unmeasured) of ``part``'s records, in its order
+        (computed once per record set and cached, as for the feature models)."""
+        if self._feature_table is None:
+            from ecg_mi.features.cache import load_or_compute_features
 
+            self._feature_table = load_or_compute_features(self.source, self.cohort_rows(), self.sample_rate,
+                                                           self.cache_dir)  # fmt: skip
+        return self._feature_table.matrix(part["record_id"].tolist())
+
+    def clinical_inputs(self, part: pd.DataFrame) -> np.ndarray | None:
+        """``part``'s scaled features ``[n, 408]`` float32 for a hybrid network; None otherwise."""
+        if not self.clinical:
+            return None
+        self.setup()
+        return apply_scaling(self.feature_matrix(part), *self.clinical_scaling)
+
+    def _teacher_targets(self) -> np.ndarray:
         train = self.split.train
-        table = load_or_compute_features(self.source, self.cohort_rows(), self.sample_rate, self.cache_dir)
         labels = train["label"].to_numpy()
         probabilities = cross_fitted_probabilities(
-            self.teacher["model"], table.matrix(train["record_id"].tolist()), labels,
+            self.teacher["model"], self.feature_matrix(train), labels,
             train["patient_id"].to_numpy(), self.teacher["folds"], self.seed,
         )  # fmt: skip
         log.info("teacher %s: cross-fitted AUC %.3f on the %d training records (weight %.2f)", self.teacher["model"],
@@ -404,7 +430,7 @@ class SignalDataModule(FoldDataModule):
             labels[:, 0] = self.train_targets  # the teacher's soft MI targets
         labels = labels if len(targets) > 1 else labels[:, 0]
         signals = self.store.path if self.beats is None else self.beats
-        return SignalDataset(signals, rows, labels, self.mean, self.std)
+        return SignalDataset(signals, rows, labels, self.mean, self.std, self.clinical_inputs(part))
 
     def _loader(self, part: pd.DataFrame, shuffle: bool) -> DataLoader:
         # Only the training batches carry the auxiliary targets (training signal, not selection).

@@ -29,20 +29,24 @@ def _normalise(cam: torch.Tensor) -> torch.Tensor:
     return cam / peak.view(-1, *([1] * (cam.dim() - 1)))
 
 
-def gradcam(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Grad-CAM ``[B, L]`` in [0, 1] for signals ``x`` ``[B, 12, L]`` (the MI logit)."""
+def gradcam(model: nn.Module, x: torch.Tensor, *rest: torch.Tensor) -> np.ndarray:
+    """Grad-CAM ``[B, L]`` in [0, 1] for signals ``x`` ``[B, 12, L]`` (the MI logit);
+    ``rest``: a hybrid's other inputs (its features), passed to the network unexplained."""
     model.eval()
     explainer = LayerGradCam(model, _target_layer(model))
     with torch.enable_grad():
-        attr = explainer.attribute(x.requires_grad_(True), relu_attributions=True)  # [B, 1, T]
+        attr = explainer.attribute(x.requires_grad_(True), additional_forward_args=rest or None,
+                                   relu_attributions=True)  # [B, 1, T]  # fmt: skip
     cam = LayerAttribution.interpolate(attr, (x.shape[-1],), interpolate_mode="linear")[:, 0]
     return _normalise(cam.clamp_min(0)).detach().cpu().numpy()
 
 
-def lead_attributions(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Guided Grad-CAM ``[B, 12, L]``: absolute values, normalised per record."""
+def lead_attributions(model: nn.Module, x: torch.Tensor, *rest: torch.Tensor) -> np.ndarray:
+    """Guided Grad-CAM ``[B, 12, L]``: absolute values, normalised per record; ``rest`` as
+    for :func:`gradcam`."""
     model.eval()
     explainer = GuidedGradCam(model, _target_layer(model))
     with torch.enable_grad():
-        attr = explainer.attribute(x.requires_grad_(True), interpolate_mode="nearest")
+        attr = explainer.attribute(x.requires_grad_(True), additional_forward_args=rest or None,
+                                   interpolate_mode="nearest")  # fmt: skip
     return _normalise(attr.abs()).detach().cpu().numpy()

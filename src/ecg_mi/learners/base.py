@@ -151,17 +151,22 @@ def learner_for(model_name: str) -> type[Learner]:
 
 #: The report arm of an ensemble of models (``a+b``).
 ENSEMBLE_ARM = "ensemble"
+#: The report arm of a network that reads the clinical features besides the signal: never
+#: counted as a raw-ECG model.
+HYBRID_ARM = "raw ECG + features"
 
 
 def arm_of(model_name: str) -> str:
-    """The report arm of ``model_name``: its family's, :data:`ENSEMBLE_ARM` for an ensemble
-    ``a+b``, "other" for a model this install does not know."""
+    """The report arm of ``model_name``: its family's, :data:`HYBRID_ARM` for a network that
+    also reads the features, :data:`ENSEMBLE_ARM` for an ensemble ``a+b``, "other" for a
+    model this install does not know."""
     if is_ensemble(model_name):
         return ENSEMBLE_ARM
     try:
-        return learner_for(model_name).arm
+        learner = learner_for(model_name)
     except ConfigError:
         return "other"
+    return HYBRID_ARM if getattr(get_model_class(model_name), "clinical_features", False) else learner.arm
 
 
 def build_model(cfg: DictConfig) -> Any:

@@ -89,6 +89,18 @@ def signal_features(x: np.ndarray, fs: float) -> np.ndarray:
     return np.stack([record_features(np.asarray(signal), float(fs)) for signal in x])
 
 
+def check_feature_version(info: dict[str, Any]) -> None:
+    """Refuse (EcgMiError) a package whose model read features of another
+    :data:`~ecg_mi.features.FEATURE_VERSION` than the installed one computes."""
+    from ecg_mi.features import FEATURE_VERSION
+
+    if str(info.get("feature_version")) != FEATURE_VERSION:
+        raise EcgMiError(
+            f"model {info['model']!r} was trained on feature version {info.get('feature_version')}; "
+            f"the installed ecg-mi computes version {FEATURE_VERSION}: install the ecg-mi that trained it, or re-train"
+        )
+
+
 class ClassicalPackage(EcgMiPackage):
     """Classical models: the features of :data:`~ecg_mi.features.FEATURE_VERSION` computed
     once per batch, then each member's ``predict_proba``."""
@@ -96,15 +108,8 @@ class ClassicalPackage(EcgMiPackage):
     family = "classical"
 
     def check_compatible(self) -> None:
-        from ecg_mi.features import FEATURE_VERSION
-
         super().check_compatible()
-        if str(self.info.get("feature_version")) != FEATURE_VERSION:
-            raise EcgMiError(
-                f"model {self.info['model']!r} was trained on feature version "
-                f"{self.info.get('feature_version')}; the installed ecg-mi computes version "
-                f"{FEATURE_VERSION}: install the ecg-mi that trained it, or re-train"
-            )
+        check_feature_version(self.info)
 
     def load_member(self, path: Path, member: Member) -> Any:
         return pickle.loads(Path(path).read_bytes())

@@ -21,7 +21,9 @@ from ecg_mi.cli import stop_signals_held
 from ecg_mi.data.beats import maps_on_strips, median_beats
 from ecg_mi.data.datamodule import SignalDataModule
 from ecg_mi.errors import ConfigError, EcgMiError
+from ecg_mi.features.scaling import apply_scaling
 from ecg_mi.learners.base import Artifact, Learner, fold_settings, register_family
+from ecg_mi.learners.classical import check_feature_version, signal_features
 from ecg_mi.models.registry import get_model_class
 from ecg_mi.packaging import BATCH, EcgMiPackage, Member, Packaged, check_input, window_length
 from ecg_mi.tracking import log_metrics_at
@@ -165,12 +167,12 @@ class NetworkLearner(Learner):
     @classmethod
     def datamodule(cls, cfg: DictConfig) -> SignalDataModule:
         data = cfg.data
-        input_kind = getattr(get_model_class(cfg.model.name), "input_kind", "signal")  # a network's input
+        network = get_model_class(cfg.model.name)  # what the network reads (ECGClassifier's defaults)
         teacher = data.get("teacher")
         return SignalDataModule(batch_size=data.batch_size, num_workers=data.num_workers,
                                 pin_memory=data.pin_memory, aux_targets=list(cfg.model.get("aux_targets") or []),
-                                input_kind=input_kind, teacher=OmegaConf.to_container(teacher) if teacher else None,
-                                **fold_settings(cfg))  # fmt: skip
+                                input_kind=getattr(network, "input_kind", "signal"), teacher=OmegaConf.to_container(teacher) if teacher else None,
+                                clinical=getattr(network, "clinical_features", False), **fold_settings(cfg))  # fmt: skip
 
     def fit(self, model: pl.LightningModule, data: SignalDataModule) -> dict[str, float]:
         checkpoint, callbacks = build_callbacks(self.cfg, self.run_dir / "checkpoints")
@@ -223,6 +225,10 @@ class NetworkLearner(Learner):
         data.setup()  # mean/std are fitted on the training part in setup()
         settings = {"mean": np.ravel(data.mean).tolist(), "std": np.ravel(data.std).tolist()}
         info = {**self.package_info(threshold), "input_kind": type(self.model).input_kind}
+        if data.clinical:  # a hybrid: the features' training median and IQR travel with it
+            center, scale = data.clinical_scaling
+            settings.update(clinical_center=center.tolist(), clinical_scale=scale.tolist())
+            info["clinical_features"] = True
         package = NetworkPackage(info, [Member("weights", settings)])
         return Packaged(package, {"weights": str(target)})
 
@@ -262,29 +268,51 @@ class NetworkPackage(EcgMiPackage):
         """Whether the network reads median beats (packages made before them read strips)."""
         return self.info.get("input_kind", "signal") == "median_beat"
 
-    def prepare(self, x: np.ndarray) -> np.ndarray:
+    @property
+    def reads_features(self) -> bool:
+        """Whether the network is a hybrid that also reads the 408 clinical features."""
+        return bool(self.info.get("clinical_features"))
+
+    def check_compatible(self) -> None:
+        super().check_compatible()
+        if self.reads_features:
+            check_feature_version(self.info)
+
+    def prepare(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The network input of windows ``x`` ``[N, 12, L]`` mV (median beats when asked; a
-        window without two usable beats gets the all-zero beat, with a warning counting them)."""
+        window without two usable beats gets the all-zero beat, with a warning counting them)
+        and, for a hybrid, the windows' 408 features (None otherwise)."""
+        fs = float(self.info["sample_rate"])
+        features = signal_features(x, fs) if self.reads_features else None
         if not self.on_beats:
-            return x
-        beats, n_without = median_beats(x, float(self.info["sample_rate"]))
+            return x, features
+        beats, n_without = median_beats(x, fs)
         if n_without:
             log.warning("%d of %d windows have fewer than 2 usable beats: scored on an all-zero median beat",
                         n_without, len(x))  # fmt: skip
-        return beats
+        return beats, features
 
     @staticmethod
-    def standardise(x: np.ndarray, member: Member) -> np.ndarray:
-        """``(x - mean) / std`` per lead, float32 as in :class:`SignalDataset`."""
+    def standardise(prepared: tuple[np.ndarray, np.ndarray | None], member: Member) -> tuple[np.ndarray, ...]:
+        """The member's inputs: ``(x - mean) / std`` per lead, float32 as in
+        :class:`SignalDataset`, and a hybrid's features scaled with its training median/IQR."""
+        x, features = prepared
         mean = np.asarray(member.settings["mean"], dtype=np.float64).astype(np.float32)[:, None]
         std = np.asarray(member.settings["std"], dtype=np.float64).astype(np.float32)[:, None]
-        return (x - mean) / std
+        if features is None:
+            return ((x - mean) / std,)
+        center, scale = (np.asarray(member.settings[k], dtype=np.float64) for k in ("clinical_center", "clinical_scale"))
+        return (x - mean) / std, apply_scaling(features, center, scale)
 
-    def member_probs(self, model: pl.LightningModule, member: Member, prepared: np.ndarray) -> np.ndarray:
-        z = self.standardise(prepared, member)
+    @staticmethod
+    def batches(inputs: tuple[np.ndarray, ...]) -> Iterator[tuple[torch.Tensor, ...]]:
+        """``inputs`` in tensors of :data:`BATCH` records."""
+        for i in range(0, len(inputs[0]), BATCH):
+            yield tuple(torch.from_numpy(np.ascontiguousarray(a[i : i + BATCH])) for a in inputs)
+
+    def member_probs(self, model: pl.LightningModule, member: Member, prepared: tuple) -> np.ndarray:
         with torch.inference_mode():
-            chunks = [torch.sigmoid(model(torch.from_numpy(z[i : i + BATCH])).float())
-                      for i in range(0, len(z), BATCH)]  # fmt: skip
+            chunks = [torch.sigmoid(model(*batch).float()) for batch in self.batches(self.standardise(prepared, member))]
         return torch.cat(chunks).numpy().astype(np.float64)
 
     def gradcam(self, x: np.ndarray) -> np.ndarray:
@@ -296,8 +324,7 @@ class NetworkPackage(EcgMiPackage):
         prepared = self.prepare(x)
         maps = []
         for model, member in zip(self.loaded, self.members, strict=True):
-            z = self.standardise(prepared, member)
-            maps.append(np.concatenate([gradcam(model, torch.from_numpy(z[i : i + BATCH]).clone())
-                                        for i in range(0, len(z), BATCH)]))  # fmt: skip
+            batches = self.batches(self.standardise(prepared, member))
+            maps.append(np.concatenate([gradcam(model, signal.clone(), *rest) for signal, *rest in batches]))
         cam = np.mean(maps, axis=0)
         return maps_on_strips(cam, x, float(self.info["sample_rate"])) if self.on_beats else cam

@@ -79,6 +79,9 @@ class ECGClassifier(pl.LightningModule):
     #: The input the network is built for (:data:`ecg_mi.data.beats.INPUT_KINDS`): the data
     #: module serves it, and a packaged model turns every 10 s window into it.
     input_kind = "signal"
+    #: Whether the network also reads the record's 408 clinical features (a hybrid): batches
+    #: then carry ``x`` as ``(signal, features)`` and :meth:`forward` takes both.
+    clinical_features = False
 
     def __init__(
         self,
@@ -137,10 +140,21 @@ class ECGClassifier(pl.LightningModule):
         """Logits ``[B]`` for signals ``[B, 12, L]``."""
         return self.head(self.features(x)).squeeze(-1)
 
+    def logits_and_maps(self, signal: torch.Tensor, *rest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``[B]`` and the convolutional maps ``[B, C, T]`` (the auxiliary head's input)
+        of a training batch; ``rest`` holds a hybrid's other inputs."""
+        maps = self.features(signal)
+        return self.head(maps).squeeze(-1), maps
+
+    @staticmethod
+    def batch_inputs(x: torch.Tensor | tuple | list) -> tuple[torch.Tensor, ...]:
+        """A batch's network inputs as a tuple: ``(signal,)`` or a hybrid's ``(signal, features)``."""
+        return tuple(x) if isinstance(x, tuple | list) else (x,)
+
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
         x, y, _ = batch
-        features = self.features(self.augment(x))
-        logits = self.head(features).squeeze(-1)
+        signal, *rest = self.batch_inputs(x)
+        logits, features = self.logits_and_maps(self.augment(signal), *rest)
         if y.ndim == 2:  # [B, 1 + K]: MI first, then the auxiliary targets
             aux = nn.functional.binary_cross_entropy_with_logits(self.aux_head(features), y[:, 1:])
             y = y[:, 0]
@@ -152,7 +166,7 @@ class ECGClassifier(pl.LightningModule):
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
         x, y, _ = batch
-        logits = self(x)
+        logits = self(*self.batch_inputs(x))
         loss = self.loss_fn(logits, y)
         self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
         self.val_auc.update(torch.sigmoid(logits.float()), y.long())
@@ -160,7 +174,7 @@ class ECGClassifier(pl.LightningModule):
 
     def predict_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
         x, _, _ = batch
-        return torch.sigmoid(self(x).float())
+        return torch.sigmoid(self(*self.batch_inputs(x)).float())
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
