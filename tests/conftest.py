@@ -37,6 +37,9 @@ EXPORT_SAMPLES: dict[str, list[str]] = {
                 "scp_ecg/ECG_20170504_163507_123456789.SCP"],
     "wfdb": ["wfdb_ptbdb/s0010_re.hea"],
 }  # fmt: skip
+#: The machine's temporary folder, before :func:`isolated_env` points each test at its own: for
+#: what another account must reach (root's pytest folders are mode 0700).
+SYSTEM_TEMP = tempfile.gettempdir()
 PTBXL_LEADS = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 
 

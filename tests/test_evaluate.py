@@ -95,7 +95,8 @@ def _fake_sweep(
     models: dict[str, float],
     folds=(0, 1),
     fold_hash="h" * 64,
-    tmp=Path("/tmp"),
+    *,
+    tmp: Path,
     calibrated=(),
 ):
     """Log fold runs with known predictions: model → signal strength; models in

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO
+from conftest import REPO, SYSTEM_TEMP
 
 MLFLOW = Path(sys.executable).with_name("mlflow")
 TINY_JOB = [
@@ -149,8 +149,9 @@ def postgres(tmp_path) -> Iterator[str]:
             owner = pwd.getpwnam("postgres")
         except KeyError:
             pytest.skip("running as root and no 'postgres' account to run PostgreSQL as")
-        # root's pytest tmp_path (/tmp/pytest-of-root, mode 0700) is closed to that account.
-        data = Path(tempfile.mkdtemp(prefix="ecg-mi-pg-"))
+        # root's pytest tmp_path (/tmp/pytest-of-root, mode 0700) is closed to that account:
+        # the machine's temporary folder instead, removed below.
+        data = Path(tempfile.mkdtemp(prefix="ecg-mi-pg-", dir=SYSTEM_TEMP))
         os.chown(data, owner.pw_uid, owner.pw_gid)
     else:
         data = tmp_path / "pg"
