@@ -209,6 +209,17 @@ def test_report_files_are_written(tmp_path):
     assert "## Calibration" in files["README.md"].read_text()
 
 
+def test_evaluate_leaves_no_downloaded_artifact_behind(run_cli, tmp_path, monkeypatch):
+    _fake_sweep(os.environ["MLFLOW_TRACKING_URI"], "fake", {"xgboost": 1.0, "resnet": 2.0}, tmp=tmp_path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # evaluate's temporary files
+    done = run_cli("evaluate.py", "experiment_name=fake", "n_bootstrap=50", f"output_dir={tmp_path}/report",
+                   f"hydra.run.dir={tmp_path}/eval")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "report" / "table2.csv").is_file() and not list(scratch.iterdir())
+
+
 def test_runs_without_calibrated_predictions_report_raw_as_calibrated_and_are_flagged(tmp_path):
     from ecg_mi.evaluate.calibration import calibration_table
 

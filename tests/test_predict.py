@@ -82,6 +82,17 @@ def test_mixed_folder_scores_good_files_and_flags_garbage(run_cli, tmp_path, sta
     assert rows.loc["junk", "status"] == "error" and "not a supported ECG format" in rows.loc["junk", "error"]
 
 
+def test_a_downloaded_model_is_not_left_behind(run_cli, tmp_path, standin_model, write_wfdb, monkeypatch):
+    uri, record = standin_model(run=True), write_wfdb(tmp_path / "in", "one")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # predict's temporary files
+    done = run_cli("predict.py", f"model={uri}", f"input={record}.hea", f"output={tmp_path / 'p.csv'}",
+                   f"hydra.run.dir={tmp_path}/hydra")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not list(scratch.iterdir())
+
+
 def test_wfdb_record_is_one_row_and_companions_are_skipped(mixed_folder):
     files, skipped = select_ecg_files(p for p in mixed_folder.rglob("*") if p.is_file())
     assert [f.name for f in files] == ["junk.bin", "rec1.hea", "cs.xml"]

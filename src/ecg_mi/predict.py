@@ -183,7 +183,9 @@ def load_packaged(uri: str | None, tracking_uri: str | None = None) -> PackagedM
     if str(uri).startswith(("runs:/", "models:/")):  # resolved through the tracking store
         mlflow.set_tracking_uri(ensure_store(resolve_tracking_uri(tracking_uri)))
     try:
-        pyfunc = mlflow.pyfunc.load_model(str(uri))
+        # Downloaded into a folder removed once loaded: a package holds its weights in memory.
+        with tempfile.TemporaryDirectory(prefix="ecg_mi_model_") as where:
+            pyfunc = mlflow.pyfunc.load_model(str(uri), dst_path=where)
         info = _packaged_info(pyfunc)
     except EcgMiError:
         raise

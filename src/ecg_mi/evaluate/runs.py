@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 
 import mlflow
@@ -160,11 +161,23 @@ def _left_out(every: list, finished: list, experiment: str,
     return left_out, missing
 
 
+_DOWNLOADS: tempfile.TemporaryDirectory | None = None
+
+
+def _downloads() -> str:
+    """This process's folder for downloaded artifacts, removed when the process ends."""
+    global _DOWNLOADS
+    if _DOWNLOADS is None:
+        _DOWNLOADS = tempfile.TemporaryDirectory(prefix="ecg_mi_artifacts_")
+    return _DOWNLOADS.name
+
+
 def fetch(uri: str, run_id: str, artifact_path: str) -> str:
-    """Local path of one artifact of a run (downloaded quietly)."""
+    """Local path of one artifact of a run (downloaded quietly, into a folder of its own inside
+    this process's download folder, so no download outlives the process)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=artifact_path, tracking_uri=uri
+        run_id=run_id, artifact_path=artifact_path, tracking_uri=uri, dst_path=tempfile.mkdtemp(dir=_downloads())
     )
 
 
