@@ -27,10 +27,11 @@ def explain_network(model: torch.nn.Module, data, probs: np.ndarray, out_dir: Pa
     rows = data.store.rows(meta["record_id"].tolist())
     raw = np.asarray(data.store.signals[rows])  # mV, for delineation and plots
     x = torch.from_numpy(((np.asarray(data.inputs[rows]) - data.mean) / data.std).astype(np.float32))
-    clinical = data.clinical_inputs(data.split.test)  # a hybrid's other input, not explained here
-    rest = lambda i: () if clinical is None else (torch.from_numpy(clinical[i : i + 64]),)  # noqa: E731
-    cams = np.concatenate([gradcam(model, x[i : i + 64], *rest(i)) for i in range(0, len(x), 64)])
-    per_lead = np.concatenate([lead_attributions(model, x[i : i + 64], *rest(i)) for i in range(0, len(x), 64)])
+    clinical = data.clinical_inputs(data.split.test)  # a hybrid's features: passed along, not explained
+    inputs = [x] if clinical is None else [x, torch.from_numpy(clinical)]
+    batches = [[a[i : i + 64] for a in inputs] for i in range(0, len(x), 64)]
+    cams = np.concatenate([gradcam(model, *batch) for batch in batches])
+    per_lead = np.concatenate([lead_attributions(model, *batch) for batch in batches])
     fs = float(data.sample_rate)
     if data.input_kind == "median_beat":  # maps over the beat, shown on every beat of the strip
         cams, per_lead = maps_on_strips(cams, raw, fs), maps_on_strips(per_lead, raw, fs)
