@@ -149,6 +149,18 @@ def check_input(x: Any, length: int) -> np.ndarray:
     return array
 
 
+def check_feature_version(info: dict[str, Any]) -> None:
+    """Refuse (EcgMiError) a package whose model read features of another
+    :data:`~ecg_mi.features.FEATURE_VERSION` than the installed one computes."""
+    from ecg_mi.features import FEATURE_VERSION
+
+    if str(info.get("feature_version")) != FEATURE_VERSION:
+        raise EcgMiError(
+            f"model {info['model']!r} was trained on feature version {info.get('feature_version')}; "
+            f"the installed ecg-mi computes version {FEATURE_VERSION}: install the ecg-mi that trained it, or re-train"
+        )
+
+
 @dataclass(frozen=True)
 class Member:
     """One trained model of a package: ``artifact`` names its weights file among the

@@ -16,8 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -98,19 +97,15 @@ def write_predictions(data: Any, probs: np.ndarray, calibrated: np.ndarray, run_
     return target
 
 
-@contextmanager
-def _run_dir() -> Iterator[Path]:
+def _run_dir() -> AbstractContextManager[str]:
     """Hydra's output folder of the job; outside a Hydra app (tests, notebooks) a temporary
     folder removed when the run ends — its files are in MLflow by then."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
+    from hydra.core.hydra_config import HydraConfig
 
-        output_dir = HydraConfig.get().runtime.output_dir
+    try:
+        return nullcontext(HydraConfig.get().runtime.output_dir)
     except ValueError:
-        with tempfile.TemporaryDirectory(prefix="ecg_mi_run_") as tmp:
-            yield Path(tmp)
-        return
-    yield Path(output_dir)
+        return tempfile.TemporaryDirectory(prefix="ecg_mi_run_")
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -120,7 +115,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("optimized_metric", "val_auc") not in REQUIRED_METRICS:
         raise ConfigError(f"optimized_metric={cfg.optimized_metric!r}; choose one of {list(REQUIRED_METRICS)}")
     with _run_dir() as run_dir:
-        return _run(cfg, run_dir)
+        return _run(cfg, Path(run_dir))
 
 
 def _run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:

@@ -274,6 +274,22 @@ class FoldDataModule(pl.LightningDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.split = prepare_fold(source, fold, self.sample_rate, n_folds, cohort, val_fraction,
                                   skip_missing, self.cache_dir, fold_file, seed, train_pool)  # fmt: skip
+        self._feature_table = None
+
+    @property
+    def feature_table(self):
+        """The 408 features of :meth:`cohort_rows` (computed once per data set, sample rate and
+        feature version, and cached on disk): the feature models' input, a teacher's, a hybrid's."""
+        if self._feature_table is None:
+            from ecg_mi.features.cache import load_or_compute_features
+
+            self._feature_table = load_or_compute_features(self.source, self.cohort_rows(), self.sample_rate,
+                                                           self.cache_dir)  # fmt: skip
+        return self._feature_table
+
+    def feature_matrix(self, part: pd.DataFrame) -> np.ndarray:
+        """The 408 features ``[n, 408]`` (NaN = unmeasured) of ``part``'s records, in its order."""
+        return self.feature_table.matrix(part["record_id"].tolist())
 
     def cohort_rows(self) -> pd.DataFrame:
         """Source index rows of the records to cache, sorted by record_id: the cohort's, and
@@ -328,7 +344,6 @@ class SignalDataModule(FoldDataModule):
         super().__init__(source, **fold_kwargs)
         self.clinical = bool(clinical)
         self.clinical_scaling: tuple[np.ndarray, np.ndarray] | None = None  # (center, scale) [408]
-        self._feature_table = None
         self.input_kind = check_input_kind(input_kind)
         self.teacher = check_teacher(teacher)
         self.train_targets: np.ndarray | None = None  # the teacher's soft MI targets (training part)
@@ -368,16 +383,6 @@ class SignalDataModule(FoldDataModule):
             self.mean, self.std = lead_statistics(self.inputs, train_rows)
         else:
             self.mean, self.std = np.zeros((12, 1)), np.ones((12, 1))
-
-    def feature_matrix(self, part: pd.DataFrame) -> np.ndarray:
-        """The 408 features ``[n, 408]`` (NaN = unmeasured) of ``part``'s records, in its order
-        (computed once per record set and cached, as for the feature models)."""
-        if self._feature_table is None:
-            from ecg_mi.features.cache import load_or_compute_features
-
-            self._feature_table = load_or_compute_features(self.source, self.cohort_rows(), self.sample_rate,
-                                                           self.cache_dir)  # fmt: skip
-        return self._feature_table.matrix(part["record_id"].tolist())
 
     def clinical_inputs(self, part: pd.DataFrame) -> np.ndarray | None:
         """``part``'s scaled features ``[n, 408]`` float32 for a hybrid network; None otherwise."""
@@ -461,28 +466,17 @@ class FeatureDataModule(FoldDataModule):
     per (data set, sample rate, feature version) from the cached signals and cached too.
     """
 
-    def __init__(self, source, **fold_kwargs: Any) -> None:
-        super().__init__(source, **fold_kwargs)
-        self.table = None
-
     def setup(self, stage: str | None = None) -> None:
-        if self.table is None:
-            from ecg_mi.features.cache import load_or_compute_features
-
-            self.table = load_or_compute_features(
-                self.source, self.cohort_rows(), self.sample_rate, self.cache_dir
-            )
+        self.feature_table  # noqa: B018  (computed or read from its cache here, not mid-fit)
 
     def quality(self) -> dict[str, int]:
         """Counts of suspicious but kept records (flat, duplicated signals), to log."""
-        self.setup()
-        return dict(self.table.quality)
+        return dict(self.feature_table.quality)
 
     def arrays(self, part: str) -> tuple[np.ndarray, np.ndarray]:
         """``(X [n, 408] float32 with NaN for unmeasurable features, y [n])`` of a part."""
-        self.setup()
         meta = self.metadata(part)
-        return self.table.matrix(meta["record_id"].tolist()), meta["label"].to_numpy()
+        return self.feature_matrix(meta), meta["label"].to_numpy()
 
     def groups(self, part: str) -> np.ndarray:
         """Patient ids of a part (for patient-grouped inner cross-validation)."""

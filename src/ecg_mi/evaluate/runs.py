@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -161,15 +162,10 @@ def _left_out(every: list, finished: list, experiment: str,
     return left_out, missing
 
 
-_DOWNLOADS: tempfile.TemporaryDirectory | None = None
-
-
-def _downloads() -> str:
+@functools.cache
+def _downloads() -> tempfile.TemporaryDirectory:
     """This process's folder for downloaded artifacts, removed when the process ends."""
-    global _DOWNLOADS
-    if _DOWNLOADS is None:
-        _DOWNLOADS = tempfile.TemporaryDirectory(prefix="ecg_mi_artifacts_")
-    return _DOWNLOADS.name
+    return tempfile.TemporaryDirectory(prefix="ecg_mi_artifacts_")
 
 
 def fetch(uri: str, run_id: str, artifact_path: str) -> str:
@@ -177,7 +173,7 @@ def fetch(uri: str, run_id: str, artifact_path: str) -> str:
     this process's download folder, so no download outlives the process)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=artifact_path, tracking_uri=uri, dst_path=tempfile.mkdtemp(dir=_downloads())
+        run_id=run_id, artifact_path=artifact_path, tracking_uri=uri, dst_path=tempfile.mkdtemp(dir=_downloads().name)
     )
 
 

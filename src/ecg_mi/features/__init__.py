@@ -1,6 +1,12 @@
 """Clinical features: delineation (delineate.py), the 408 named features (extract.py),
 and their cache (cache.py)."""
 
-from ecg_mi.features.extract import FEATURE_VERSION, FEATURES, feature_names, record_features
+from ecg_mi.features.extract import (
+    FEATURE_VERSION,
+    FEATURES,
+    feature_names,
+    record_features,
+    signal_features,
+)
 
-__all__ = ["FEATURES", "FEATURE_VERSION", "feature_names", "record_features"]
+__all__ = ["FEATURES", "FEATURE_VERSION", "feature_names", "record_features", "signal_features"]

@@ -146,6 +146,12 @@ def per_beat_measurements(signal: np.ndarray, fs: float) -> dict[str, np.ndarray
     return m
 
 
+def signal_features(x: np.ndarray, fs: float) -> np.ndarray:
+    """The 408 features ``[N, 408]`` (NaN where unmeasurable) of signals ``x`` ``[N, 12, L]``
+    mV at ``fs`` Hz, as the feature cache computes them for training."""
+    return np.stack([record_features(np.asarray(signal), float(fs)) for signal in x])
+
+
 def record_features(signal: np.ndarray, fs: float) -> np.ndarray:
     """The 408-vector of one ``[12, L]`` mV record (lead-major, :func:`feature_names` order)."""
     m = per_beat_measurements(signal, fs)

@@ -12,9 +12,8 @@ import numpy as np
 from omegaconf import DictConfig
 
 from ecg_mi.data.datamodule import FeatureDataModule
-from ecg_mi.errors import EcgMiError
 from ecg_mi.learners.base import Artifact, Learner, fold_settings, register_family
-from ecg_mi.packaging import BATCH, EcgMiPackage, Member, Packaged
+from ecg_mi.packaging import BATCH, EcgMiPackage, Member, Packaged, check_feature_version
 from ecg_mi.utils.io import atomic_path
 
 MODEL_FILE = "model.pkl"
@@ -42,7 +41,7 @@ class ClassicalLearner(Learner):
         X, y = data.arrays("train")
         started = time.perf_counter()
         self.model = model.fit(X, y, groups=data.groups("train"))
-        info = {"fit_seconds": time.perf_counter() - started, "n_failed_features": data.table.n_failed}
+        info = {"fit_seconds": time.perf_counter() - started, "n_failed_features": data.feature_table.n_failed}
         summary = getattr(model, "search_summary_", {})
         if summary:
             info["inner_cv_auc"] = summary["inner_cv_auc"]
@@ -81,26 +80,6 @@ class ClassicalLearner(Learner):
                         {"estimator": str(path)})  # fmt: skip
 
 
-def signal_features(x: np.ndarray, fs: float) -> np.ndarray:
-    """The 408 features ``[N, 408]`` (NaN where unmeasurable) of signals ``x`` ``[N, 12, L]``
-    mV at ``fs`` Hz, as the feature cache computes them for training."""
-    from ecg_mi.features import record_features
-
-    return np.stack([record_features(np.asarray(signal), float(fs)) for signal in x])
-
-
-def check_feature_version(info: dict[str, Any]) -> None:
-    """Refuse (EcgMiError) a package whose model read features of another
-    :data:`~ecg_mi.features.FEATURE_VERSION` than the installed one computes."""
-    from ecg_mi.features import FEATURE_VERSION
-
-    if str(info.get("feature_version")) != FEATURE_VERSION:
-        raise EcgMiError(
-            f"model {info['model']!r} was trained on feature version {info.get('feature_version')}; "
-            f"the installed ecg-mi computes version {FEATURE_VERSION}: install the ecg-mi that trained it, or re-train"
-        )
-
-
 class ClassicalPackage(EcgMiPackage):
     """Classical models: the features of :data:`~ecg_mi.features.FEATURE_VERSION` computed
     once per batch, then each member's ``predict_proba``."""
@@ -115,6 +94,8 @@ class ClassicalPackage(EcgMiPackage):
         return pickle.loads(Path(path).read_bytes())
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
+        from ecg_mi.features import signal_features
+
         fs = int(self.info["sample_rate"])
         return np.concatenate([signal_features(x[i : i + BATCH], fs) for i in range(0, len(x), BATCH)])
 

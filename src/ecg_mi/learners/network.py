@@ -21,11 +21,19 @@ from ecg_mi.cli import stop_signals_held
 from ecg_mi.data.beats import maps_on_strips, median_beats
 from ecg_mi.data.datamodule import SignalDataModule
 from ecg_mi.errors import ConfigError, EcgMiError
+from ecg_mi.features import signal_features
 from ecg_mi.features.scaling import apply_scaling
 from ecg_mi.learners.base import Artifact, Learner, fold_settings, register_family
-from ecg_mi.learners.classical import check_feature_version, signal_features
 from ecg_mi.models.registry import get_model_class
-from ecg_mi.packaging import BATCH, EcgMiPackage, Member, Packaged, check_input, window_length
+from ecg_mi.packaging import (
+    BATCH,
+    EcgMiPackage,
+    Member,
+    Packaged,
+    check_feature_version,
+    check_input,
+    window_length,
+)
 from ecg_mi.tracking import log_metrics_at
 from ecg_mi.utils.config import build
 

@@ -138,7 +138,7 @@ class ECGClassifier(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[B]`` for signals ``[B, 12, L]``."""
-        return self.head(self.features(x)).squeeze(-1)
+        return self.logits_and_maps(x)[0]
 
     def logits_and_maps(self, signal: torch.Tensor, *rest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``[B]`` and the convolutional maps ``[B, C, T]`` (the auxiliary head's input)
