@@ -19,6 +19,7 @@ Usage::
     python benchmarks/ablation.py --run [--arms resnet,resnet_all] [--seeds 42,1,2]
     python benchmarks/ablation.py            # report only: the table from finished runs
     python benchmarks/ablation.py --publish  # and write it into BENCHMARKS.md
+    python benchmarks/ablation.py --arms a,b --section name --publish   # a,b as a table of their own
 """
 
 from __future__ import annotations
@@ -76,6 +77,17 @@ ARMS: dict[str, Arm] = {
         "resnet_hybrid", ("data.train_pool=all", "targets=statements", "callbacks=last"),
         "hybrid: the median-beat ResNet that also reads the 408 features (not the signal alone)",
         "resnet_beat_all_statements_last"),
+    "resnet1d_wang_beat_all_statements_last": Arm(
+        "resnet1d_wang_beat", ("data.train_pool=all", "targets=statements", "callbacks=last"),
+        "resnet1d_wang of the PTB-XL benchmarks on the median beat, levers as resnet_beat_all_statements_last",
+        "resnet_beat_all_statements_last"),
+    "xresnet1d_beat_all_statements_last": Arm(
+        "xresnet1d_beat", ("data.train_pool=all", "targets=statements", "callbacks=last"),
+        "xresnet1d50 of the PTB-XL benchmarks on the median beat, levers as resnet_beat_all_statements_last",
+        "resnet_beat_all_statements_last"),
+    "xresnet1d": Arm("xresnet1d", (), "xresnet1d50 of the PTB-XL benchmarks on the strip, as benchmarked", "resnet"),
+    "resnet1d_wang": Arm("resnet1d_wang", (), "resnet1d_wang of the PTB-XL benchmarks on the strip, as benchmarked",
+                         "resnet"),
     "random_forest": Arm("random_forest", (), "Random Forest as benchmarked", "random_forest"),
     "random_forest_all": Arm("random_forest", ("data.train_pool=all",),
                              "+ every other labelled record (as resnet_all)", "random_forest"),
@@ -84,6 +96,9 @@ ARMS: dict[str, Arm] = {
                         "XGBoost, sampled search, the single best point", "xgboost_paper"),
     "xgboost": Arm("xgboost", (), "XGBoost, default search (sampled, the 5 best points averaged)", "xgboost_paper"),
 }  # fmt: skip
+
+BEAT_ARCHITECTURES = (("resnet_beat_all_statements_last", None), ("resnet1d_wang_beat_all_statements_last", None),
+                      ("xresnet1d_beat_all_statements_last", None))  # fmt: skip
 
 #: name → (what, members as (arm, seed or None = every seed run)).
 ENSEMBLES: dict[str, tuple[str, tuple[tuple[str, int | None], ...]]] = {
@@ -109,6 +124,11 @@ ENSEMBLES: dict[str, tuple[str, tuple[tuple[str, int | None], ...]]] = {
                                                   (("resnet_hybrid_all_statements_last", None),)),
     "random_forest_all + resnet_hybrid_all_statements_last x seeds": (
         "features and hybrid, late fusion", (("random_forest_all", 42), ("resnet_hybrid_all_statements_last", None))),
+    "median-beat architectures x seeds": (
+        "architecture ensemble on the median beat (signal alone): ResNet, resnet1d_wang, xresnet1d50",
+        BEAT_ARCHITECTURES),
+    "random_forest_all + median-beat architectures x seeds": (
+        "features and the architecture ensemble, late fusion", (("random_forest_all", 42), *BEAT_ARCHITECTURES)),
 }  # fmt: skip
 
 
@@ -142,9 +162,9 @@ def pooled_auc(pooled: pd.DataFrame, column: str) -> str:
     return f"{auc:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def arm_rows(seeds: list[int], uri: str) -> tuple[list[dict], dict]:
+def arm_rows(arms: list[str], seeds: list[int], uri: str) -> tuple[list[dict], dict]:
     rows, found = [], {}
-    for arm in ARMS:
+    for arm in arms:
         for seed in seeds:
             result = predictions(arm, seed, uri)
             if result is None:
@@ -196,17 +216,20 @@ def main() -> int:
     parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms to train")
     parser.add_argument("--seeds", default="42", help="comma-separated seeds")
     parser.add_argument("--publish", action="store_true", help="write the table into BENCHMARKS.md")
+    parser.add_argument("--section", default="",
+                        help="publish --arms as their own table (section ablation-<name>), leaving the main one")  # fmt: skip
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    unknown = [a for a in args.arms.split(",") if a not in ARMS]
+    arms = args.arms.split(",")
+    unknown = [a for a in arms if a not in ARMS]
     if unknown:
         parser.error(f"unknown arm(s) {unknown}; known: {', '.join(ARMS)}")
     if args.run:
-        for arm in args.arms.split(","):
+        for arm in arms:
             for seed in seeds:
                 train(arm, seed)
     uri = resolve_tracking_uri(None)
-    rows, found = arm_rows(seeds, uri)
+    rows, found = arm_rows(arms, seeds, uri)
     if not rows:
         raise SystemExit("[ablation] no finished arm yet: run with --run")
     text = markdown(pd.DataFrame(rows))
@@ -215,9 +238,11 @@ def main() -> int:
         text += "\n\nEnsembles (mean of the members' calibrated P(MI)):\n\n" + markdown(pd.DataFrame(ensembles))
     print(text)
     if args.publish:
-        header = (f"`python benchmarks/ablation.py --run --seeds {args.seeds}` · commit `{commit()}` · "
+        chosen = f" --arms {args.arms} --section {args.section}" if args.section else ""
+        header = (f"`python benchmarks/ablation.py --run{chosen} --seeds {args.seeds}` · commit `{commit()}` · "
                   f"machine: {machine()}.\n\n")  # fmt: skip
-        replace_section(ROOT / "BENCHMARKS.md", "ablation", header + text)
+        section = f"ablation-{args.section}" if args.section else "ablation"
+        replace_section(ROOT / "BENCHMARKS.md", section, header + text)
     return 0
 
 

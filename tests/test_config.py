@@ -7,7 +7,7 @@ from omegaconf import OmegaConf, open_dict
 
 from conftest import REPO, compose_config
 from ecg_mi.learners import learner_for
-from ecg_mi.models import list_models
+from ecg_mi.models import get_model_class, list_models
 from ecg_mi.utils.config import build
 
 CONF = REPO / "conf"
@@ -98,8 +98,12 @@ def test_entry_config_composes(entry):
     assert OmegaConf.to_container(compose_config(entry), resolve=False)
 
 
-# Common settings a network deliberately sets for itself (its comment says why).
-OWN_SETTINGS = {"attention": {"lr"}, "resnet_beat": {"max_epochs", "augment"}}
+# Common settings a network deliberately sets for itself (its comment says why): a median-beat
+# network its epoch budget and augmentation (no crop or shift).
+OWN_SETTINGS = {"attention": {"lr"}} | {
+    name: {"max_epochs", "augment"} for name in list_models("network")
+    if get_model_class(name).input_kind == "median_beat"
+}
 
 
 def test_networks_share_one_copy_of_their_common_settings():
@@ -110,8 +114,9 @@ def test_networks_share_one_copy_of_their_common_settings():
         assert not repeated, f"conf/model/{model}.yaml repeats {sorted(repeated)}"
 
 
-def test_median_beat_network_keeps_the_sweeps_gain_and_noise_but_never_crops():
-    cfg = compose_config("train", "experiment=cpu_fast", "model=resnet_beat")
+@pytest.mark.parametrize("name", [n for n in list_models("network") if get_model_class(n).input_kind == "median_beat"])
+def test_median_beat_network_keeps_the_sweeps_gain_and_noise_but_never_crops(name):
+    cfg = compose_config("train", "experiment=cpu_fast", f"model={name}")
     assert cfg.augment.crop == 0.5 and cfg.model.augment.crop == 0.0 and cfg.model.augment.shift == 0.0
     assert (cfg.model.augment.scale, cfg.model.augment.noise) == (cfg.augment.scale, cfg.augment.noise)
 

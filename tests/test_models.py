@@ -8,6 +8,7 @@ from ecg_mi.errors import ConfigError
 from ecg_mi.models import create_model, get_model_class, list_models, register_model
 from ecg_mi.models.base import Augment, ECGClassifier
 from ecg_mi.models.resnet import ResidualUnit, ResNet
+from ecg_mi.models.xresnet import Bottleneck
 
 NETWORKS = list_models("network")
 SMALL = {name: get_model_class(name).smoke_settings for name in NETWORKS}
@@ -85,6 +86,44 @@ def test_resnet_has_three_residual_units_with_1x1_shortcuts():
     assert all(u.shortcut[0].kernel_size == (1,) for u in units)
 
 
+def test_xresnet_block_starts_as_the_identity():
+    """Its last BatchNorm starts at zero: relu(x + 0) before any training."""
+    block = Bottleneck(16, 4, expansion=4, kernel_size=5, stride=1).eval()
+    x = torch.randn(2, 16, 50)
+    with torch.no_grad():
+        assert torch.allclose(block(x), torch.relu(x))
+
+
+def test_xresnet_strided_shortcut_averages_every_sample():
+    block = Bottleneck(8, 4, expansion=4, kernel_size=5, stride=2).eval()
+    assert isinstance(block.shortcut[0], nn.AvgPool1d)
+    x = torch.zeros(1, 8, 10)
+    x[..., 1] = 1.0  # an odd sample, which a strided 1x1 convolution would skip
+    with torch.no_grad():
+        assert block.shortcut[0](x)[..., 0].eq(0.5).all()
+    assert block(x).shape == (1, 16, 5)
+
+
+def test_xresnet1d101_layout_has_its_published_depth():
+    model = create_model("xresnet1d", layers=[3, 4, 23, 3])
+    assert sum(isinstance(m, Bottleneck) for m in model.modules()) == 33
+    assert 1_500_000 < model.n_params < 2_000_000
+
+
+def test_xresnet_needs_one_width_per_stage():
+    with pytest.raises(ConfigError, match=r"model.layers \[3, 4\] and model.widths \[64\]"):
+        create_model("xresnet1d", layers=[3, 4], widths=[64])
+
+
+def test_resnet1d_wang_has_three_units_of_kernels_5_then_3_at_one_width():
+    model = create_model("resnet1d_wang")
+    units = [m for m in model.modules() if isinstance(m, ResidualUnit)]
+    convs = [[c for c in u.residual if isinstance(c, nn.Conv1d)] for u in units]
+    assert [[c.kernel_size[0] for c in unit] for unit in convs] == [[5, 3]] * 3
+    assert {c.out_channels for unit in convs for c in unit} == {128}
+    assert [unit[0].stride[0] for unit in convs] == [1, 2, 2]
+
+
 @pytest.mark.parametrize("name", NETWORKS)
 def test_one_step_lowers_the_loss_on_a_tiny_batch(name):
     torch.manual_seed(0)
@@ -99,6 +138,15 @@ def test_one_step_lowers_the_loss_on_a_tiny_batch(name):
         loss.backward()
         optimizer.step()
     assert losses[1] < losses[0]
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_a_training_batch_of_one_record_trains(name):
+    """An epoch's last batch holds one record when the training part is one more than a
+    multiple of the batch size."""
+    model = create_model(name, **SMALL[name]).train()
+    x, y = torch.randn(1, 12, 1000), torch.tensor([1.0])
+    assert torch.isfinite(model.training_step((inputs(model, x), y, torch.arange(1)), 0))
 
 
 def test_augment_is_identity_at_eval_and_zero_settings():

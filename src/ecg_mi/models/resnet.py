@@ -13,31 +13,33 @@ import torch
 from torch import nn
 
 from ecg_mi.models.base import ECGClassifier
-from ecg_mi.models.layers import classifier_head
+from ecg_mi.models.layers import benchmark_head, classifier_head, conv_bn_relu
 from ecg_mi.models.registry import register_model
 
 
 class ResidualUnit(nn.Module):
-    """``relu(h(x) + F(x))`` with ``F`` = ``n_convs`` × (Conv1d + BN [+ ReLU])."""
+    """``relu(h(x) + F(x))`` with ``F`` = ``n_convs`` × (Conv1d + BN [+ ReLU]); ``kernel_size``
+    is one kernel for every convolution or one per convolution (then ``n_convs`` is its length)."""
 
     def __init__(
         self,
         c_in: int,
         c_out: int,
-        kernel_size: int,
+        kernel_size: int | Sequence[int],
         stride: int,
         n_convs: int = 2,
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        kernels = [kernel_size] * n_convs if isinstance(kernel_size, int) else list(kernel_size)
         layers: list[nn.Module] = []
-        for i in range(n_convs):
+        for i, k in enumerate(kernels):
             layers += [
-                nn.Conv1d(c_in if i == 0 else c_out, c_out, kernel_size, stride=stride if i == 0 else 1,
-                          padding=kernel_size // 2, bias=False),
+                nn.Conv1d(c_in if i == 0 else c_out, c_out, k, stride=stride if i == 0 else 1,
+                          padding=k // 2, bias=False),
                 nn.BatchNorm1d(c_out),
             ]  # fmt: skip
-            if i < n_convs - 1:
+            if i < len(kernels) - 1:
                 layers += [nn.ReLU(inplace=True), nn.Dropout(dropout)]
         self.residual = nn.Sequential(*layers)
         self.shortcut = nn.Sequential(
@@ -122,3 +124,39 @@ class ResNetHybrid(ResNetBeat):
         maps = self.features(signal)
         both = torch.cat([maps.mean(dim=-1), self.clinical(clinical)], dim=1)
         return self.head(both).squeeze(-1), maps
+
+
+@register_model("resnet1d_wang", display="ResNet1d (Wang)")
+class ResNet1dWang(ECGClassifier):
+    """Wang et al. (2017)'s time-series ResNet as the PTB-XL benchmarks ran it (Strodthoff et
+    al. 2021, ``resnet1d_wang``): a kernel-7 stem without stride, ``n_units`` residual units of
+    ``channels`` channels with kernels 5 then 3 (every unit after the first strided), and the
+    benchmarks' concat-pooling head. Wider and less strided than the paper's ResNet."""
+
+    smoke_settings = {"channels": 8, "n_units": 2, "head_width": 8}
+
+    def __init__(
+        self,
+        channels: int = 128,
+        n_units: int = 3,
+        kernel_sizes: Sequence[int] = (5, 3),
+        stem_kernel: int = 7,
+        stem_stride: int = 1,
+        unit_stride: int = 2,
+        head_width: int = 128,
+        dropout: float = 0.5,
+        in_leads: int = 12,
+        **base_kwargs,
+    ) -> None:
+        super().__init__(**base_kwargs)
+        units = [ResidualUnit(channels, channels, list(kernel_sizes), 1 if i == 0 else unit_stride)
+                 for i in range(n_units)]  # fmt: skip
+        self.features = nn.Sequential(conv_bn_relu(in_leads, channels, stem_kernel, stem_stride), *units)
+        self.head = benchmark_head(channels, head_width, dropout)
+
+
+@register_model("resnet1d_wang_beat", display="ResNet1d (Wang, median beat)")
+class ResNet1dWangBeat(ResNet1dWang):
+    """resnet1d_wang on the median beat (``[12, 80]`` at 100 Hz, :mod:`ecg_mi.data.beats`)."""
+
+    input_kind = "median_beat"
