@@ -98,12 +98,10 @@ def test_entry_config_composes(entry):
     assert OmegaConf.to_container(compose_config(entry), resolve=False)
 
 
+BEAT_NETWORKS = [n for n in list_models("network") if get_model_class(n).input_kind == "median_beat"]
 # Common settings a network deliberately sets for itself (its comment says why): a median-beat
 # network its epoch budget and augmentation (no crop or shift).
-OWN_SETTINGS = {"attention": {"lr"}} | {
-    name: {"max_epochs", "augment"} for name in list_models("network")
-    if get_model_class(name).input_kind == "median_beat"
-}
+OWN_SETTINGS = {"attention": {"lr"}} | {name: {"max_epochs", "augment"} for name in BEAT_NETWORKS}
 
 
 def test_networks_share_one_copy_of_their_common_settings():
@@ -114,7 +112,7 @@ def test_networks_share_one_copy_of_their_common_settings():
         assert not repeated, f"conf/model/{model}.yaml repeats {sorted(repeated)}"
 
 
-@pytest.mark.parametrize("name", [n for n in list_models("network") if get_model_class(n).input_kind == "median_beat"])
+@pytest.mark.parametrize("name", BEAT_NETWORKS)
 def test_median_beat_network_keeps_the_sweeps_gain_and_noise_but_never_crops(name):
     cfg = compose_config("train", "experiment=cpu_fast", f"model={name}")
     assert cfg.augment.crop == 0.5 and cfg.model.augment.crop == 0.0 and cfg.model.augment.shift == 0.0
