@@ -4,7 +4,9 @@ Every *arm* is one registered model with a few config overrides (``ARMS``), trai
 five folds of the shared PTB-XL cohort (``experiment=cpu_fast``, 100 Hz) in its own MLflow
 experiment ``ecg-mi-ablation-<arm>-s<seed>``; a re-run reuses every finished run
 (``skip_finished``). Validation and test parts are the cohort's in every arm — only what a
-model trains on or how it is built changes — so all arms score the same 936 records.
+model trains on or how it is built changes — so all arms score the same 936 records, except
+the sample-rate arms (``resnet_beat_500*``): 500 Hz files exist for part of the records only,
+and those arms compare the rates on that part.
 
 Per (arm, seed) the table gives the mean validation AUC (how a setting is chosen: never on
 the test folds), the mean ± sd of the five test-fold AUCs, and the pooled out-of-fold test AUC
@@ -85,6 +87,32 @@ ARMS: dict[str, Arm] = {
         "xresnet1d_beat", ("data.train_pool=all", "targets=statements", "callbacks=last"),
         "xresnet1d50 of the PTB-XL benchmarks on the median beat, levers as resnet_beat_all_statements_last",
         "resnet_beat_all_statements_last"),
+    "resnet_beat_all_statements_swa": Arm(
+        "resnet_beat", ("data.train_pool=all", "targets=statements", "callbacks=swa"),
+        "as resnet_beat_all_statements_last, weights averaged over the last half of the steps (SWA)",
+        "resnet_beat_all_statements_last"),
+    "resnet_beat_all_statements_teacher_swa": Arm(
+        "resnet_beat", ("data.train_pool=all", "targets=statements", "teacher=random_forest", "callbacks=swa"),
+        "as resnet_beat_all_statements_teacher_last, weights averaged over the last half of the steps (SWA)",
+        "resnet_beat_all_statements_teacher_last"),
+    "resnet_beat_all_statements_swa25": Arm(
+        "resnet_beat", ("data.train_pool=all", "targets=statements", "callbacks=swa",
+                        "callbacks.weight_averaging.fraction=0.25"),
+        "as resnet_beat_all_statements_last, weights averaged over the last quarter of the steps (SWA)",
+        "resnet_beat_all_statements_last"),
+    # 500 Hz files exist for ecg_id <= 500 only (251 cohort records, 71 MI): the rates are compared
+    # on those records alone (data.also_at_rate), not on the 936 of every other arm.
+    "resnet_beat_500records": Arm(
+        "resnet_beat", ("data.train_pool=all", "targets=statements", "callbacks=last", "data.also_at_rate=500"),
+        "resnet_beat_all_statements_last at 100 Hz on the records with 500 Hz files only (251 cohort records)",
+        "resnet_beat_500records"),
+    "resnet_beat_500hz": Arm(
+        "resnet_beat", ("data.train_pool=all", "targets=statements", "callbacks=last", "data.sample_rate=500"),
+        "the same records at 500 Hz (median beat of 400 samples), network unchanged", "resnet_beat_500records"),
+    "resnet_beat_500hz_stride5": Arm(
+        "resnet_beat", ("data.train_pool=all", "targets=statements", "callbacks=last", "data.sample_rate=500",
+                        "model.stem_stride=5"),
+        "the same records at 500 Hz, stem strided by 5 (a learned decimation to 100 Hz)", "resnet_beat_500records"),
     "xresnet1d": Arm("xresnet1d", (), "xresnet1d50 of the PTB-XL benchmarks on the strip, as benchmarked", "resnet"),
     "resnet1d_wang": Arm("resnet1d_wang", (), "resnet1d_wang of the PTB-XL benchmarks on the strip, as benchmarked",
                          "resnet"),
@@ -124,6 +152,17 @@ ENSEMBLES: dict[str, tuple[str, tuple[tuple[str, int | None], ...]]] = {
                                                   (("resnet_hybrid_all_statements_last", None),)),
     "random_forest_all + resnet_hybrid_all_statements_last x seeds": (
         "features and hybrid, late fusion", (("random_forest_all", 42), ("resnet_hybrid_all_statements_last", None))),
+    "resnet_beat_all_statements_swa x seeds": ("seed ensemble of the median-beat ResNet with weight averaging",
+                                               (("resnet_beat_all_statements_swa", None),)),
+    "resnet_beat_all_statements_teacher_swa x seeds": (
+        "seed ensemble of the distilled median-beat ResNet with weight averaging",
+        (("resnet_beat_all_statements_teacher_swa", None),)),
+    "random_forest_all + resnet_beat_all_statements_teacher_last x seeds": (
+        "features and the distilled median beat, late fusion",
+        (("random_forest_all", 42), ("resnet_beat_all_statements_teacher_last", None))),
+    "random_forest_all + resnet_beat_all_statements_teacher_swa x seeds": (
+        "features and the distilled median beat with weight averaging, late fusion",
+        (("random_forest_all", 42), ("resnet_beat_all_statements_teacher_swa", None))),
     "median-beat architectures x seeds": (
         "architecture ensemble on the median beat (signal alone): ResNet, resnet1d_wang, xresnet1d50",
         BEAT_ARCHITECTURES),

@@ -1,6 +1,8 @@
 """Every config option composes and instantiates what it names (lightning-hydra-template's
 config tests), so a broken YAML fails ``make test``, not a user's run."""
 
+import functools
+
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
@@ -101,7 +103,10 @@ def test_entry_config_composes(entry):
 BEAT_NETWORKS = [n for n in list_models("network") if get_model_class(n).input_kind == "median_beat"]
 # Common settings a network deliberately sets for itself (its comment says why): a median-beat
 # network its epoch budget and augmentation (no crop or shift).
-OWN_SETTINGS = {"attention": {"lr"}} | {name: {"max_epochs", "augment"} for name in BEAT_NETWORKS}
+# Strip networks trained on crops may average windows at prediction (test_windows, chosen on
+# validation); median-beat networks that inherit a strip config score the beat whole.
+OWN_SETTINGS = ({"attention": {"lr"}, "xresnet1d": {"test_windows"}, "resnet1d_wang": {"test_windows"}}
+                | {name: {"max_epochs", "augment", "test_windows"} for name in BEAT_NETWORKS})  # fmt: skip
 
 
 def test_networks_share_one_copy_of_their_common_settings():
@@ -128,3 +133,29 @@ def test_an_experiments_settings_for_a_switched_off_callback_leave_it_off(tmp_pa
     cfg = compose_config("train", "experiment=cpu_fast", "callbacks=last")
     checkpoint, built = build_callbacks(cfg, tmp_path)
     assert checkpoint.monitor is None and not any(isinstance(c, EarlyStopping) for c in built)
+
+
+@functools.cache
+def _ablation_arms() -> dict:
+    """benchmarks/ablation.py's ARMS (a script, not a package: loaded from its file)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("ablation", REPO / "benchmarks" / "ablation.py")
+    module = sys.modules.setdefault("ablation", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)
+    return module.ARMS
+
+
+@pytest.mark.parametrize("arm", sorted(_ablation_arms()))
+def test_every_ablation_arm_composes_and_builds_its_model_and_callbacks(arm, tmp_path):
+    """benchmarks/ablation.py's arms are override lists: a typo there would fail only after the
+    arms before it trained."""
+    from ecg_mi.learners.network import build_callbacks
+
+    spec = _ablation_arms()[arm]
+    cfg = compose_config("train", "experiment=cpu_fast", f"model={spec.model}", *spec.overrides)
+    OmegaConf.resolve(cfg)
+    assert build(cfg.model, "model", _convert_="all").model_name == spec.model
+    if learner_for(spec.model).family == "network":
+        build_callbacks(cfg, tmp_path)

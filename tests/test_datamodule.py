@@ -108,6 +108,23 @@ def test_auto_skips_only_at_partial_rates(tiny_ptbxl, tmp_path):
         )
 
 
+def test_also_at_rate_keeps_the_same_records_at_either_rate(tiny_ptbxl, tmp_path):
+    """data.also_at_rate=500: a 100 Hz fold holds exactly the records a 500 Hz fold holds."""
+    root = tiny_ptbxl(n_records=40, n_mi=12)
+    for i in (2, 5):  # two records without a 500 Hz file
+        (root / "records500" / "00000" / f"{i:05d}_hr.hea").unlink()
+    source = PtbxlSource(root, partial_rates=(500,))
+
+    def records(split):
+        return set(pd.concat([split.train, split.val, split.test, split.pool])["record_id"])
+
+    at_100 = prepare_fold(source, 0, 100, cache_dir=tmp_path, train_pool="all", also_at_rate=500)
+    at_500 = prepare_fold(source, 0, 500, cache_dir=tmp_path, train_pool="all")
+    assert records(at_100) == records(at_500) and not {"2", "5"} & records(at_100)
+    assert at_100.n_missing == at_500.n_missing == 2
+    assert {"2", "5"} <= records(prepare_fold(source, 0, 100, cache_dir=tmp_path, train_pool="all"))
+
+
 def test_unsupported_sample_rate_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="data.sample_rate=200"):
         SignalDataModule(SyntheticSource(n_records=120), sample_rate=200, cache_dir=tmp_path)

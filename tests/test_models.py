@@ -234,3 +234,34 @@ def test_max_epochs_below_one_is_a_config_error():
 def test_negative_aux_weight_is_a_config_error():
     with pytest.raises(ConfigError, match="model.aux_weight=-1"):
         create_model("resnet", aux_targets=["A"], aux_weight=-1)
+
+
+def test_test_windows_average_p_mi_over_evenly_spaced_windows_of_the_training_crop():
+    torch.manual_seed(0)
+    model = create_model("resnet", augment={"crop": 0.5}, test_windows=3, **SMALL["resnet"]).eval()
+    x = torch.randn(2, 12, 1000)
+    with torch.no_grad():
+        windows = [torch.sigmoid(model.logits_and_maps(x[..., s : s + 500])[0]) for s in (0, 250, 500)]
+        assert torch.allclose(torch.sigmoid(model(x)), torch.stack(windows).mean(0), atol=1e-6)
+        assert not torch.allclose(model(x), model.logits_and_maps(x)[0])  # not the whole strip at once
+
+
+def test_test_windows_leave_training_batches_alone():
+    model = create_model("resnet", augment={"crop": 0.5}, test_windows=3, **SMALL["resnet"]).train()
+    x = torch.randn(2, 12, 1000)
+    torch.manual_seed(0)
+    windowed = model(x)
+    torch.manual_seed(0)
+    assert torch.equal(windowed, model.logits_and_maps(x)[0])
+
+
+def test_test_windows_of_a_network_trained_without_crops_are_the_whole_input():
+    model = create_model("resnet", test_windows=3, **SMALL["resnet"]).eval()
+    x = torch.randn(2, 12, 1000)
+    with torch.no_grad():
+        assert torch.equal(model(x), model.logits_and_maps(x)[0])
+
+
+def test_test_windows_below_one_is_a_config_error():
+    with pytest.raises(ConfigError, match="model.test_windows=0"):
+        create_model("resnet", test_windows=0)

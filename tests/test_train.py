@@ -274,3 +274,50 @@ def test_cli_empty_cohort_is_reported(run_cli, tiny_ptbxl, tmp_path):
         "train.py", *TINY_TRAINING, "data=ptbxl", f"data.root={root}", f"hydra.run.dir={tmp_path}"
     )
     assert done.returncode == 2 and "error: empty cohort: 0 MI records" in done.stderr
+
+
+def test_callbacks_swa_averages_the_weights_of_the_late_steps(tmp_path):
+    """The checkpoint holds the mean of the weights after each of the last half of the steps;
+    validation before the first averaged step sees the network itself, not its initial copy."""
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+    from test_models import SMALL
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from ecg_mi.learners.network import LateWeightAveraging
+    from ecg_mi.models import create_model
+
+    class Snapshots(Callback):  # the weights after every step, and what each validation saw
+        def __init__(self):
+            self.steps, self.validated = [], []
+
+        def on_train_batch_end(self, trainer, module, *args):
+            self.steps.append({k: v.detach().clone() for k, v in module.state_dict().items()})
+
+        def on_validation_epoch_start(self, trainer, module):
+            self.validated.append({k: v.detach().clone() for k, v in module.state_dict().items()})
+
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 12, 500), torch.tensor([0.0, 1.0] * 20)
+    loader = DataLoader(TensorDataset(x, y, torch.arange(40)), batch_size=10)
+    model = create_model("resnet", scheduler="none", **SMALL["resnet"])
+    record, averaging = Snapshots(), LateWeightAveraging(fraction=0.5)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, monitor=None, save_top_k=1)
+    trainer = pl.Trainer(max_epochs=2, callbacks=[record, averaging, checkpoint], logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
+    trainer.fit(model, loader, loader)
+    assert averaging.first_step == 4 and len(record.steps) == 8
+    weight = "features.0.weight"
+    saved = torch.load(checkpoint.best_model_path, weights_only=False)["state_dict"]
+    late = torch.stack([s[weight] for s in record.steps[4:]]).mean(0)
+    assert torch.allclose(saved[weight], late, atol=1e-6)
+    assert not torch.allclose(saved[weight], record.steps[-1][weight])
+    assert torch.equal(record.validated[0][weight], record.steps[3][weight])  # epoch 0: no step averaged yet
+
+
+def test_callbacks_swa_refuses_a_fraction_outside_0_to_1():
+    from ecg_mi.learners.network import LateWeightAveraging
+
+    with pytest.raises(ConfigError, match="fraction=0"):
+        LateWeightAveraging(fraction=0)

@@ -99,6 +99,7 @@ def prepare_fold(
     fold_file: str | Path | None = None,
     seed: int = 0,
     train_pool: str = "cohort",
+    also_at_rate: int | None = None,
 ) -> FoldSplit:
     """Resolve the cohort, folds and splits for ``fold`` (see module docstring).
 
@@ -106,10 +107,14 @@ def prepare_fold(
     protocol); ``all`` adds every other labelled record of the source whose patient is
     neither in the test fold nor in the validation part — the training patients' other
     ECGs and the patients the cohort rule left out — to the *training* part only;
-    validation and test stay the cohort's, so the scores compare with ``cohort``."""
+    validation and test stay the cohort's, so the scores compare with ``cohort``.
+    ``also_at_rate`` (Hz): keep only the records that also have a file at that rate (e.g. 500
+    in the PTB-XL subset), so that two sample rates are compared on the same records."""
     if not isinstance(fold, int) or not 0 <= fold < n_folds:
         raise ConfigError(f"fold={fold!r} is outside 0..{n_folds - 1} (data.n_folds={n_folds})")
     check_sample_rate(sample_rate)
+    if also_at_rate is not None:
+        check_sample_rate(also_at_rate)
     if train_pool not in TRAIN_POOLS:
         raise ConfigError(f"data.train_pool={train_pool!r}; choose one of {list(TRAIN_POOLS)}")
     native = source.native_rate(sample_rate)
@@ -127,6 +132,7 @@ def prepare_fold(
         meta.drop(columns=["patient_id"]), on="record_id", how="left", validate="1:1"
     )
     table, n_missing = _drop_missing(table, source, native, skip, "cohort")
+    table, n_missing = _keep_also_at(table, n_missing, source, also_at_rate, "cohort")
 
     test = table[table["fold"] == fold].reset_index(drop=True)
     train_all = table[table["fold"] != fold].reset_index(drop=True)
@@ -139,6 +145,7 @@ def prepare_fold(
     pool = train.iloc[:0]
     if train_pool == "all":
         pool, n_missing_pool = _drop_missing(_outside_cohort(index, folds.table), source, native, skip, "non-cohort")
+        pool, n_missing_pool = _keep_also_at(pool, n_missing_pool, source, also_at_rate, "non-cohort")
         n_missing += n_missing_pool
         held_out = set(test["patient_id"]) | set(val["patient_id"])
         train = pd.concat([train, pool[~pool["patient_id"].isin(held_out)]], ignore_index=True)
@@ -170,6 +177,15 @@ def _drop_missing(table: pd.DataFrame, source, native: int, skip: bool, what: st
     log.warning("leaving out %d of %d %s records with no %d Hz file (e.g. %s)",
                 n_missing, len(table), what, native, examples)  # fmt: skip
     return table[~absent].reset_index(drop=True), n_missing
+
+
+def _keep_also_at(table: pd.DataFrame, n_missing: int, source, rate: int | None, what: str) -> tuple[pd.DataFrame, int]:
+    """``table`` without the records that have no file at ``rate`` Hz (None: unchanged); the
+    count of records left out grows by theirs (logged like any skipped record)."""
+    if rate is None:
+        return table, n_missing
+    table, n_other = _drop_missing(table, source, source.native_rate(rate), True, f"{what} (data.also_at_rate={rate})")
+    return table, n_missing + n_other
 
 
 def _record_exists(path: str) -> bool:
@@ -247,7 +263,7 @@ class FoldDataModule(pl.LightningDataModule):
         source: a data source (``_target_``-instantiated from ``conf/data/*.yaml``).
         sample_rate: Hz (500, 250 or 100).
         fold: the held-out test fold.
-        n_folds, cohort, val_fraction, skip_missing, fold_file, seed, train_pool: see
+        n_folds, cohort, val_fraction, skip_missing, fold_file, seed, train_pool, also_at_rate: see
             :func:`prepare_fold`.
         cache_dir: signal/feature/fold cache root (default ``$ECG_MI_CACHE`` or ``.cache/ecg_mi``).
     """
@@ -265,6 +281,7 @@ class FoldDataModule(pl.LightningDataModule):
         seed: int = 0,
         cache_dir: str | None = None,
         train_pool: str = "cohort",
+        also_at_rate: int | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -273,7 +290,7 @@ class FoldDataModule(pl.LightningDataModule):
         self.seed = seed
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.split = prepare_fold(source, fold, self.sample_rate, n_folds, cohort, val_fraction,
-                                  skip_missing, self.cache_dir, fold_file, seed, train_pool)  # fmt: skip
+                                  skip_missing, self.cache_dir, fold_file, seed, train_pool, also_at_rate)  # fmt: skip
         self._feature_table = None
 
     @property

@@ -120,6 +120,7 @@ def fold_settings(cfg: DictConfig) -> dict[str, Any]:
         n_folds=data.n_folds, cohort=OmegaConf.to_container(data.cohort, resolve=True),
         val_fraction=data.val_fraction, skip_missing=data.skip_missing, fold_file=data.fold_file,
         seed=cfg.seed, cache_dir=data.cache_dir, train_pool=data.get("train_pool", "cohort"),
+        also_at_rate=data.get("also_at_rate"),
     )  # fmt: skip
 
 

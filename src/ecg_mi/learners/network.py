@@ -15,7 +15,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, WeightAveraging
 
 from ecg_mi.cli import stop_signals_held
 from ecg_mi.data.beats import maps_on_strips, median_beats
@@ -61,6 +61,49 @@ class MlflowEpochMetrics(Callback):
             with stop_signals_held():  # opening the store too: a signal stops the fit after this epoch's write
                 client = mlflow.MlflowClient(self.tracking_uri)
                 log_metrics_at(client, self.run_id, values, step=trainer.current_epoch)
+
+
+class LateWeightAveraging(WeightAveraging):
+    """Stochastic weight averaging over the last ``fraction`` of the training steps: the
+    equal-weight mean of the weights (and BatchNorm statistics) after every step from there
+    on replaces the network for validation, the checkpoint and prediction.
+
+    Before the first averaged step the network itself is validated and checkpointed
+    (Lightning's callback would show the untrained copy it starts from). Use with
+    ``callbacks=last`` semantics (no best-epoch pick): ``conf/callbacks/swa.yaml``.
+    """
+
+    def __init__(self, fraction: float = 0.5) -> None:
+        if not 0 < fraction <= 1:
+            raise ConfigError(f"callbacks.weight_averaging.fraction={fraction} must be in (0, 1]")
+        super().__init__(use_buffers=True)
+        self.fraction = fraction
+        self.first_step = 0
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if stage == "fit":
+            total = int(trainer.estimated_stepping_batches)
+            self.first_step = min(total - 1, int(round((1 - self.fraction) * total)))
+
+    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+        return step_idx is not None and step_idx >= self.first_step
+
+    def averaging(self) -> bool:
+        """Whether at least one step has been averaged."""
+        return self._average_model is not None and int(self._average_model.n_averaged) > 0
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.averaging():
+            self._swap_models(pl_module)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.averaging():  # no step runs during validation: swapped at its start too
+            self._swap_models(pl_module)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        if self.averaging():
+            super().on_save_checkpoint(trainer, pl_module, checkpoint)
 
 
 def build_callbacks(cfg: DictConfig, checkpoint_dir: Path) -> tuple[ModelCheckpoint, list[Callback]]:

@@ -70,7 +70,10 @@ class ECGClassifier(pl.LightningModule):
     add a multi-label head on the pooled features, trained with weight ``aux_weight`` beside
     the MI loss; it never changes P(MI) at prediction. ``max_epochs`` is this network's epoch
     budget (null: the trainer's), capped by the sweep's ``trainer.max_epochs``, so networks that
-    need different budgets share one sweep.
+    need different budgets share one sweep. ``test_windows`` > 1 scores a record at validation
+    and prediction as the mean P(MI) over that many evenly spaced windows of the training
+    crop's length (multi-window test-time averaging) instead of the whole strip at once; a
+    network trained without crops (``augment.crop`` 0) has one window, the whole input.
     """
 
     family = "network"
@@ -93,6 +96,7 @@ class ECGClassifier(pl.LightningModule):
         aux_targets: list[str] | tuple[str, ...] = (),
         aux_weight: float = 0.5,
         max_epochs: int | None = None,
+        test_windows: int = 1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -102,6 +106,8 @@ class ECGClassifier(pl.LightningModule):
             raise ConfigError(f"model.aux_weight={aux_weight} must be >= 0")
         if max_epochs is not None and max_epochs < 1:
             raise ConfigError(f"model.max_epochs={max_epochs} must be >= 1 (or null: trainer.max_epochs)")
+        if test_windows < 1:
+            raise ConfigError(f"model.test_windows={test_windows} must be >= 1 (1 = the whole strip at once)")
         pos = torch.tensor(pos_weight) if pos_weight else None
         self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos)
         self.val_auc = BinaryAUROC()
@@ -138,7 +144,19 @@ class ECGClassifier(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[B]`` for signals ``[B, 12, L]``."""
+        if self.hparams.test_windows > 1 and self.augment.crop and not self.training:
+            return self.window_logits(x)
         return self.logits_and_maps(x)[0]
+
+    def window_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B]``: the logit of the mean P(MI) over ``test_windows`` evenly spaced
+        windows of the training crop's length (first at the start, last at the end of ``x``).
+        Probabilities, not logits, are averaged, as an ensemble's are."""
+        length = x.shape[-1]
+        window = max(1, int(self.augment.crop * length))
+        starts = torch.linspace(0, length - window, self.hparams.test_windows).round().long().tolist()
+        probs = torch.stack([torch.sigmoid(self.logits_and_maps(x[..., s : s + window])[0].float()) for s in starts])
+        return torch.logit(probs.mean(0), eps=1e-7)
 
     def logits_and_maps(self, signal: torch.Tensor, *rest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``[B]`` and the convolutional maps ``[B, C, T]`` (the auxiliary head's input)
