@@ -79,6 +79,13 @@ def test_callbacks_last_keeps_the_final_epoch(compose_train):
     assert logged.data.metrics["best_epoch"] == 2 and logged.data.metrics["epochs_trained"] == 3
 
 
+def test_callbacks_swa_trains_and_keeps_the_final_epochs_average(compose_train):
+    results = run(compose_train("callbacks=swa", "trainer.max_epochs=2"))
+    [logged] = _runs("ecg-mi-synthetic")
+    assert logged.info.status == "FINISHED" and logged.data.metrics["best_epoch"] == 1
+    assert logged.data.metrics["test_auc"] == pytest.approx(results["test_auc"])
+
+
 def test_a_networks_own_epoch_budget_overrides_the_trainers(compose_train):
     run(compose_train("model.max_epochs=1", "trainer.max_epochs=3"))
     [logged] = _runs("ecg-mi-synthetic")
