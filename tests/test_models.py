@@ -246,6 +246,16 @@ def test_test_windows_average_p_mi_over_evenly_spaced_windows_of_the_training_cr
         assert not torch.allclose(model(x), model.logits_and_maps(x)[0])  # not the whole strip at once
 
 
+def test_test_windows_travel_with_the_saved_weights(tmp_path):
+    from ecg_mi.learners.network import load_weights, save_weights
+
+    model = create_model("resnet", augment={"crop": 0.5}, test_windows=3, **SMALL["resnet"]).eval()
+    save_weights(model, tmp_path / "w.pt")
+    x = torch.randn(2, 12, 1000)
+    with torch.no_grad():
+        assert torch.allclose(load_weights(tmp_path / "w.pt")(x), model.window_logits(x))
+
+
 def test_test_windows_leave_training_batches_alone():
     model = create_model("resnet", augment={"crop": 0.5}, test_windows=3, **SMALL["resnet"]).train()
     x = torch.randn(2, 12, 1000)
