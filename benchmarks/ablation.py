@@ -44,6 +44,8 @@ from ecg_mi.tracking import resolve_tracking_uri
 ROOT = repo_root()
 FOLDS = "0,1,2,3,4"
 AUX = "targets=classes"
+# The median-beat arms' levers: every labelled record of the training patients, classes + 31 statements.
+BEAT_LEVERS = ("data.train_pool=all", "targets=statements")
 
 
 @dataclass(frozen=True)
@@ -68,49 +70,49 @@ ARMS: dict[str, Arm] = {
     "resnet_beat": Arm("resnet_beat", (), "ResNet on the median beat (cohort records, best-val_auc epoch)", "resnet"),
     "resnet_beat_all_aux_last": Arm("resnet_beat", ("data.train_pool=all", AUX, "callbacks=last"),
                                     "ResNet on the median beat with all three levers", "resnet_all_aux_last"),
-    "resnet_beat_all_statements_last": Arm("resnet_beat", ("data.train_pool=all", "targets=statements", "callbacks=last"),
+    "resnet_beat_all_statements_last": Arm("resnet_beat", (*BEAT_LEVERS, "callbacks=last"),
                                            "as above, auxiliary targets: the classes + 31 SCP statements",
                                            "resnet_beat_all_aux_last"),
     "resnet_beat_all_statements_teacher_last": Arm(
-        "resnet_beat", ("data.train_pool=all", "targets=statements", "teacher=random_forest", "callbacks=last"),
+        "resnet_beat", (*BEAT_LEVERS, "teacher=random_forest", "callbacks=last"),
         "as above, distilled from Random Forest (cross-fitted P(MI), weight 0.5); sees the signal alone",
         "resnet_beat_all_statements_last"),
     "resnet_hybrid_all_statements_last": Arm(
-        "resnet_hybrid", ("data.train_pool=all", "targets=statements", "callbacks=last"),
+        "resnet_hybrid", (*BEAT_LEVERS, "callbacks=last"),
         "hybrid: the median-beat ResNet that also reads the 408 features (not the signal alone)",
         "resnet_beat_all_statements_last"),
     "resnet1d_wang_beat_all_statements_last": Arm(
-        "resnet1d_wang_beat", ("data.train_pool=all", "targets=statements", "callbacks=last"),
+        "resnet1d_wang_beat", (*BEAT_LEVERS, "callbacks=last"),
         "resnet1d_wang of the PTB-XL benchmarks on the median beat, levers as resnet_beat_all_statements_last",
         "resnet_beat_all_statements_last"),
     "xresnet1d_beat_all_statements_last": Arm(
-        "xresnet1d_beat", ("data.train_pool=all", "targets=statements", "callbacks=last"),
+        "xresnet1d_beat", (*BEAT_LEVERS, "callbacks=last"),
         "xresnet1d50 of the PTB-XL benchmarks on the median beat, levers as resnet_beat_all_statements_last",
         "resnet_beat_all_statements_last"),
     "resnet_beat_all_statements_swa": Arm(
-        "resnet_beat", ("data.train_pool=all", "targets=statements", "callbacks=swa"),
+        "resnet_beat", (*BEAT_LEVERS, "callbacks=swa"),
         "as resnet_beat_all_statements_last, weights averaged over the last half of the steps (SWA)",
         "resnet_beat_all_statements_last"),
     "resnet_beat_all_statements_teacher_swa": Arm(
-        "resnet_beat", ("data.train_pool=all", "targets=statements", "teacher=random_forest", "callbacks=swa"),
+        "resnet_beat", (*BEAT_LEVERS, "teacher=random_forest", "callbacks=swa"),
         "as resnet_beat_all_statements_teacher_last, weights averaged over the last half of the steps (SWA)",
         "resnet_beat_all_statements_teacher_last"),
     "resnet_beat_all_statements_swa25": Arm(
-        "resnet_beat", ("data.train_pool=all", "targets=statements", "callbacks=swa",
+        "resnet_beat", (*BEAT_LEVERS, "callbacks=swa",
                         "callbacks.weight_averaging.fraction=0.25"),
         "as resnet_beat_all_statements_last, weights averaged over the last quarter of the steps (SWA)",
         "resnet_beat_all_statements_last"),
     # 500 Hz files exist for ecg_id <= 500 only (251 cohort records, 71 MI): the rates are compared
     # on those records alone (data.also_at_rate), not on the 936 of every other arm.
     "resnet_beat_500records": Arm(
-        "resnet_beat", ("data.train_pool=all", "targets=statements", "callbacks=last", "data.also_at_rate=500"),
+        "resnet_beat", (*BEAT_LEVERS, "callbacks=last", "data.also_at_rate=500"),
         "resnet_beat_all_statements_last at 100 Hz on the records with 500 Hz files only (251 cohort records)",
         "resnet_beat_500records"),
     "resnet_beat_500hz": Arm(
-        "resnet_beat", ("data.train_pool=all", "targets=statements", "callbacks=last", "data.sample_rate=500"),
+        "resnet_beat", (*BEAT_LEVERS, "callbacks=last", "data.sample_rate=500"),
         "the same records at 500 Hz (median beat of 400 samples), network unchanged", "resnet_beat_500records"),
     "resnet_beat_500hz_stride5": Arm(
-        "resnet_beat", ("data.train_pool=all", "targets=statements", "callbacks=last", "data.sample_rate=500",
+        "resnet_beat", (*BEAT_LEVERS, "callbacks=last", "data.sample_rate=500",
                         "model.stem_stride=5"),
         "the same records at 500 Hz, stem strided by 5 (a learned decimation to 100 Hz)", "resnet_beat_500records"),
     "xresnet1d": Arm("xresnet1d", (), "xresnet1d50 of the PTB-XL benchmarks on the strip, as benchmarked", "resnet"),

@@ -27,13 +27,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from ablation import ARMS, experiment_name, markdown  # benchmarks/ is this script's folder
+from ablation import (  # benchmarks/ is this script's folder
+    ARMS,
+    experiment_name,
+    markdown,
+    pooled_auc,
+)
 from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
 
 from ecg_mi.evaluate.publish import commit, machine, replace_section
 from ecg_mi.evaluate.runs import fetch, model_fold_runs
-from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_test
+from ecg_mi.evaluate.stats import delong_test
 from ecg_mi.learners import learner_for
 from ecg_mi.packaging import CHECKPOINT_ARTIFACT
 from ecg_mi.paths import repo_root
@@ -70,12 +75,10 @@ def rows_for(arm: str, seed: int, windows: list[int], uri: str, scratch: Path) -
     for k in windows:
         val = [roc_auc_score(f[k]["val"]["label"], f[k]["val"]["prob"]) for f in folds]
         test = [roc_auc_score(f[k]["test"]["label"], f[k]["test"]["prob"]) for f in folds]
-        table = pooled[k]
-        auc, low, high = bootstrap_auc_ci(table["label"], table["prob"], table["patient_id"], 1000, 0)
-        p = f"{delong_test(labels, table['prob'].to_numpy(), reference)[2]:.3g}" if k != windows[0] else ""
+        p = f"{delong_test(labels, pooled[k]['prob'].to_numpy(), reference)[2]:.3g}" if k != windows[0] else ""
         rows.append({"arm": arm, "seed": seed, "windows": k, "val AUC": f"{np.mean(val):.3f}",
                      "test AUC (5 folds)": f"{np.mean(test):.3f} ± {np.std(test, ddof=1):.3f}",
-                     "pooled AUC": f"{auc:.3f} [{low:.3f}, {high:.3f}]", f"p vs {windows[0]} window": p})  # fmt: skip
+                     "pooled AUC": pooled_auc(pooled[k], "prob"), f"p vs {windows[0]} window": p})  # fmt: skip
         print(rows[-1], flush=True)
     return rows
 

@@ -132,7 +132,8 @@ def prepare_fold(
         meta.drop(columns=["patient_id"]), on="record_id", how="left", validate="1:1"
     )
     table, n_missing = _drop_missing(table, source, native, skip, "cohort")
-    table, n_missing = _keep_also_at(table, n_missing, source, also_at_rate, "cohort")
+    table, n_other = _keep_also_at(table, source, also_at_rate, "cohort")
+    n_missing += n_other
 
     test = table[table["fold"] == fold].reset_index(drop=True)
     train_all = table[table["fold"] != fold].reset_index(drop=True)
@@ -145,8 +146,8 @@ def prepare_fold(
     pool = train.iloc[:0]
     if train_pool == "all":
         pool, n_missing_pool = _drop_missing(_outside_cohort(index, folds.table), source, native, skip, "non-cohort")
-        pool, n_missing_pool = _keep_also_at(pool, n_missing_pool, source, also_at_rate, "non-cohort")
-        n_missing += n_missing_pool
+        pool, n_other = _keep_also_at(pool, source, also_at_rate, "non-cohort")
+        n_missing += n_missing_pool + n_other
         held_out = set(test["patient_id"]) | set(val["patient_id"])
         train = pd.concat([train, pool[~pool["patient_id"].isin(held_out)]], ignore_index=True)
     return FoldSplit(fold, folds, train, val, test, n_missing, pool)
@@ -179,13 +180,12 @@ def _drop_missing(table: pd.DataFrame, source, native: int, skip: bool, what: st
     return table[~absent].reset_index(drop=True), n_missing
 
 
-def _keep_also_at(table: pd.DataFrame, n_missing: int, source, rate: int | None, what: str) -> tuple[pd.DataFrame, int]:
-    """``table`` without the records that have no file at ``rate`` Hz (None: unchanged); the
-    count of records left out grows by theirs (logged like any skipped record)."""
+def _keep_also_at(table: pd.DataFrame, source, rate: int | None, what: str) -> tuple[pd.DataFrame, int]:
+    """``table`` without the records that have no file at ``rate`` Hz (None: unchanged), and how
+    many were left out (logged and counted like any skipped record)."""
     if rate is None:
-        return table, n_missing
-    table, n_other = _drop_missing(table, source, source.native_rate(rate), True, f"{what} (data.also_at_rate={rate})")
-    return table, n_missing + n_other
+        return table, 0
+    return _drop_missing(table, source, source.native_rate(rate), True, f"{what} (data.also_at_rate={rate})")
 
 
 def _record_exists(path: str) -> bool:
