@@ -47,7 +47,7 @@ benchmark: install
 
 ## The best recipe (issue 18, conf/experiment/best_cpu.yaml): train its three models x 5 folds,
 ## report with the ensemble row (reports/ecg-mi-best_cpu/), register the ensemble as ecg-mi@best.
-BEST = resnet_beat+random_forest+xgboost
+BEST = resnet_beat+extra_trees+xgboost
 best: install
 	$(BIN)/python train.py -m experiment=best_cpu
 	$(BIN)/python evaluate.py experiment_name=ecg-mi-best_cpu 'ensembles=[$(BEST)]' --paper

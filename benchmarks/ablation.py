@@ -121,6 +121,20 @@ ARMS: dict[str, Arm] = {
     "random_forest": Arm("random_forest", (), "Random Forest as benchmarked", "random_forest"),
     "random_forest_all": Arm("random_forest", ("data.train_pool=all",),
                              "+ every other labelled record (as resnet_all)", "random_forest"),
+    "random_forest_all_1000": Arm("random_forest", ("data.train_pool=all", "++model.params.n_estimators=1000"),
+                                  "as random_forest_all, 1,000 trees instead of 100", "random_forest_all"),
+    "extra_trees_all_sqrt": Arm("extra_trees", ("data.train_pool=all", "model.params.max_features=sqrt"),
+                                "Extra Trees, 1,000 trees, √408 ≈ 20 features per split, all records",
+                                "random_forest_all"),
+    "extra_trees_all_f02": Arm("extra_trees", ("data.train_pool=all", "model.params.max_features=0.2"),
+                               "Extra Trees, 1,000 trees, 20 % of the features per split, all records",
+                               "random_forest_all"),
+    "extra_trees_all": Arm("extra_trees", ("data.train_pool=all",),
+                           "Extra Trees, 1,000 trees, 30 % of the features per split (its default), all records",
+                           "random_forest_all"),
+    "extra_trees_all_f05": Arm("extra_trees", ("data.train_pool=all", "model.params.max_features=0.5"),
+                               "Extra Trees, 1,000 trees, 50 % of the features per split, all records",
+                               "random_forest_all"),
     "xgboost_paper": Arm("xgboost", ("++model.search=none",), "XGBoost, the paper's parameters", "xgboost_paper"),
     "xgboost_top1": Arm("xgboost", ("++model.average_top=1",),
                         "XGBoost, sampled search, the single best point", "xgboost_paper"),
@@ -170,6 +184,12 @@ ENSEMBLES: dict[str, tuple[str, tuple[tuple[str, int | None], ...]]] = {
         BEAT_ARCHITECTURES),
     "random_forest_all + median-beat architectures x seeds": (
         "features and the architecture ensemble, late fusion", (("random_forest_all", 42), *BEAT_ARCHITECTURES)),
+    "extra_trees_all + resnet_beat_all_statements_teacher_last x seeds": (
+        "Extra Trees and the distilled median beat, late fusion",
+        (("extra_trees_all", 42), ("resnet_beat_all_statements_teacher_last", None))),
+    "extra_trees_all + resnet_hybrid_all_statements_last x seeds": (
+        "Extra Trees and hybrid, late fusion", (("extra_trees_all", 42), ("resnet_hybrid_all_statements_last", None))),
+    "extra_trees_all + random_forest_all": ("the two forests", (("extra_trees_all", 42), ("random_forest_all", 42))),
 }  # fmt: skip
 
 

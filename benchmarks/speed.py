@@ -27,6 +27,7 @@ SCRIPTS = {
     "features": "408 features vs neurokit2's 12-lead delineation (target >= 10x)",
     "train_overhead": "Lightning epoch vs a plain PyTorch loop (target <= 1.15); loader memory",
     "xgb_search": "XGBoost default search vs the same points through scikit-learn (target <= 10 min per fold)",
+    "permutation": "permutation importance, batched vs scikit-learn's, same numbers (target >= 5x)",
 }
 
 

@@ -10,7 +10,7 @@ from ecg_mi.explain.figures import gradcam_figure, pick_examples
 from ecg_mi.explain.gradcam import gradcam, lead_attributions
 from ecg_mi.explain.st_attention import compare_groups, st_mask, st_ratio
 from ecg_mi.features import feature_names
-from ecg_mi.models import create_model
+from ecg_mi.models import create_model, list_models
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -134,6 +134,27 @@ def test_permutation_importance_finds_the_informative_column():
     y = (X[:, 40] > 0).astype(int)
     table = permutation(LogisticRegression(max_iter=1000).fit(X, y), X, y, repeats=2)
     assert table["feature"].iloc[0] == feature_names()[40] and len(table) == 408
+
+
+@pytest.mark.parametrize("name", list_models("classical"))
+def test_batched_permutation_importance_equals_scikit_learns(name):
+    from sklearn.inspection import permutation_importance
+
+    from ecg_mi.explain.importance import permutation
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(320, 408)).astype(np.float32)
+    y = (X[:, 3] + X[:, 7] + rng.normal(size=320) > 0).astype(int)
+    X[rng.random(X.shape) < 0.05] = np.nan
+    estimator = create_model(name, search="none", n_jobs=1).fit(X[:160], y[:160], np.arange(160)).estimator_
+    X, y = X[160:], y[160:]  # scored on records it did not see, as on a test fold: AUC < 1
+    # 1,000 rows per call: 3 features (2 repeats of 160 rows each) per batch, 136 batches
+    table = permutation(estimator, X, y, repeats=2, seed=7, rows_per_call=1000).set_index("feature")
+    reference = permutation_importance(estimator, X, y, scoring="roc_auc", n_repeats=2, random_state=7)
+    names = feature_names()
+    assert np.count_nonzero(reference.importances_std) >= 5  # the shuffles matter: a wrong one shows
+    np.testing.assert_allclose(table.loc[names, "auc_drop_mean"], reference.importances_mean, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(table.loc[names, "auc_drop_sd"], reference.importances_std, rtol=0, atol=1e-12)
 
 
 def test_aggregate_averages_folds_with_spread():
