@@ -187,8 +187,6 @@ ENSEMBLES: dict[str, tuple[str, tuple[tuple[str, int | None], ...]]] = {
     "extra_trees_all + resnet_beat_all_statements_teacher_last x seeds": (
         "Extra Trees and the distilled median beat, late fusion",
         (("extra_trees_all", 42), ("resnet_beat_all_statements_teacher_last", None))),
-    "extra_trees_all + resnet_hybrid_all_statements_last x seeds": (
-        "Extra Trees and hybrid, late fusion", (("extra_trees_all", 42), ("resnet_hybrid_all_statements_last", None))),
     "extra_trees_all + random_forest_all": ("the two forests", (("extra_trees_all", 42), ("random_forest_all", 42))),
 }  # fmt: skip
 

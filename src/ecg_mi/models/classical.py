@@ -262,18 +262,15 @@ class DecisionTreeModel(ClassicalModel):
 
 @register_model("random_forest", display="Random Forest")
 class RandomForestModel(ClassicalModel):
+    forest = RandomForestClassifier
+
     def make_estimator(self) -> BaseEstimator:
-        return _imputed(
-            RandomForestClassifier(random_state=self.seed, n_jobs=self.n_jobs, **self._params())
-        )
+        return _imputed(self.forest(random_state=self.seed, n_jobs=self.n_jobs, **self._params()))
 
 
 @register_model("extra_trees", display="Extra Trees")
-class ExtraTreesModel(ClassicalModel):
-    def make_estimator(self) -> BaseEstimator:
-        return _imputed(
-            ExtraTreesClassifier(random_state=self.seed, n_jobs=self.n_jobs, **self._params())
-        )
+class ExtraTreesModel(RandomForestModel):
+    forest = ExtraTreesClassifier  # random split thresholds; otherwise built as the forest
 
 
 @register_model("logistic_regression", display="Logistic Regression")
