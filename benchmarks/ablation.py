@@ -77,6 +77,10 @@ ARMS: dict[str, Arm] = {
         "resnet_beat", (*BEAT_LEVERS, "teacher=random_forest", "callbacks=last"),
         "as above, distilled from Random Forest (cross-fitted P(MI), weight 0.5); sees the signal alone",
         "resnet_beat_all_statements_last"),
+    "resnet_beat_all_statements_et_teacher_last": Arm(
+        "resnet_beat", (*BEAT_LEVERS, "teacher=extra_trees", "callbacks=last"),
+        "as above, distilled from Extra Trees (1,000 trees, 30 % of the features per split) instead",
+        "resnet_beat_all_statements_teacher_last"),
     "resnet_hybrid_all_statements_last": Arm(
         "resnet_hybrid", (*BEAT_LEVERS, "callbacks=last"),
         "hybrid: the median-beat ResNet that also reads the 408 features (not the signal alone)",

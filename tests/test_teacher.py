@@ -37,7 +37,8 @@ def test_soft_target_mixes_label_and_teacher_by_weight():
 
 def test_teacher_settings_are_checked():
     assert check_teacher(None) is None
-    assert check_teacher({"model": "random_forest"}) == {"model": "random_forest", "weight": 0.5, "folds": 5}
+    assert check_teacher({"model": "random_forest"}) == {"model": "random_forest", "params": {}, "weight": 0.5,
+                                                         "folds": 5}  # fmt: skip
     with pytest.raises(ConfigError, match="known"):
         check_teacher({"model": "forest"})
     with pytest.raises(ConfigError, match="a teacher is a feature model"):
@@ -46,6 +47,17 @@ def test_teacher_settings_are_checked():
         check_teacher({"model": "random_forest", "weight": 0})
     with pytest.raises(ConfigError, match="unknown key"):
         check_teacher({"model": "random_forest", "alpha": 0.5})
+    with pytest.raises(ConfigError, match="data.teacher.params"):
+        check_teacher({"model": "random_forest", "params": {"n_trees": 10}})
+
+
+def test_teacher_is_built_with_its_params():
+    features, labels, patients = _twins()
+    stumps = cross_fitted_probabilities("decision_tree", features, labels, patients, folds=5, seed=0,
+                                        params={"max_depth": 1})  # fmt: skip
+    full = cross_fitted_probabilities("decision_tree", features, labels, patients, folds=5, seed=0)
+    # Grown out, a tree's leaves are pure (P(MI) 0 or 1); a one-split tree's leaves are mixed.
+    assert set(np.unique(full)) <= {0.0, 1.0} and not set(np.unique(stumps)) <= {0.0, 1.0}
 
 
 def test_too_few_patients_for_the_teacher_folds_is_a_config_error():

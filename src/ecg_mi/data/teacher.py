@@ -11,6 +11,7 @@ the teacher.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from sklearn.model_selection import GroupKFold
 
 from ecg_mi.errors import ConfigError
 
-TEACHER_KEYS = ("model", "weight", "folds")
+TEACHER_KEYS = ("model", "params", "weight", "folds")
 
 
 def check_teacher(teacher: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -39,16 +40,31 @@ def check_teacher(teacher: dict[str, Any] | None) -> dict[str, Any] | None:
     folds = int(teacher.get("folds", 5))
     if folds < 2:
         raise ConfigError(f"data.teacher.folds={folds} must be >= 2")
-    return {"model": model, "weight": weight, "folds": folds}
+    params = dict(teacher.get("params") or {})
+    _teacher_model(model, params, seed=0)  # a parameter the estimator lacks fails here, not after the epochs
+    return {"model": model, "params": params, "weight": weight, "folds": folds}
+
+
+def _teacher_model(model: str, params: Mapping[str, Any], seed: int) -> Any:
+    """Registered model ``model`` with estimator ``params``; ConfigError for a parameter its
+    estimator does not take."""
+    from ecg_mi.models import create_model
+
+    teacher = create_model(model, params=dict(params), seed=seed, n_jobs=2)
+    try:
+        teacher.make_estimator()
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"data.teacher.params: {exc}") from None
+    return teacher
 
 
 def cross_fitted_probabilities(
-    model: str, features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int, seed: int
+    model: str, features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int, seed: int,
+    params: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
-    """P(MI) of each row of ``features`` ``[n, 408]`` from registered model ``model`` fitted on
-    the rows of the other groups (patients), ``folds`` patient-grouped folds."""
-    from ecg_mi.models import create_model
-
+    """P(MI) of each row of ``features`` ``[n, 408]`` from registered model ``model`` (with
+    estimator ``params``; none = its library defaults) fitted on the rows of the other groups
+    (patients), ``folds`` patient-grouped folds."""
     n_groups = len(np.unique(groups))
     if n_groups < folds:
         raise ConfigError(f"data.teacher.folds={folds}: the training part has only {n_groups} patients")
@@ -56,7 +72,7 @@ def cross_fitted_probabilities(
     for fit_rows, held_rows in GroupKFold(n_splits=folds).split(features, labels, groups):
         if len(np.unique(labels[fit_rows])) < 2:
             raise ConfigError(f"data.teacher: a teacher fold has one class only ({folds} folds)")
-        teacher = create_model(model, seed=seed, n_jobs=2)
+        teacher = _teacher_model(model, params or {}, seed)
         teacher.fit(features[fit_rows], labels[fit_rows], groups=groups[fit_rows])
         probabilities[held_rows] = teacher.predict_proba(features[held_rows])[:, 1]
     return probabilities
