@@ -13,8 +13,9 @@ the test folds), the mean ± sd of the five test-fold AUCs, and the pooled out-o
 with its 95 % patient-bootstrap CI, from the raw and from the calibrated P(MI) (the packaged
 model's output; calibration is fitted on each fold's validation part), with the paired DeLong
 p against the cohort baseline of the same model and seed. *Ensembles* (``ENSEMBLES``) average
-the members' calibrated P(MI) record by record (seeds of one arm, or networks with feature
-models); they are fixed here in advance, not picked from the table.
+calibrated P(MI) record by record — each member arm over its seed runs first, then the arms with
+equal weight (seeds of one arm, or networks with feature models); they are fixed here in
+advance, not picked from the table.
 
 Usage::
 
@@ -250,18 +251,23 @@ def arm_rows(arms: list[str], seeds: list[int], uri: str) -> tuple[list[dict], d
 
 
 def ensemble_rows(found: dict) -> list[dict]:
+    """Each ensemble's pooled AUC: every member arm's calibrated P(MI) averaged over its seed
+    runs first, then the member arms averaged with equal weight — so an arm run at three seeds
+    weighs as much as one run once, not three times as much."""
     rows = []
     for name, (what, members) in ENSEMBLES.items():
-        chosen = [(arm, seed) for arm, want in members for (a, seed) in found if a == arm and want in (None, seed)]
-        if len(chosen) < 2 or any(not any(a == arm for a, _ in chosen) for arm, _ in members):
+        chosen = {arm: [seed for (a, seed) in found if a == arm and want in (None, seed)] for arm, want in members}
+        runs = sum(len(seeds) for seeds in chosen.values())
+        if runs < 2 or not all(chosen.values()):
             continue  # an ensemble of one run, or a member arm not run yet
-        tables = [found[key][1] for key in chosen]
+        tables = [found[(arm, seed)][1] for arm, seeds in chosen.items() for seed in seeds]
         ids = tables[0]["record_id"].to_numpy()
         if any(not np.array_equal(t["record_id"].to_numpy(), ids) for t in tables):
             raise SystemExit(f"[ablation] {name}: members scored different records")
-        pooled = tables[0][["record_id", "patient_id", "label"]].assign(
-            prob_calibrated=np.mean([t["prob_calibrated"].to_numpy() for t in tables], axis=0))
-        rows.append({"ensemble": name, "what": what, "members": len(chosen),
+        per_arm = [np.mean([found[(arm, seed)][1]["prob_calibrated"].to_numpy() for seed in seeds], axis=0)
+                   for arm, seeds in chosen.items()]  # fmt: skip
+        pooled = tables[0][["record_id", "patient_id", "label"]].assign(prob_calibrated=np.mean(per_arm, axis=0))
+        rows.append({"ensemble": name, "what": what, "members": len(chosen), "runs": runs,
                      "pooled AUC, calibrated": pooled_auc(pooled, "prob_calibrated")})  # fmt: skip
     return rows
 
@@ -298,7 +304,8 @@ def main() -> int:
     text = markdown(pd.DataFrame(rows))
     ensembles = ensemble_rows(found)
     if ensembles:
-        text += "\n\nEnsembles (mean of the members' calibrated P(MI)):\n\n" + markdown(pd.DataFrame(ensembles))
+        text += ("\n\nEnsembles (each member arm's calibrated P(MI) averaged over its seed runs, then the arms "
+                 "averaged with equal weight):\n\n") + markdown(pd.DataFrame(ensembles))
     print(text)
     if args.publish:
         chosen = f" --arms {args.arms} --section {args.section}" if args.section else ""

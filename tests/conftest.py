@@ -3,10 +3,13 @@ MLflow stores, and the shared real data (skipped with a reason when absent)."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import subprocess
 import sys
 import tempfile
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -210,6 +213,19 @@ TINY_TRAINING = [
     "explain.permutation_repeats=1",
 ]
 TINY_RUN = ["data.source.n_records=120", *TINY_TRAINING]  # tiny training on small synthetic data
+
+
+@functools.cache
+def load_script(path: str) -> types.ModuleType:
+    """A script of the repository (``train.py``, ``benchmarks/ablation.py``) as a module: the
+    scripts are no package. Registered in ``sys.modules`` (dataclasses look their module up
+    there) under ``script_<stem>``, so it cannot shadow an installed module."""
+    name = f"script_{Path(path).stem}"
+    spec = importlib.util.spec_from_file_location(name, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def compose_config(config_name: str, *overrides: str):

@@ -10,7 +10,6 @@ file modes under the umask, and stale temporaries of a SIGKILLed cache build.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, TINY_TRAINING, cardiosoft_xml, make_signal
+from conftest import REPO, TINY_TRAINING, cardiosoft_xml, load_script, make_signal
 from ecg_mi.config_checks import check_evaluate_config, check_train_config
 from ecg_mi.data.cohort import fold_file_for, read_fold_file
 from ecg_mi.data.datamodule import prepare_fold
@@ -260,18 +259,8 @@ def test_cardiosoft_odd_digit_in_sample_count_is_not_a_crash(tmp_path):
     assert read_cardiosoft_xml(path).signal.shape == (12, 5000)
 
 
-def _load_fuzzer():
-    spec = importlib.util.spec_from_file_location(
-        "fuzz_wfdb_cardiosoft", REPO / "benchmarks" / "fuzz_wfdb_cardiosoft.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_random_mutations_give_a_record_or_the_projects_error(tmp_path, write_wfdb):
-    fuzz = _load_fuzzer()
+    fuzz = load_script("benchmarks/fuzz_wfdb_cardiosoft.py")
     record = write_wfdb(tmp_path / "src", "00001_lr")
     xml = tmp_path / "src" / "c.xml"
     xml.write_text(cardiosoft_xml(make_signal(1000, 500) * 1000), encoding="latin-1")

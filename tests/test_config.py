@@ -1,13 +1,12 @@
 """Every config option composes and instantiates what it names (lightning-hydra-template's
 config tests), so a broken YAML fails ``make test``, not a user's run."""
 
-import functools
 
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from conftest import REPO, compose_config
+from conftest import REPO, compose_config, load_script
 from ecg_mi.learners import learner_for
 from ecg_mi.models import get_model_class, list_models
 from ecg_mi.utils.config import build
@@ -137,25 +136,13 @@ def test_an_experiments_settings_for_a_switched_off_callback_leave_it_off(tmp_pa
     assert checkpoint.monitor is None and not any(isinstance(c, EarlyStopping) for c in built)
 
 
-@functools.cache
-def _ablation_arms() -> dict:
-    """benchmarks/ablation.py's ARMS (a script, not a package: loaded from its file)."""
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("ablation", REPO / "benchmarks" / "ablation.py")
-    module = sys.modules.setdefault("ablation", importlib.util.module_from_spec(spec))
-    spec.loader.exec_module(module)
-    return module.ARMS
-
-
-@pytest.mark.parametrize("arm", sorted(_ablation_arms()))
+@pytest.mark.parametrize("arm", sorted(load_script("benchmarks/ablation.py").ARMS))
 def test_every_ablation_arm_composes_and_builds_its_model_and_callbacks(arm, tmp_path):
     """benchmarks/ablation.py's arms are override lists: a typo there would fail only after the
     arms before it trained."""
     from ecg_mi.learners.network import build_callbacks
 
-    spec = _ablation_arms()[arm]
+    spec = load_script("benchmarks/ablation.py").ARMS[arm]
     cfg = compose_config("train", "experiment=cpu_fast", f"model={spec.model}", *spec.overrides)
     OmegaConf.resolve(cfg)
     assert build(cfg.model, "model", _convert_="all").model_name == spec.model

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, TINY_RUN, TINY_TRAINING, compose_config
+from conftest import TINY_RUN, TINY_TRAINING, compose_config, load_script
 from ecg_mi.errors import ConfigError
 from ecg_mi.models import list_models
 from ecg_mi.train import REQUIRED_METRICS, run
@@ -217,12 +217,7 @@ def test_network_config_hash_follows_the_training_settings():
 
 
 def test_train_py_returns_the_validation_metric_not_the_test_one(compose_train):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("train_entry", REPO / "train.py")
-    entry = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(entry)
-    returned = entry.main.__wrapped__(compose_train("model=logistic_regression"))
+    returned = load_script("train.py").main.__wrapped__(compose_train("model=logistic_regression"))
     [logged] = _runs("ecg-mi-synthetic")
     assert returned == pytest.approx(logged.data.metrics["val_auc"])
     assert returned != logged.data.metrics["test_auc"]
