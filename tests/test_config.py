@@ -52,13 +52,14 @@ def test_targets_config_names_only_targets_ptbxl_offers(targets, shared_ptbxl):
 
 
 @pytest.mark.parametrize("teacher", options("teacher"))
-def test_teacher_config_names_a_feature_model_with_its_settings(teacher):
+def test_teacher_config_is_its_model_config_and_builds(teacher):
     from ecg_mi.data.teacher import check_teacher
 
     cfg = compose_config("train", f"teacher={teacher}", f"model={teacher}")
-    checked = check_teacher(OmegaConf.to_container(cfg.data.teacher))
-    # The teacher is the model `model=<name>` trains: its estimator settings, not the library's.
-    assert checked["model"] == teacher and checked["params"] == dict(cfg.model.params or {})
+    # The teacher is the model `model=<name>` trains, settings and all, not the library's defaults.
+    estimator = OmegaConf.to_container(cfg.data.teacher.estimator, resolve=True)
+    assert estimator == OmegaConf.to_container(cfg.model, resolve=True)
+    assert check_teacher(OmegaConf.to_container(cfg.data.teacher, resolve=True))["model"].model_name == teacher
 
 
 @pytest.mark.parametrize("trainer", options("trainer"))

@@ -204,7 +204,8 @@ def test_aux_targets_reach_training_batches_only(tmp_path):
 
 def test_teacher_softens_the_training_targets_only(tmp_path):
     dm = SignalDataModule(AuxSyntheticSource(n_records=120), fold=1, batch_size=16, cache_dir=tmp_path,
-                          aux_targets=["FEMALE"], teacher={"model": "random_forest", "weight": 0.5})  # fmt: skip
+                          aux_targets=["FEMALE"], teacher={"estimator": {"_target_": "ecg_mi.models.create_model", "name": "random_forest"},
+                                                          "weight": 0.5})  # fmt: skip
     dm.setup()
     labels = dm.split.train["label"].to_numpy()
     soft = dm.train_targets

@@ -7,6 +7,12 @@ from sklearn.metrics import roc_auc_score
 
 from ecg_mi.data.teacher import check_teacher, cross_fitted_probabilities, soft_targets
 from ecg_mi.errors import ConfigError
+from ecg_mi.models import create_model
+
+
+def _estimator(name: str, **params) -> dict:
+    """A model config as ``conf/model/<name>.yaml`` gives it."""
+    return {"_target_": "ecg_mi.models.create_model", "name": name, "seed": 0, "params": params}
 
 
 def _twins(n_patients: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -21,11 +27,9 @@ def _twins(n_patients: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray,
 
 def test_no_soft_target_comes_from_a_teacher_that_saw_its_patient():
     features, labels, patients = _twins()
-    probabilities = cross_fitted_probabilities("decision_tree", features, labels, patients, folds=5, seed=0)
+    probabilities = cross_fitted_probabilities(create_model("decision_tree", seed=0), features, labels, patients, 5)
     assert roc_auc_score(labels, probabilities) < 0.7  # a tree that had seen the twin scores 1.0
     # The same teacher fitted on every row memorises them: what cross-fitting prevents.
-    from ecg_mi.models import create_model
-
     seen = create_model("decision_tree", seed=0).fit(features, labels).predict_proba(features)[:, 1]
     assert roc_auc_score(labels, seen) == 1.0
 
@@ -37,25 +41,29 @@ def test_soft_target_mixes_label_and_teacher_by_weight():
 
 def test_teacher_settings_are_checked():
     assert check_teacher(None) is None
-    assert check_teacher({"model": "random_forest"}) == {"model": "random_forest", "params": {}, "weight": 0.5,
-                                                         "folds": 5}  # fmt: skip
+    checked = check_teacher({"estimator": _estimator("random_forest", n_estimators=7)})
+    assert (checked["weight"], checked["folds"]) == (0.5, 5)
+    assert checked["model"].model_name == "random_forest" and checked["model"].params == {"n_estimators": 7}
     with pytest.raises(ConfigError, match="known"):
-        check_teacher({"model": "forest"})
+        check_teacher({"estimator": _estimator("forest")})
     with pytest.raises(ConfigError, match="a teacher is a feature model"):
-        check_teacher({"model": "resnet"})
+        check_teacher({"estimator": _estimator("resnet")})
+    with pytest.raises(ConfigError, match="a model config"):
+        check_teacher({"estimator": "random_forest"})
     with pytest.raises(ConfigError, match=r"weight=0.0 must be in \(0, 1\]"):
-        check_teacher({"model": "random_forest", "weight": 0})
+        check_teacher({"estimator": _estimator("random_forest"), "weight": 0})
     with pytest.raises(ConfigError, match="unknown key"):
-        check_teacher({"model": "random_forest", "alpha": 0.5})
-    with pytest.raises(ConfigError, match="data.teacher.params"):
-        check_teacher({"model": "random_forest", "params": {"n_trees": 10}})
+        check_teacher({"estimator": _estimator("random_forest"), "alpha": 0.5})
+    with pytest.raises(ConfigError, match="data.teacher.estimator.params"):
+        check_teacher({"estimator": _estimator("random_forest", n_trees=10)})
 
 
-def test_teacher_is_built_with_its_params():
+def test_teacher_is_fitted_with_its_settings():
     features, labels, patients = _twins()
-    stumps = cross_fitted_probabilities("decision_tree", features, labels, patients, folds=5, seed=0,
-                                        params={"max_depth": 1})  # fmt: skip
-    full = cross_fitted_probabilities("decision_tree", features, labels, patients, folds=5, seed=0)
+    stumps = cross_fitted_probabilities(check_teacher({"estimator": _estimator("decision_tree", max_depth=1)})["model"],
+                                        features, labels, patients, 5)  # fmt: skip
+    full = cross_fitted_probabilities(check_teacher({"estimator": _estimator("decision_tree")})["model"],
+                                      features, labels, patients, 5)  # fmt: skip
     # Grown out, a tree's leaves are pure (P(MI) 0 or 1); a one-split tree's leaves are mixed.
     assert set(np.unique(full)) <= {0.0, 1.0} and not set(np.unique(stumps)) <= {0.0, 1.0}
 
@@ -63,4 +71,4 @@ def test_teacher_is_built_with_its_params():
 def test_too_few_patients_for_the_teacher_folds_is_a_config_error():
     features, labels, patients = _twins(n_patients=3)
     with pytest.raises(ConfigError, match="only 3 patients"):
-        cross_fitted_probabilities("decision_tree", features, labels, patients, folds=5, seed=0)
+        cross_fitted_probabilities(create_model("decision_tree", seed=0), features, labels, patients, 5)

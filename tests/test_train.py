@@ -108,7 +108,7 @@ def test_network_trains_with_a_teacher_logged_with_its_run(compose_train):
     results = run(compose_train("teacher=random_forest"))
     [logged] = _runs("ecg-mi-synthetic")
     assert logged.info.status == "FINISHED" and 0.0 <= results["test_auc"] <= 1.0
-    assert logged.data.params["data.teacher.model"] == "random_forest"
+    assert logged.data.params["data.teacher.estimator.name"] == "random_forest"
 
 
 def test_same_config_twice_gives_the_same_test_auc(compose_train):

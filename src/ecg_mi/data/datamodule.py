@@ -337,7 +337,7 @@ class SignalDataModule(FoldDataModule):
             test batches keep ``y`` ``[B]``, so selection and scores concern MI alone.
         input_kind: ``signal`` serves the 10 s strips; ``median_beat`` each strip's median beat
             ``[12, T]`` (:mod:`ecg_mi.data.beats`; the network asks, ``input_kind`` of its class).
-        teacher: ``{model, params, weight, folds}`` (``data.teacher``): the training batches' MI
+        teacher: ``{estimator, weight, folds}`` (``data.teacher``; ``estimator`` a model config): the training batches' MI
             target becomes ``(1 - weight) * label + weight * P(MI)`` of that feature model, cross-fitted
             on the training part (:mod:`ecg_mi.data.teacher`); None = the labels.
         clinical: also serve each record's 408 features, scaled with the training part's
@@ -412,10 +412,10 @@ class SignalDataModule(FoldDataModule):
         train = self.split.train
         labels = train["label"].to_numpy()
         probabilities = cross_fitted_probabilities(
-            self.teacher["model"], self.feature_matrix(train), labels,
-            train["patient_id"].to_numpy(), self.teacher["folds"], self.seed, self.teacher["params"],
+            self.teacher["model"], self.feature_matrix(train), labels, train["patient_id"].to_numpy(),
+            self.teacher["folds"],
         )  # fmt: skip
-        log.info("teacher %s: cross-fitted AUC %.3f on the %d training records (weight %.2f)", self.teacher["model"],
+        log.info("teacher %s: cross-fitted AUC %.3f on the %d training records (weight %.2f)", self.teacher["model"].model_name,
                  roc_auc_score(labels, probabilities), len(labels), self.teacher["weight"])  # fmt: skip
         return soft_targets(labels, probabilities, self.teacher["weight"])
 

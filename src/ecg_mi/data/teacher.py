@@ -11,60 +11,56 @@ the teacher.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.model_selection import GroupKFold
 
 from ecg_mi.errors import ConfigError
 
-TEACHER_KEYS = ("model", "params", "weight", "folds")
+TEACHER_KEYS = ("estimator", "weight", "folds")
 
 
 def check_teacher(teacher: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``teacher`` (``data.teacher``) with its values checked, or None when off."""
+    """``teacher`` (``data.teacher``) with its values checked and its estimator built, or None
+    when off. ``estimator`` is a model config (``_target_`` and all, as ``conf/model/*.yaml``:
+    ``teacher=<name>`` composes ``conf/model/<name>.yaml`` there), so a teacher has exactly the
+    settings its model has when trained on its own; the result holds the unfitted model."""
     if not teacher:
         return None
     unknown = sorted(set(teacher) - set(TEACHER_KEYS))
     if unknown:
         raise ConfigError(f"data.teacher: unknown key(s) {unknown}; known: {list(TEACHER_KEYS)}")
     from ecg_mi.models.registry import get_model_class
+    from ecg_mi.utils.config import build
 
-    model = str(teacher.get("model"))
-    if get_model_class(model).family != "classical":  # ConfigError listing the names if unknown
-        raise ConfigError(f"data.teacher.model={model!r}: a teacher is a feature model, not a network")
+    estimator = teacher.get("estimator")
+    if not isinstance(estimator, dict) or "name" not in estimator:
+        raise ConfigError("data.teacher.estimator: a model config (as conf/model/<name>.yaml) is required")
+    name = str(estimator["name"])
+    if get_model_class(name).family != "classical":  # ConfigError listing the names if unknown
+        raise ConfigError(f"data.teacher.estimator.name={name!r}: a teacher is a feature model, not a network")
     weight = float(teacher.get("weight", 0.5))
     if not 0.0 < weight <= 1.0:
         raise ConfigError(f"data.teacher.weight={weight} must be in (0, 1]")
     folds = int(teacher.get("folds", 5))
     if folds < 2:
         raise ConfigError(f"data.teacher.folds={folds} must be >= 2")
-    params = dict(teacher.get("params") or {})
-    _teacher_model(model, params, seed=0)  # a parameter the estimator lacks fails here, not after the epochs
-    return {"model": model, "params": params, "weight": weight, "folds": folds}
-
-
-def _teacher_model(model: str, params: Mapping[str, Any], seed: int) -> Any:
-    """Registered model ``model`` with estimator ``params``; ConfigError for a parameter its
-    estimator does not take."""
-    from ecg_mi.models import create_model
-
-    teacher = create_model(model, params=dict(params), seed=seed, n_jobs=2)
-    try:
-        teacher.make_estimator()
+    model = build(estimator, "data.teacher.estimator")
+    try:  # a parameter the estimator lacks fails here, not after the epochs
+        model.make_estimator()
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"data.teacher.params: {exc}") from None
-    return teacher
+        raise ConfigError(f"data.teacher.estimator.params: {exc}") from None
+    return {"model": model, "weight": weight, "folds": folds}
 
 
 def cross_fitted_probabilities(
-    model: str, features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int, seed: int,
-    params: Mapping[str, Any] | None = None,
+    teacher: Any, features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int,
 ) -> np.ndarray:
-    """P(MI) of each row of ``features`` ``[n, 408]`` from registered model ``model`` (with
-    estimator ``params``; none = its library defaults) fitted on the rows of the other groups
-    (patients), ``folds`` patient-grouped folds."""
+    """P(MI) of each row of ``features`` ``[n, 408]`` from a fresh clone of the unfitted
+    classical model ``teacher`` fitted on the rows of the other groups (patients), ``folds``
+    patient-grouped folds."""
     n_groups = len(np.unique(groups))
     if n_groups < folds:
         raise ConfigError(f"data.teacher.folds={folds}: the training part has only {n_groups} patients")
@@ -72,9 +68,8 @@ def cross_fitted_probabilities(
     for fit_rows, held_rows in GroupKFold(n_splits=folds).split(features, labels, groups):
         if len(np.unique(labels[fit_rows])) < 2:
             raise ConfigError(f"data.teacher: a teacher fold has one class only ({folds} folds)")
-        teacher = _teacher_model(model, params or {}, seed)
-        teacher.fit(features[fit_rows], labels[fit_rows], groups=groups[fit_rows])
-        probabilities[held_rows] = teacher.predict_proba(features[held_rows])[:, 1]
+        fitted = clone(teacher).fit(features[fit_rows], labels[fit_rows], groups=groups[fit_rows])
+        probabilities[held_rows] = fitted.predict_proba(features[held_rows])[:, 1]
     return probabilities
 
 

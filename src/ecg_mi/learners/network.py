@@ -222,7 +222,7 @@ class NetworkLearner(Learner):
         teacher = data.get("teacher")
         return SignalDataModule(batch_size=data.batch_size, num_workers=data.num_workers,
                                 pin_memory=data.pin_memory, aux_targets=list(cfg.model.get("aux_targets") or []),
-                                input_kind=getattr(network, "input_kind", "signal"), teacher=OmegaConf.to_container(teacher) if teacher else None,
+                                input_kind=getattr(network, "input_kind", "signal"), teacher=OmegaConf.to_container(teacher, resolve=True) if teacher else None,
                                 clinical=getattr(network, "clinical_features", False), **fold_settings(cfg))  # fmt: skip
 
     def fit(self, model: pl.LightningModule, data: SignalDataModule) -> dict[str, float]:
