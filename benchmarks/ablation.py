@@ -260,13 +260,13 @@ def ensemble_rows(found: dict) -> list[dict]:
         runs = sum(len(seeds) for seeds in chosen.values())
         if runs < 2 or not all(chosen.values()):
             continue  # an ensemble of one run, or a member arm not run yet
-        tables = [found[(arm, seed)][1] for arm, seeds in chosen.items() for seed in seeds]
-        ids = tables[0]["record_id"].to_numpy()
-        if any(not np.array_equal(t["record_id"].to_numpy(), ids) for t in tables):
+        tables = {arm: [found[(arm, seed)][1] for seed in seeds] for arm, seeds in chosen.items()}
+        first = next(iter(tables.values()))[0]
+        if any(not np.array_equal(t["record_id"].to_numpy(), first["record_id"].to_numpy())
+               for runs_of_arm in tables.values() for t in runs_of_arm):  # fmt: skip
             raise SystemExit(f"[ablation] {name}: members scored different records")
-        per_arm = [np.mean([found[(arm, seed)][1]["prob_calibrated"].to_numpy() for seed in seeds], axis=0)
-                   for arm, seeds in chosen.items()]  # fmt: skip
-        pooled = tables[0][["record_id", "patient_id", "label"]].assign(prob_calibrated=np.mean(per_arm, axis=0))
+        per_arm = [np.mean([t["prob_calibrated"].to_numpy() for t in runs_of_arm], axis=0) for runs_of_arm in tables.values()]
+        pooled = first[["record_id", "patient_id", "label"]].assign(prob_calibrated=np.mean(per_arm, axis=0))
         rows.append({"ensemble": name, "what": what, "members": len(chosen), "runs": runs,
                      "pooled AUC, calibrated": pooled_auc(pooled, "prob_calibrated")})  # fmt: skip
     return rows

@@ -228,6 +228,11 @@ def load_script(path: str) -> types.ModuleType:
     return module
 
 
+def model_config(name: str, **params: object) -> dict:
+    """A model config as ``conf/model/<name>.yaml`` gives it (what ``data.teacher.estimator`` holds)."""
+    return {"_target_": "ecg_mi.models.create_model", "name": name, "seed": 0, "params": params}
+
+
 def compose_config(config_name: str, *overrides: str):
     """The entry config ``config_name`` (conf/<name>.yaml) composed as Hydra would."""
     from hydra import compose, initialize_config_dir

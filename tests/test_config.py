@@ -1,7 +1,6 @@
 """Every config option composes and instantiates what it names (lightning-hydra-template's
 config tests), so a broken YAML fails ``make test``, not a user's run."""
 
-
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict

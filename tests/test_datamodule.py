@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import AuxSyntheticSource
+from conftest import AuxSyntheticSource, model_config
 from ecg_mi.data.datamodule import OUTSIDE_COHORT, SignalDataModule, prepare_fold
 from ecg_mi.data.sources import PtbxlSource, SyntheticSource
 from ecg_mi.errors import ConfigError, DataError, InputError
@@ -204,8 +204,7 @@ def test_aux_targets_reach_training_batches_only(tmp_path):
 
 def test_teacher_softens_the_training_targets_only(tmp_path):
     dm = SignalDataModule(AuxSyntheticSource(n_records=120), fold=1, batch_size=16, cache_dir=tmp_path,
-                          aux_targets=["FEMALE"], teacher={"estimator": {"_target_": "ecg_mi.models.create_model", "name": "random_forest"},
-                                                          "weight": 0.5})  # fmt: skip
+                          aux_targets=["FEMALE"], teacher={"estimator": model_config("random_forest"), "weight": 0.5})  # fmt: skip
     dm.setup()
     labels = dm.split.train["label"].to_numpy()
     soft = dm.train_targets

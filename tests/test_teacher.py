@@ -5,14 +5,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from conftest import model_config
 from ecg_mi.data.teacher import check_teacher, cross_fitted_probabilities, soft_targets
 from ecg_mi.errors import ConfigError
 from ecg_mi.models import create_model
-
-
-def _estimator(name: str, **params) -> dict:
-    """A model config as ``conf/model/<name>.yaml`` gives it."""
-    return {"_target_": "ecg_mi.models.create_model", "name": name, "seed": 0, "params": params}
 
 
 def _twins(n_patients: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,28 +37,28 @@ def test_soft_target_mixes_label_and_teacher_by_weight():
 
 def test_teacher_settings_are_checked():
     assert check_teacher(None) is None
-    checked = check_teacher({"estimator": _estimator("random_forest", n_estimators=7)})
+    checked = check_teacher({"estimator": model_config("random_forest", n_estimators=7)})
     assert (checked["weight"], checked["folds"]) == (0.5, 5)
     assert checked["model"].model_name == "random_forest" and checked["model"].params == {"n_estimators": 7}
     with pytest.raises(ConfigError, match="known"):
-        check_teacher({"estimator": _estimator("forest")})
+        check_teacher({"estimator": model_config("forest")})
     with pytest.raises(ConfigError, match="a teacher is a feature model"):
-        check_teacher({"estimator": _estimator("resnet")})
+        check_teacher({"estimator": model_config("resnet")})
     with pytest.raises(ConfigError, match="a model config"):
         check_teacher({"estimator": "random_forest"})
     with pytest.raises(ConfigError, match=r"weight=0.0 must be in \(0, 1\]"):
-        check_teacher({"estimator": _estimator("random_forest"), "weight": 0})
+        check_teacher({"estimator": model_config("random_forest"), "weight": 0})
     with pytest.raises(ConfigError, match="unknown key"):
-        check_teacher({"estimator": _estimator("random_forest"), "alpha": 0.5})
+        check_teacher({"estimator": model_config("random_forest"), "alpha": 0.5})
     with pytest.raises(ConfigError, match="data.teacher.estimator.params"):
-        check_teacher({"estimator": _estimator("random_forest", n_trees=10)})
+        check_teacher({"estimator": model_config("random_forest", n_trees=10)})
 
 
 def test_teacher_is_fitted_with_its_settings():
     features, labels, patients = _twins()
-    stumps = cross_fitted_probabilities(check_teacher({"estimator": _estimator("decision_tree", max_depth=1)})["model"],
+    stumps = cross_fitted_probabilities(check_teacher({"estimator": model_config("decision_tree", max_depth=1)})["model"],
                                         features, labels, patients, 5)  # fmt: skip
-    full = cross_fitted_probabilities(check_teacher({"estimator": _estimator("decision_tree")})["model"],
+    full = cross_fitted_probabilities(check_teacher({"estimator": model_config("decision_tree")})["model"],
                                       features, labels, patients, 5)  # fmt: skip
     # Grown out, a tree's leaves are pure (P(MI) 0 or 1); a one-split tree's leaves are mixed.
     assert set(np.unique(full)) <= {0.0, 1.0} and not set(np.unique(stumps)) <= {0.0, 1.0}
