@@ -2,6 +2,7 @@
 report files, and the train.py → evaluate.py path end to end."""
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -98,10 +99,12 @@ def _fake_sweep(
     *,
     tmp: Path,
     calibrated=(),
+    validation=(),
 ):
     """Log fold runs with known predictions: model → signal strength; models in
     ``calibrated`` also get a ``prob_calibrated`` column (the square root of ``prob``),
-    the others are like runs logged before calibration."""
+    the others are like runs logged before calibration; models in ``validation`` also log
+    ``val_predictions.csv`` (the other folds' records, fresh noise) and its ``val_auc``."""
     mlflow.set_tracking_uri(uri)
     exp = mlflow.set_experiment(experiment)
     rng = np.random.default_rng(0)
@@ -133,6 +136,13 @@ def _fake_sweep(
                 path.parent.mkdir(parents=True, exist_ok=True)
                 part.to_csv(path, index=False)
                 mlflow.log_artifact(str(path))
+                if model in validation:
+                    val = truth[truth["fold"] != fold]
+                    val = val.assign(prob=1 / (1 + np.exp(-(strength * val["label"] + rng.normal(size=len(val))))))
+                    val = val.assign(prob_calibrated=np.sqrt(val["prob"]))
+                    val.to_csv(path.with_name("val_predictions.csv"), index=False)
+                    mlflow.log_artifact(str(path.with_name("val_predictions.csv")))
+                    mlflow.log_metric("val_auc", roc_auc_score(val["label"], val["prob"]))
     return truth
 
 
@@ -310,6 +320,73 @@ def test_ensemble_row_averages_the_members_calibrated_probabilities(tmp_path):
     assert table.loc["resnet+xgboost", "name"] == "ResNet + XGBoost"
     files = build_report(sweep, tmp_path / "report", "fake", Settings(n_bootstrap=50))
     assert "ResNet + XGBoost" in files["table2.md"].read_text()
+
+
+def test_ensemble_val_auc_is_the_members_mean_on_each_validation_part(tmp_path):
+    from ecg_mi.evaluate.ensembles import add_ensembles
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    both = ("xgboost", "resnet")
+    _fake_sweep(uri, "fake", {"xgboost": 1.0, "resnet": 2.0}, tmp=tmp_path, calibrated=both, validation=both)
+    sweep = add_ensembles(collect("fake", uri), ["resnet+xgboost"])
+    runs = sweep.runs.set_index(["model", "fold"])
+    for fold in (0, 1):
+        val = sweep.val_predictions[sweep.val_predictions["fold"] == fold]
+        member = {m: val[val["model"] == m].sort_values("record_id") for m in both}
+        assert len(member["resnet"]) == 60 and (member["resnet"]["label"] == 1).any()
+        mean = (member["resnet"]["prob_calibrated"].to_numpy() + member["xgboost"]["prob_calibrated"].to_numpy()) / 2
+        expected = roc_auc_score(member["resnet"]["label"], mean)
+        assert runs.loc[("resnet+xgboost", fold), "val_auc"] == pytest.approx(expected)
+
+
+def test_ensemble_has_no_val_auc_when_a_member_logged_no_validation_predictions(tmp_path):
+    from ecg_mi.evaluate.ensembles import add_ensembles
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    _fake_sweep(uri, "fake", {"xgboost": 1.0, "resnet": 2.0}, tmp=tmp_path, calibrated=("xgboost", "resnet"),
+                validation=("resnet",))  # fmt: skip
+    sweep = add_ensembles(collect("fake", uri), ["resnet+xgboost"])
+    assert set(sweep.val_predictions["model"]) == {"resnet"}
+    assert sweep.runs.loc[sweep.runs["model"] == "resnet+xgboost", "val_auc"].isna().all()
+
+
+def test_report_ranks_models_and_ensembles_by_validation_auc(tmp_path):
+    from ecg_mi.evaluate.ensembles import add_ensembles
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    both = ("xgboost", "resnet")
+    _fake_sweep(uri, "fake", {"xgboost": 0.5, "resnet": 3.0}, tmp=tmp_path, calibrated=both, validation=both)
+    sweep = add_ensembles(collect("fake", uri), ["resnet+xgboost"])
+    files = build_report(sweep, tmp_path / "report", "fake", Settings(n_bootstrap=50))
+    validation = pd.read_csv(files["validation.csv"])
+    assert list(validation["model"]) == ["resnet", "resnet+xgboost", "xgboost"]  # a weak member drags the mean down
+    assert list(validation["chosen"]) == [True, False, False]
+    val = sweep.val_predictions[sweep.val_predictions["model"] == "xgboost"]
+    expected = np.mean([roc_auc_score(g["label"], g["prob_calibrated"]) for _, g in val.groupby("fold")])
+    assert validation.loc[2, "val_auc_mean"] == pytest.approx(expected)
+    section = files["README.md"].read_text().split("## Chosen on validation")[1].split("## ROC")[0]
+    assert "| **ResNet** |" in section
+
+
+def test_chosen_model_is_the_best_on_validation_never_an_incomplete_one(tmp_path):
+    from ecg_mi.evaluate.ensembles import add_ensembles
+    from ecg_mi.evaluate.validation import chosen_model
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    both = ("xgboost", "resnet")
+    _fake_sweep(uri, "fake", {"xgboost": 0.5, "resnet": 3.0}, tmp=tmp_path, calibrated=both, validation=both)
+    sweep = add_ensembles(collect("fake", uri), ["resnet+xgboost"])
+    assert chosen_model(sweep) == "resnet"
+    assert chosen_model(replace(sweep, incomplete={"resnet"})) == "resnet+xgboost"
+
+
+def test_chosen_model_needs_validation_predictions(tmp_path):
+    from ecg_mi.evaluate.validation import chosen_model
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    _fake_sweep(uri, "fake", {"xgboost": 1.0, "resnet": 2.0}, tmp=tmp_path)
+    with pytest.raises(DataError, match=r"no complete model of the sweep logged val_predictions.csv.*\['resnet', 'xgboost'\]"):
+        chosen_model(collect("fake", uri))
 
 
 def test_ensemble_of_a_model_outside_the_sweep_is_a_config_error(tmp_path):

@@ -297,6 +297,17 @@ def test_register_points_the_alias_at_an_ensemble_run(store, registered):
     assert source.info.run_name == "resnet-ensemble"
 
 
+def test_register_chosen_registers_the_complete_model_best_on_validation(store):
+    from ecg_mi.evaluate.main import run
+
+    # resnet is the store's only model with every fold (the others have one of two)
+    run(compose_config("evaluate", f"experiment_name={EXPERIMENT}", "register=ecg-mi", "model_uri=chosen",
+                       "allow_incomplete=true", "alias=chosen", f"tracking.uri={store.uri}"))  # fmt: skip
+    client = MlflowClient(store.uri)
+    source = client.get_run(client.get_model_version_by_alias("ecg-mi", "chosen").run_id)
+    assert source.data.tags["kind"] == "ensemble" and source.data.tags["model"] == "resnet"
+
+
 def test_report_still_reads_only_fold_runs(store, registered):
     sweep = collect(EXPERIMENT, store.uri, allow_incomplete=True)  # xgboost has one fold of two
     assert set(sweep.runs["run_id"]) == {r.id for r in store.runs.values()}

@@ -8,6 +8,7 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from sklearn.metrics import roc_auc_score
 
 from conftest import TINY_RUN, TINY_TRAINING, compose_config, load_script
 from ecg_mi.errors import ConfigError
@@ -52,6 +53,21 @@ def test_run_logs_metrics_params_and_predictions(compose_train):
     history = MlflowClient().get_metric_history(logged.info.run_id, "val_auc")
     assert [m.step for m in history] == [0, 1, 2]  # two epochs, then the selected checkpoint's
     assert history[-1].value == pytest.approx(results["val_auc"])
+
+
+def test_run_logs_the_validation_parts_predictions(compose_train):
+    from ecg_mi.learners import learner_for
+
+    cfg = compose_train("fold=1")
+    results = run(cfg)
+    [logged] = _runs("ecg-mi-synthetic")
+    local = mlflow.artifacts.download_artifacts(run_id=logged.info.run_id, artifact_path="val_predictions.csv",
+                                                tracking_uri=os.environ["MLFLOW_TRACKING_URI"])  # fmt: skip
+    val = pd.read_csv(local, dtype={"record_id": str})
+    expected = learner_for(cfg.model.name).datamodule(cfg).metadata("val")
+    assert list(val["record_id"]) == list(expected["record_id"])
+    assert (val["fold"] != 1).all()  # carved from the training folds: the records' own folds
+    assert roc_auc_score(val["label"], val["prob"]) == pytest.approx(results["val_auc"], abs=1e-4)
 
 
 def test_a_run_outside_hydra_removes_its_temporary_folder(compose_train):

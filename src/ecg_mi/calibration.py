@@ -32,6 +32,7 @@ winner is refitted on the whole validation part.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -162,10 +163,11 @@ def fit_method(method: str, probs: np.ndarray, labels: np.ndarray) -> Calibrator
     raise ValueError(f"unknown calibration method {method!r}; known: {', '.join(CANDIDATES)}")
 
 
-def cross_fit_briers(probs: np.ndarray, labels: np.ndarray, groups: np.ndarray,
-                     seed: int = 0, n_splits: int = SELECTION_FOLDS) -> dict[str, float]:  # fmt: skip
-    """Brier score of each candidate's out-of-fold calibrated ``probs`` (stratified,
-    patient-grouped k-fold inside the given part); empty when either class has < 2 records."""
+def cross_fitted(probs: np.ndarray, labels: np.ndarray, groups: np.ndarray, methods: Sequence[str],
+                 seed: int = 0, n_splits: int = SELECTION_FOLDS) -> dict[str, np.ndarray]:  # fmt: skip
+    """Each method's out-of-fold calibrated ``probs`` ``[n]`` (stratified, patient-grouped
+    k-fold inside the given part: every record calibrated by a map fitted without it); empty
+    when either class has < 2 records."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     probs, labels = np.asarray(probs, dtype=float), np.asarray(labels).astype(int)
@@ -173,12 +175,20 @@ def cross_fit_briers(probs: np.ndarray, labels: np.ndarray, groups: np.ndarray,
     if k < 2:
         return {}
     folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    out = {m: np.empty_like(probs) for m in CANDIDATES}
+    out = {m: np.empty_like(probs) for m in methods}
     for fit_idx, held_idx in folds.split(probs, labels, groups):
-        for method in CANDIDATES:
+        for method in methods:
             calibrator = fit_method(method, probs[fit_idx], labels[fit_idx])
             out[method][held_idx] = apply_calibration(calibrator, probs[held_idx])
-    return {m: brier_score(labels, p) for m, p in out.items()}
+    return out
+
+
+def cross_fit_briers(probs: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+                     seed: int = 0, n_splits: int = SELECTION_FOLDS) -> dict[str, float]:  # fmt: skip
+    """Brier score of each candidate's out-of-fold calibrated ``probs`` (:func:`cross_fitted`);
+    empty when either class has < 2 records."""
+    held_out = cross_fitted(probs, labels, groups, CANDIDATES, seed, n_splits)
+    return {m: brier_score(np.asarray(labels).astype(int), p) for m, p in held_out.items()}
 
 
 def choose_method(briers: dict[str, float]) -> str:
@@ -206,7 +216,7 @@ def fit_calibration(probs: np.ndarray, labels: np.ndarray, groups: np.ndarray,
 def calibration_scores(labels: dict[str, np.ndarray], raw: dict[str, np.ndarray],
                        calibrated: dict[str, np.ndarray]) -> dict[str, float]:  # fmt: skip
     """``{part}_brier``/``{part}_ece`` of the raw and (``_calibrated``) calibrated P(MI) of
-    every part (validation figures of the calibrated P(MI) are in-sample: optimistic)."""
+    every part (the train route passes the validation part's cross-fitted calibrated P(MI))."""
     scores = {}
     for part in labels:
         for suffix, probs in (("", raw[part]), ("_calibrated", calibrated[part])):
@@ -216,6 +226,6 @@ def calibration_scores(labels: dict[str, np.ndarray], raw: dict[str, np.ndarray]
 
 
 __all__ = ["CANDIDATES", "IDENTITY", "METHODS", "N_CALIBRATION_BINS", "Calibrator", "apply_calibration",
-           "brier_score", "calibration_scores", "choose_method", "cross_fit_briers", "ece",
+           "brier_score", "calibration_scores", "choose_method", "cross_fit_briers", "cross_fitted", "ece",
            "expected_calibration_error", "fit_calibration", "fit_isotonic", "fit_method", "fit_platt",
            "reliability_table"]  # fmt: skip

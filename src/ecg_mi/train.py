@@ -26,7 +26,13 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from ecg_mi import metrics
-from ecg_mi.calibration import Calibrator, apply_calibration, calibration_scores, fit_calibration
+from ecg_mi.calibration import (
+    Calibrator,
+    apply_calibration,
+    calibration_scores,
+    cross_fitted,
+    fit_calibration,
+)
 from ecg_mi.config_checks import check_train_config
 from ecg_mi.errors import ConfigError, EcgMiError
 from ecg_mi.learners import build_model, learner_for
@@ -73,12 +79,19 @@ def calibrate(probs: dict[str, np.ndarray], data: Any, cfg: DictConfig,
     :mod:`ecg_mi.calibration`), the calibrated P(MI) of every part, and the metrics to log:
     out-of-fold Brier of each candidate (``auto``), Brier/ECE of the raw and calibrated P(MI)
     of both parts, and the raw ``threshold`` mapped onto the calibrated scale with the test
-    F1 there (equal to ``test_f1``: the map is strictly increasing)."""
+    F1 there (equal to ``test_f1``: the map is strictly increasing).
+
+    The validation part's calibrated P(MI) is cross-fitted (each record calibrated by the
+    chosen method fitted on the other patients of the part): applied in-sample, an isotonic
+    map would have seen the labels it is scored against."""
     val = data.metadata("val")
-    calibrator, briers = fit_calibration(probs["val"], val["label"].to_numpy(), val["patient_id"].to_numpy(),
-                                         str(cfg.get("calibration", "auto")), int(cfg.seed))  # fmt: skip
     labels = {part: data.metadata(part)["label"].to_numpy() for part in probs}
+    groups = val["patient_id"].to_numpy()
+    calibrator, briers = fit_calibration(probs["val"], labels["val"], groups,
+                                         str(cfg.get("calibration", "auto")), int(cfg.seed))  # fmt: skip
     calibrated = {part: apply_calibration(calibrator, p) for part, p in probs.items()}
+    held_out = cross_fitted(probs["val"], labels["val"], groups, [calibrator["method"]], int(cfg.seed))
+    calibrated["val"] = held_out.get(calibrator["method"], calibrated["val"])  # in-sample when too few records
     scores = calibration_scores(labels, probs, calibrated)
     mapped = float(apply_calibration(calibrator, np.array([threshold]))[0])
     scores.update(test_threshold_calibrated=mapped,
@@ -86,12 +99,17 @@ def calibrate(probs: dict[str, np.ndarray], data: Any, cfg: DictConfig,
     return calibrator, calibrated, {**scores, **{f"val_crossfit_brier_{m}": b for m, b in briers.items()}}
 
 
-def write_predictions(data: Any, probs: np.ndarray, calibrated: np.ndarray, run_dir: Path) -> Path:
-    """``predictions.csv`` (record_id, patient_id, age, sex, label, prob, fold,
-    prob_calibrated), atomically; ``prob`` is the raw model's P(MI)."""
-    table = data.metadata("test").assign(prob=probs, prob_calibrated=calibrated)
+PREDICTION_FILES = {"test": "predictions.csv", "val": "val_predictions.csv"}
+
+
+def write_predictions(data: Any, part: str, probs: np.ndarray, calibrated: np.ndarray, run_dir: Path) -> Path:
+    """``predictions.csv`` (test part) or ``val_predictions.csv`` (validation part): record_id,
+    patient_id, age, sex, label, prob, fold, prob_calibrated, atomically; ``prob`` is the raw
+    model's P(MI); the validation part's ``prob_calibrated`` is cross-fitted (:func:`calibrate`),
+    so an ensemble of calibrated models can be scored on validation like a model."""
+    table = data.metadata(part).assign(prob=probs, prob_calibrated=calibrated)
     table = table[["record_id", "patient_id", "age", "sex", "label", "prob", "fold", "prob_calibrated"]]
-    target = run_dir / "predictions.csv"
+    target = run_dir / PREDICTION_FILES[part]
     with atomic_path(target) as tmp:
         table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
     return target
@@ -159,7 +177,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         calibrator, calibrated, calibration_metrics = calibrate(probs, data, cfg, results["test_threshold"])
         mlflow.log_param("calibration.method", calibrator["method"])
         mlflow.log_metrics({k: v for k, v in calibration_metrics.items() if np.isfinite(v)})
-        mlflow.log_artifact(str(write_predictions(data, probs["test"], calibrated["test"], run_dir)))
+        for part in PREDICTION_FILES:
+            mlflow.log_artifact(str(write_predictions(data, part, probs[part], calibrated[part], run_dir)))
         if cfg.explain.enabled:
             explained, artifacts = learner.explain(data, probs["test"])
             mlflow.log_metrics({k: v for k, v in explained.items() if np.isfinite(v)})
@@ -179,4 +198,4 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     return results
 
 
-__all__ = ["REQUIRED_METRICS", "run", "score"]
+__all__ = ["PREDICTION_FILES", "REQUIRED_METRICS", "run", "score"]

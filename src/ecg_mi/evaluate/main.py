@@ -17,6 +17,7 @@ from ecg_mi.errors import ConfigError, InputError
 from ecg_mi.evaluate.ensembles import add_ensembles
 from ecg_mi.evaluate.report import Settings, build_report
 from ecg_mi.evaluate.runs import collect, fetch
+from ecg_mi.evaluate.validation import CHOSEN, chosen_model
 from ecg_mi.packaging import CHECKPOINT_ARTIFACT
 from ecg_mi.paths import repo_root
 from ecg_mi.tracking import mlflow_run, resolve_tracking_uri
@@ -85,6 +86,12 @@ def run(cfg: DictConfig) -> dict[str, Path]:
         from ecg_mi.evaluate.register import register_ensemble
 
         model = cfg.get("model_uri")
+        if model == CHOSEN:  # the sweep's model or ensemble with the best validation AUC
+            sweep = collect(cfg.experiment_name, uri, allow_incomplete=cfg.allow_incomplete)
+            sweep = add_ensembles(sweep, list(cfg.get("ensembles") or []))
+            model = chosen_model(sweep)
+            log.info("model=%s: %s has the best mean validation AUC of %s", CHOSEN, model,
+                     sorted(sweep.runs["model"].unique()))  # fmt: skip
         print(register_ensemble(cfg.experiment_name, model, cfg.register, cfg.alias, uri))
         return {}
     if cfg.get("external"):

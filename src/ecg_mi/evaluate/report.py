@@ -9,6 +9,9 @@ Every number comes from the fold runs' ``predictions.csv`` and metrics in MLflow
   model, and the best raw-ECG model vs XGBoost.
 * **Subgroups**: pooled AUC with bootstrap CI by sex and by age band; groups with fewer than
   ``min_group`` MI or non-MI records are flagged.
+* **Chosen on validation**: every model and ensemble ranked by the mean AUC of its calibrated
+  P(MI) on the folds' validation parts (``val_predictions.csv``), the choice of what to ship
+  made without the test folds.
 * **Calibration** (:mod:`ecg_mi.evaluate.calibration`): Brier score and ECE of the pooled
   predictions, raw → calibrated, and a reliability diagram.
 * With ``paper=True`` the paper's UK Biobank Table 2 (``paper_table2.csv``; Wang, Qi & Xu
@@ -36,6 +39,7 @@ from ecg_mi.evaluate.importance import importance_section  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
 from ecg_mi.evaluate.st_attention import st_attention_markdown, st_attention_section  # noqa: E402
 from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_test  # noqa: E402
+from ecg_mi.evaluate.validation import validation_aucs  # noqa: E402
 from ecg_mi.learners import arm_of as arm  # noqa: E402
 from ecg_mi.learners.network import NetworkLearner  # noqa: E402
 from ecg_mi.models.registry import display_name as display  # noqa: E402
@@ -189,6 +193,24 @@ def table2_markdown(table: pd.DataFrame, comparisons_table: pd.DataFrame, paper:
     return "\n".join(lines) + "\n"
 
 
+def validation_table(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`ecg_mi.evaluate.validation.validation_aucs` with each model's name and pooled test
+    AUC beside it (to report, not to choose) and ``chosen`` marking the first."""
+    ranked = validation_aucs(sweep).merge(table[["model", "name", "pooled_auc", "pooled_auc_low", "pooled_auc_high"]],
+                                          on="model", how="left")  # fmt: skip
+    return ranked.assign(chosen=ranked.index == 0 if ranked["val_auc_mean"].notna().any() else False)
+
+
+def validation_markdown(validation: pd.DataFrame) -> str:
+    """The validation ranking, the chosen model in bold."""
+    lines = ["| model | validation AUC, calibrated (mean ± sd over folds) | pooled test AUC [95% CI] |",
+             "|---|---|---|"]  # fmt: skip
+    for r in validation.itertuples():
+        lines.append(f"| {f'**{r.name}**' if r.chosen else r.name} | {_fmt(r.val_auc_mean, r.val_auc_sd)} | "
+                     f"{r.pooled_auc:.3f} [{r.pooled_auc_low:.3f}, {r.pooled_auc_high:.3f}] |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def _save(fig: plt.Figure, path: Path) -> None:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
@@ -282,13 +304,15 @@ def build_report(
     comps = comparisons(sweep, table)
     groups = subgroups(sweep, s)
     calibration = calibration_table(sweep, s.n_bootstrap, s.seed)
-    files = {name: out_dir / name for name in ("table2.md", "table2.csv", "comparisons.csv", "subgroups.csv",
+    validation = validation_table(sweep, table)
+    files = {name: out_dir / name for name in ("table2.md", "table2.csv", "comparisons.csv", "subgroups.csv", "validation.csv",
                                                "calibration.csv", "roc.png", "pr.png", "subgroups.png",
                                                "calibration.png", "README.md")}  # fmt: skip
     atomic_write_text(files["table2.md"], table2_markdown(table, comps, s.paper))
     write_csv(table, files["table2.csv"])
     write_csv(comps, files["comparisons.csv"])
     write_csv(groups, files["subgroups.csv"])
+    write_csv(validation, files["validation.csv"])
     roc_figure(sweep, table, files["roc.png"])
     pr_figure(sweep, table, files["pr.png"])
     subgroup_figure(groups, files["subgroups.png"])
@@ -306,6 +330,11 @@ def build_report(
         f"Bootstrap: {s.n_bootstrap} patient resamples, seed {s.seed}. Age bands: {[list(b) for b in s.age_bands]}.", "",
         "## Table 2", "", table2_markdown(table, comps, s.paper),
         "Files: [table2.csv](table2.csv), [comparisons.csv](comparisons.csv), [subgroups.csv](subgroups.csv)", "",
+        "## Chosen on validation", "",
+        "AUC of the calibrated P(MI) on each fold's validation part (each record calibrated by a map fitted "
+        "on the part's other patients; an ensemble's from its members'), mean ± sd over the folds. Choose what "
+        "to ship here: the test folds above only report.", "", validation_markdown(validation),
+        "Files: [validation.csv](validation.csv)", "",
         "## ROC", "", "![ROC](roc.png)", "", "## Precision–recall", "", "![PR](pr.png)", "",
         "## Subgroups", "", "![subgroups](subgroups.png)", "",
         "## Calibration", "",

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from ecg_mi.errors import DataError, InputError
 from ecg_mi.tracking import tracking_client
+from ecg_mi.train import PREDICTION_FILES
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,10 @@ class Sweep:
     missing: set[str] = field(default_factory=set)
     # ``{model}-fold{fold} STATUS (run id)`` of every fold run left out for not being FINISHED.
     left_out: list[str] = field(default_factory=list)
+    # model + val_predictions.csv columns, ``fold`` being the outer fold of the run that scored
+    # the record; only models every one of whose runs logged the file (runs logged before it
+    # existed did not).
+    val_predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _experiment(experiment: str, uri: str) -> tuple[MlflowClient, mlflow.entities.Experiment]:
@@ -95,12 +100,12 @@ def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
             log.warning("model %s lacks fold(s) %s: marked incomplete", model, sorted(missing))
             incomplete.add(model)
     predictions = pd.concat(
-        [_predictions(uri, row.run_id).assign(model=row.model) for row in table.itertuples()],
+        [_predictions(uri, row.run_id, "test").assign(model=row.model) for row in table.itertuples()],
         ignore_index=True,
     )
     return Sweep(
         table.sort_values(["model", "fold"]).reset_index(drop=True), predictions, incomplete,
-        no_finished, left_out,
+        no_finished, left_out, _val_predictions(uri, table),
     )  # fmt: skip
 
 
@@ -189,7 +194,18 @@ def fold_tables(sweep: Sweep, uri: str, model: str, artifact_path: str) -> list[
     return tables
 
 
-def _predictions(uri: str, run_id: str) -> pd.DataFrame:
-    return pd.read_csv(
-        fetch(uri, run_id, "predictions.csv"), dtype={"record_id": str, "patient_id": str}
-    )
+def _predictions(uri: str, run_id: str, part: str) -> pd.DataFrame:
+    return pd.read_csv(fetch(uri, run_id, PREDICTION_FILES[part]), dtype={"record_id": str, "patient_id": str})
+
+
+def _val_predictions(uri: str, table: pd.DataFrame) -> pd.DataFrame:
+    """The validation predictions of every model all of whose runs logged them."""
+    tables = []
+    for model, group in table.groupby("model"):
+        try:
+            parts = [_predictions(uri, row.run_id, "val").assign(model=model, fold=row.fold)
+                     for row in group.itertuples()]  # fmt: skip
+        except (MlflowException, OSError):  # a run logged before validation predictions were
+            continue
+        tables.extend(parts)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()

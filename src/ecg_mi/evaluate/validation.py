@@ -1,0 +1,52 @@
+"""Choose on validation: every model and ensemble of a sweep scored on the folds' validation parts.
+
+The figure is the AUC of the model's *calibrated* P(MI) — what its packaged form outputs — on
+each outer fold's validation part, from the runs' ``val_predictions.csv``, whose calibrated
+P(MI) is cross-fitted inside that part (:func:`ecg_mi.train.calibrate`: no record is scored
+by a map fitted on its own label). An ensemble's is the mean of its members' (as on the test
+folds, :mod:`ecg_mi.evaluate.ensembles`). The mean over folds ranks them; the first is the
+model to ship, chosen without a test record. Models whose runs predate ``val_predictions.csv``
+get NaN and are never chosen. ``python evaluate.py register=<name> model=chosen
+'ensembles=[a+b, a+b+c]'`` registers the first among the sweep's models and those ensembles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ecg_mi import metrics
+from ecg_mi.errors import DataError
+from ecg_mi.evaluate.calibration import calibrated_probs
+from ecg_mi.evaluate.runs import Sweep
+
+#: ``register=<name> model=chosen``: register the model :func:`chosen_model` picks.
+CHOSEN = "chosen"
+
+
+def validation_aucs(sweep: Sweep) -> pd.DataFrame:
+    """One row per model of ``sweep.runs``: ``folds`` scored, ``val_auc_mean``/``val_auc_sd``
+    over them, ranked best first (NaN last; ties keep the models' order)."""
+    val = sweep.val_predictions
+    rows = []
+    for model in sweep.runs["model"].unique():
+        mine = val[val["model"] == model] if not val.empty else val
+        aucs = [metrics.auc(calibrated_probs(g)[0], g["label"].to_numpy()) for _, g in mine.groupby("fold")] if len(mine) else []
+        rows.append({"model": model, "folds": len(aucs), "val_auc_mean": np.mean(aucs) if aucs else np.nan,
+                     "val_auc_sd": np.std(aucs, ddof=1) if len(aucs) > 1 else np.nan})  # fmt: skip
+    ranked = pd.DataFrame(rows).sort_values("val_auc_mean", ascending=False, na_position="last", kind="stable")
+    return ranked.reset_index(drop=True)
+
+
+def chosen_model(sweep: Sweep) -> str:
+    """The complete model or ensemble with the best mean validation AUC; DataError when no
+    complete model of the sweep logged validation predictions."""
+    ranked = validation_aucs(sweep)
+    ranked = ranked[~ranked["model"].isin(sweep.incomplete)].reset_index(drop=True)
+    if ranked["val_auc_mean"].isna().all():
+        raise DataError(f"no complete model of the sweep logged val_predictions.csv (runs older than that file): "
+                        f"re-run them to choose on validation; models: {sorted(ranked['model'])}")  # fmt: skip
+    return str(ranked.loc[0, "model"])
+
+
+__all__ = ["CHOSEN", "chosen_model", "validation_aucs"]
