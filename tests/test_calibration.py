@@ -118,8 +118,10 @@ def test_unknown_method_is_refused():
 
 def test_cross_fitted_isotonic_does_not_learn_the_labels_it_is_scored_against():
     # On labels unrelated to P(MI), an isotonic map applied to the records it was fitted on
-    # pools exactly their discordant pairs into ties (at the 6 digits predictions.csv keeps):
-    # its AUC rises above the raw one. Cross-fitted, no record's own label shapes its value.
+    # pools exactly their discordant pairs into ties once rounded (to 6 digits here, as
+    # predictions.csv was written before it kept every digit; an ensemble's mean of such maps is
+    # not even rank-preserving): its AUC rises above the raw one. Cross-fitted, no record's own
+    # label shapes its value.
     in_sample, held_out = [], []
     for seed in range(20):
         rng = np.random.default_rng(seed)

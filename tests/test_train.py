@@ -175,6 +175,21 @@ def test_calibration_is_fitted_on_the_validation_predictions_only(compose_train,
     assert logged.data.metrics["test_f1_calibrated"] == pytest.approx(results["test_f1"], abs=0)
 
 
+def test_logged_calibrated_probabilities_keep_the_raw_ranking(compose_train):
+    from scipy.stats import rankdata
+
+    run(compose_train("calibration=isotonic", "explain.enabled=false"))
+    [logged] = _runs("ecg-mi-synthetic")
+    assert logged.data.params["calibration.method"] == "isotonic"
+    local = mlflow.artifacts.download_artifacts(run_id=logged.info.run_id, artifact_path="predictions.csv",
+                                                tracking_uri=os.environ["MLFLOW_TRACKING_URI"])  # fmt: skip
+    test = pd.read_csv(local, float_precision="round_trip")
+    # The map is strictly increasing: read back, the calibrated column orders records as the raw
+    # one — though on an isotonic plateau only its last digits tell them apart (six would not).
+    assert (rankdata(test["prob_calibrated"]) == rankdata(test["prob"])).all()
+    assert (rankdata(test["prob_calibrated"].round(6)) != rankdata(test["prob"])).any()
+
+
 def test_config_hash_follows_the_calibration_setting():
     assert _hash("network", "calibration=platt") != _hash("network", "calibration=none")
 

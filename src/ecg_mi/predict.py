@@ -46,7 +46,7 @@ from ecg_mi.data.readers.wfdb_export import header_signal_files
 from ecg_mi.data.record import STANDARD_LEADS, Record, canonical_lead_name
 from ecg_mi.data.windows import DEFAULT_WINDOW_S, model_windows, window_starts
 from ecg_mi.errors import ConfigError, DataError, EcgMiError, InputError
-from ecg_mi.utils.io import atomic_path
+from ecg_mi.utils.io import write_probabilities_csv
 
 log = logging.getLogger(__name__)
 
@@ -390,8 +390,7 @@ def predictions_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def write_predictions(table: pd.DataFrame, output: Path) -> None:
     """Write the CSV atomically: readers see the old file or the whole new one."""
-    with atomic_path(output, suffix=".csv") as tmp:
-        table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
+    write_probabilities_csv(table, output)
 
 
 def figure_name(path: Path, root: Path) -> str:

@@ -45,7 +45,7 @@ from ecg_mi.tracking import (
     mlflow_run,
     resolve_tracking_uri,
 )
-from ecg_mi.utils.io import atomic_path
+from ecg_mi.utils.io import write_probabilities_csv
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,7 @@ def write_predictions(data: Any, part: str, probs: np.ndarray, calibrated: np.nd
     table = data.metadata(part).assign(prob=probs, prob_calibrated=calibrated)
     table = table[["record_id", "patient_id", "age", "sex", "label", "prob", "fold", "prob_calibrated"]]
     target = run_dir / PREDICTION_FILES[part]
-    with atomic_path(target) as tmp:
-        table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
+    write_probabilities_csv(table, target)
     return target
 
 

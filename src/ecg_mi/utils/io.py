@@ -153,6 +153,17 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_probabilities_csv(table: pd.DataFrame, target: str | os.PathLike) -> None:
+    """Write a table of probabilities to ``target`` atomically, every float in its shortest
+    round-trip form. Not rounded: a calibrated P(MI) keeps the raw ranking only by its last
+    digits (the isotonic map's 1e-6 blend with the identity), and six significant digits tied
+    records the model tells apart — the pooled AUC of calibrated models and ensembles dropped
+    by up to 0.004 on reading the file back, and a user ranking ``predict.py``'s output would
+    lose the same pairs."""
+    with atomic_path(target) as tmp:
+        table.to_csv(tmp, index=False, lineterminator="\n")
+
+
 def read_csv_table(path: str | os.PathLike, what: str, **kwargs: Any) -> pd.DataFrame:
     """``pd.read_csv(path, **kwargs)`` with every way a CSV can be unreadable (empty file,
     broken quoting, wrong encoding, a folder) raised as one InputError naming ``what``."""
