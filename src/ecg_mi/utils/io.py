@@ -157,9 +157,9 @@ def write_probabilities_csv(table: pd.DataFrame, target: str | os.PathLike) -> N
     """Write a table of probabilities to ``target`` atomically, every float in its shortest
     round-trip form. Not rounded: a calibrated P(MI) keeps the raw ranking only by its last
     digits (the isotonic map's 1e-6 blend with the identity), and six significant digits tied
-    records the model tells apart — the pooled AUC of calibrated models and ensembles dropped
-    by up to 0.004 on reading the file back, and a user ranking ``predict.py``'s output would
-    lose the same pairs."""
+    records the model tells apart — Extra Trees' calibrated pooled AUC read back 0.001 lower
+    (BENCHMARKS.md, "The best recipe"), and a user ranking ``predict.py``'s output would lose
+    the same pairs."""
     with atomic_path(target) as tmp:
         table.to_csv(tmp, index=False, lineterminator="\n")
 
