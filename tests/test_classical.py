@@ -25,7 +25,8 @@ EXPECTED_FAILED_CHECKS = {
 
 
 @parametrize_with_checks(
-    [create_model(name, search="none", n_jobs=1) for name in CLASSICAL],
+    [create_model(name, search="none", n_jobs=1) for name in CLASSICAL]
+    + [create_model("extra_trees", top_features=0.5, search="none", n_jobs=1)],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(est.model_name, {}),
 )
 def test_classical_models_follow_the_scikit_learn_estimator_contract(estimator, check):
@@ -43,6 +44,20 @@ def test_models_handle_nan_and_rank_the_signal(name):
     assert roc_auc_score(y[160:], probs) > (
         0.55 if name == "decision_tree" else 0.7
     )  # one unpruned tree is weak
+
+
+def test_extra_trees_keeps_the_top_fraction_of_the_features_a_first_forest_ranks():
+    X, y, groups = toy_features()  # 20 columns, the first two informative
+    model = create_model("extra_trees", top_features=0.25, search="none", n_jobs=1, seed=0).fit(X, y, groups)
+    kept = model.estimator_[1].get_support()
+    assert kept.sum() == 5 and kept[:2].all()
+    assert model.estimator_[-1].n_features_in_ == 5
+
+
+@pytest.mark.parametrize("fraction", [0, 1.5])
+def test_extra_trees_feature_fraction_is_checked(fraction):
+    with pytest.raises(ConfigError, match="top_features"):
+        create_model("extra_trees", top_features=fraction)
 
 
 def test_halving_search_spends_trees_as_budget_and_reports_its_choice():
