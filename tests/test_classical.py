@@ -54,7 +54,7 @@ def test_extra_trees_keeps_the_top_fraction_of_the_features_a_first_forest_ranks
     assert model.estimator_[-1].n_features_in_ == 5
 
 
-@pytest.mark.parametrize("fraction", [0, 1.5])
+@pytest.mark.parametrize("fraction", [0, 1.5, "half", True])
 def test_extra_trees_feature_fraction_is_checked(fraction):
     with pytest.raises(ConfigError, match="top_features"):
         create_model("extra_trees", top_features=fraction)

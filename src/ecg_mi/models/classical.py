@@ -304,7 +304,9 @@ class ExtraTreesModel(RandomForestModel):
         super().__init__(params, grid, search, inner_folds, n_iter, min_resources, seed, n_jobs, average_top)
 
     def check_interface(self) -> None:
-        if self.top_features is not None and not 0 < self.top_features <= 1:
+        fraction = self.top_features
+        if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, (int, float))
+                                     or not 0 < fraction <= 1):  # fmt: skip
             raise ConfigError(f"model.top_features={self.top_features!r}; a fraction in (0, 1] or null")
         super().check_interface()
 
