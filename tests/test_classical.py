@@ -60,6 +60,11 @@ def test_extra_trees_feature_fraction_is_checked(fraction):
         create_model("extra_trees", top_features=fraction)
 
 
+def test_feature_fraction_is_refused_where_no_forest_ranks_the_features():
+    with pytest.raises(ConfigError, match="for the forests"):
+        create_model("logistic_regression", top_features=0.5)
+
+
 def test_halving_search_spends_trees_as_budget_and_reports_its_choice():
     X, y, groups = toy_features()
     grid = {"max_depth": [2, 3], "learning_rate": [0.1, 0.3], "n_estimators": [9, 27]}

@@ -388,11 +388,6 @@ def predictions_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return table.astype({"n_leads_in": "Int64", "pred_mi": "Int64"})
 
 
-def write_predictions(table: pd.DataFrame, output: Path) -> None:
-    """Write the CSV atomically: readers see the old file or the whole new one."""
-    write_probabilities_csv(table, output)
-
-
 def figure_name(path: Path, root: Path) -> str:
     """PNG name of a record: its path relative to the input root, ``/`` → ``__``."""
     try:
@@ -466,7 +461,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         if figures is not None and scored.error is None:
             write_gradcam(scored, model, figures / figure_name(scored.key, inputs.root))
     table = predictions_table(rows)
-    write_predictions(table, output)
+    write_probabilities_csv(table, output)  # atomic: readers see the old file or the new one
     n_bad = int((table["status"] != "ok").sum())
     skipped = f"; {inputs.skipped} companion file(s) skipped (WFDB signal files, docs)" if inputs.skipped else ""
     print(f"scored {len(table) - n_bad} of {len(table)} records with {model.uri} "

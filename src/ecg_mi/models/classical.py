@@ -16,8 +16,9 @@ Every classical model is a scikit-learn-style estimator (``fit(X, y, groups)``,
   on the training part.
 * ``extra_trees`` — extremely randomised trees (not one of the paper's methods): random
   split thresholds instead of the best ones; ``params`` from ``conf/model/extra_trees.yaml``
-  (chosen on validation parts, BENCHMARKS.md); NaN imputed as for the forest; optionally
-  fitted on the top fraction of the features a first forest ranks (``top_features``).
+  (chosen on validation parts, BENCHMARKS.md); NaN imputed as for the forest. Either forest
+  can be fitted on the top fraction of the features a first forest ranks (``top_features``;
+  Extra Trees' config sets 0.5).
 * ``logistic_regression`` — L2 penalty on standardised, imputed inputs.
 * ``svm`` — ``kernel`` linear (paper's best) | poly | rbf | sigmoid on standardised,
   imputed inputs; P(MI) by Platt scaling (``probability=True``).
@@ -31,7 +32,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (enables Halving*SearchCV)
 from sklearn.feature_selection import SelectFromModel
@@ -81,11 +82,15 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         average_top: ``sampled`` search: average the P(MI) of this many best points (1 = the best).
         seed: random state of estimators and searches.
         n_jobs: parallel jobs for estimators/searches.
+        top_features: fit on this fraction of the features, ranked on the training part
+            (models with ``selects_features``: the forests); None = every feature.
     """
 
     family = "classical"
     default_search = "none"
     n_params = ""
+    # Whether make_estimator honours ``top_features`` (it needs a model that ranks features).
+    selects_features = False
 
     def __init__(
         self,
@@ -98,6 +103,7 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         seed: int = 0,
         n_jobs: int = 2,
         average_top: int = 1,
+        top_features: float | None = None,
     ) -> None:
         self.params = params
         self.grid = grid
@@ -108,6 +114,7 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.n_jobs = n_jobs
         self.average_top = average_top
+        self.top_features = top_features
 
     def _search(self) -> str:
         return self.default_search if self.search is None else self.search
@@ -122,6 +129,14 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         if search == "sampled" and type(self)._sampled is ClassicalModel._sampled:
             raise ConfigError(f"model.search=sampled is not implemented for {type(self).__name__}; "
                               f"choose one of {[s for s in SEARCHES if s != 'sampled']}")  # fmt: skip
+        fraction = self.top_features
+        if fraction is None:
+            return
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+            raise ConfigError(f"model.top_features={fraction!r}; a fraction in (0, 1] or null")
+        if not self.selects_features:
+            raise ConfigError(f"model.top_features is for the forests (random_forest, extra_trees), "
+                              f"not {type(self).__name__}")  # fmt: skip
 
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
@@ -265,10 +280,20 @@ class DecisionTreeModel(ClassicalModel):
 
 @register_model("random_forest", display="Random Forest")
 class RandomForestModel(ClassicalModel):
+    """A forest; with ``top_features`` (a fraction in (0, 1]) a first forest of the same
+    settings, fitted on the training part, ranks the features by impurity importance and the
+    model is fitted on the top fraction only."""
+
     forest = RandomForestClassifier
+    selects_features = True
 
     def make_estimator(self) -> BaseEstimator:
-        return _imputed(self.forest(random_state=self.seed, n_jobs=self.n_jobs, **self._params()))
+        forest = self.forest(random_state=self.seed, n_jobs=self.n_jobs, **self._params())
+        if self.top_features is None:
+            return _imputed(forest)
+        selector = SelectFromModel(clone(forest), threshold=-np.inf,
+                                   max_features=partial(_top_count, fraction=self.top_features))  # fmt: skip
+        return _imputed(selector, forest)
 
 
 def _top_count(X: np.ndarray, fraction: float) -> int:
@@ -278,45 +303,11 @@ def _top_count(X: np.ndarray, fraction: float) -> int:
 
 @register_model("extra_trees", display="Extra Trees")
 class ExtraTreesModel(RandomForestModel):
-    """Extremely randomised trees; with ``top_features`` (a fraction in (0, 1]) a first forest
-    of the same settings, fitted on the training part, ranks the features by impurity
-    importance and the model is fitted on the top fraction only (half of the 408 was chosen
-    on validation parts, BENCHMARKS.md "Extra Trees": random split thresholds waste splits
-    on the features that carry no MI signal)."""
+    """Extremely randomised trees; ``conf/model/extra_trees.yaml`` fits them on the top half of
+    the 408 features (``top_features: 0.5``, chosen on validation parts, BENCHMARKS.md "Extra
+    Trees": random split thresholds waste splits on the features that carry no MI signal)."""
 
     forest = ExtraTreesClassifier  # random split thresholds; otherwise built as the forest
-
-    # The base signature repeated on purpose (as SVMModel's): get_params reads __init__'s.
-    def __init__(
-        self,
-        top_features: float | None = None,
-        params: Mapping[str, Any] | None = None,
-        grid: Mapping[str, list] | None = None,
-        search: str | None = None,
-        inner_folds: int = 3,
-        n_iter: int = 60,
-        min_resources: int = 2,
-        seed: int = 0,
-        n_jobs: int = 2,
-        average_top: int = 1,
-    ) -> None:
-        self.top_features = top_features
-        super().__init__(params, grid, search, inner_folds, n_iter, min_resources, seed, n_jobs, average_top)
-
-    def check_interface(self) -> None:
-        fraction = self.top_features
-        if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, (int, float))
-                                     or not 0 < fraction <= 1):  # fmt: skip
-            raise ConfigError(f"model.top_features={self.top_features!r}; a fraction in (0, 1] or null")
-        super().check_interface()
-
-    def make_estimator(self) -> BaseEstimator:
-        if self.top_features is None:
-            return super().make_estimator()
-        ranking = self.forest(random_state=self.seed, n_jobs=self.n_jobs, **self._params())
-        selector = SelectFromModel(ranking, threshold=-np.inf,
-                                   max_features=partial(_top_count, fraction=self.top_features))  # fmt: skip
-        return _imputed(selector, self.forest(random_state=self.seed, n_jobs=self.n_jobs, **self._params()))
 
 
 @register_model("logistic_regression", display="Logistic Regression")
@@ -346,9 +337,11 @@ class SVMModel(ClassicalModel):
         seed: int = 0,
         n_jobs: int = 2,
         average_top: int = 1,
+        top_features: float | None = None,
     ) -> None:
         self.kernel = kernel
-        super().__init__(params, grid, search, inner_folds, n_iter, min_resources, seed, n_jobs, average_top)
+        super().__init__(params, grid, search, inner_folds, n_iter, min_resources, seed, n_jobs, average_top,
+                         top_features)  # fmt: skip
 
     def check_interface(self) -> None:
         if self.kernel not in self.KERNELS:
