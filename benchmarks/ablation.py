@@ -45,6 +45,8 @@ from ecg_mi.tracking import resolve_tracking_uri
 ROOT = repo_root()
 FOLDS = "0,1,2,3,4"
 AUX = "targets=classes"
+# Extra Trees as it was before the Q-wave ratios and the refit became its defaults (older arms).
+ET_BEFORE = ("model.q_ratios=false", "model.refit_on_val=false")
 # The median-beat arms' levers: every labelled record of the training patients, classes + 31 statements.
 BEAT_LEVERS = ("data.train_pool=all", "targets=statements")
 
@@ -79,7 +81,8 @@ ARMS: dict[str, Arm] = {
         "as above, distilled from Random Forest (cross-fitted P(MI), weight 0.5); sees the signal alone",
         "resnet_beat_all_statements_last"),
     "resnet_beat_all_statements_et_teacher_last": Arm(
-        "resnet_beat", (*BEAT_LEVERS, "teacher=extra_trees", "data.teacher.estimator.top_features=null", "callbacks=last"),
+        "resnet_beat", (*BEAT_LEVERS, "teacher=extra_trees", "data.teacher.estimator.top_features=null",
+                        "data.teacher.estimator.q_ratios=false", "callbacks=last"),
         "as above, distilled from Extra Trees (1,000 trees, 30 % of the features per split) instead",
         "resnet_beat_all_statements_teacher_last"),
     "resnet_hybrid_all_statements_last": Arm(
@@ -128,22 +131,30 @@ ARMS: dict[str, Arm] = {
                              "+ every other labelled record (as resnet_all)", "random_forest"),
     "random_forest_all_1000": Arm("random_forest", ("data.train_pool=all", "++model.params.n_estimators=1000"),
                                   "as random_forest_all, 1,000 trees instead of 100", "random_forest_all"),
-    "extra_trees_all_sqrt": Arm("extra_trees", ("data.train_pool=all", "model.top_features=null", "model.params.max_features=sqrt"),
+    "extra_trees_all_sqrt": Arm("extra_trees", ("data.train_pool=all", *ET_BEFORE, "model.top_features=null", "model.params.max_features=sqrt"),
                                 "Extra Trees, 1,000 trees, √408 ≈ 20 features per split, all records",
                                 "random_forest_all"),
-    "extra_trees_all_f02": Arm("extra_trees", ("data.train_pool=all", "model.top_features=null", "model.params.max_features=0.2"),
+    "extra_trees_all_f02": Arm("extra_trees", ("data.train_pool=all", *ET_BEFORE, "model.top_features=null", "model.params.max_features=0.2"),
                                "Extra Trees, 1,000 trees, 20 % of the features per split, all records",
                                "random_forest_all"),
-    "extra_trees_all": Arm("extra_trees", ("data.train_pool=all", "model.top_features=null"),
+    "extra_trees_all": Arm("extra_trees", ("data.train_pool=all", *ET_BEFORE, "model.top_features=null"),
                            "Extra Trees, 1,000 trees, 30 % of the features per split (its default), all records",
                            "random_forest_all"),
-    "extra_trees_all_top50": Arm("extra_trees", ("data.train_pool=all",),
+    "extra_trees_all_top50": Arm("extra_trees", ("data.train_pool=all", *ET_BEFORE),
                                  "as extra_trees_all, fitted on the top half of the features a first forest ranks "
-                                 "on the training part (model=extra_trees' default now)", "extra_trees_all"),
-    "extra_trees_all_f05": Arm("extra_trees", ("data.train_pool=all", "model.top_features=null", "model.params.max_features=0.5"),
+                                 "on the training part", "extra_trees_all"),
+    "extra_trees_all_q": Arm("extra_trees", ("data.train_pool=all", "model.refit_on_val=false"),
+                             "as extra_trees_all_top50, + the 24 Q-wave ratios (|Q|/R, Q share of the QRS area)",
+                             "extra_trees_all_top50"),
+    "extra_trees_all_q_refit": Arm("extra_trees", ("data.train_pool=all",),
+                                   "as extra_trees_all_q, refitted on training + validation parts once validated "
+                                   "(model=extra_trees' default now)", "extra_trees_all_q"),
+    "extra_trees_all_f05": Arm("extra_trees", ("data.train_pool=all", *ET_BEFORE, "model.top_features=null", "model.params.max_features=0.5"),
                                "Extra Trees, 1,000 trees, 50 % of the features per split, all records",
                                "random_forest_all"),
     "xgboost_paper": Arm("xgboost", ("++model.search=none",), "XGBoost, the paper's parameters", "xgboost_paper"),
+    "xgboost_paper_q": Arm("xgboost", ("++model.search=none", "++model.q_ratios=true"),
+                           "XGBoost, the paper's parameters, + the 24 Q-wave ratios", "xgboost_paper"),
     "xgboost_top1": Arm("xgboost", ("++model.average_top=1",),
                         "XGBoost, sampled search, the single best point", "xgboost_paper"),
     "xgboost": Arm("xgboost", (), "XGBoost, default search (sampled, the 5 best points averaged)", "xgboost_paper"),

@@ -65,6 +65,53 @@ def test_feature_fraction_is_refused_where_no_forest_ranks_the_features():
         create_model("logistic_regression", top_features=0.5)
 
 
+def _q_wave_data(n: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """408 features where MI is a Q deeper than a third of the R wave in lead II, whatever
+    the amplitudes: a ratio no single feature carries."""
+    from ecg_mi.features import FEATURES
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 408))
+    lead2 = len(FEATURES)  # lead II's first column
+    r = rng.uniform(0.3, 2.0, n)
+    q = -r * rng.uniform(0, 0.6, n)
+    X[:, lead2 + FEATURES.index("R_amp_mean")], X[:, lead2 + FEATURES.index("Q_amp_mean")] = r, q
+    return X, (-q / r > 0.3).astype(int)
+
+
+def test_q_ratios_let_a_tree_split_on_the_q_to_r_ratio():
+    from sklearn.metrics import roc_auc_score
+
+    X, y = _q_wave_data()
+    aucs = {}
+    for q_ratios in (False, True):
+        stump = create_model("decision_tree", params={"max_depth": 1}, q_ratios=q_ratios).fit(X[:200], y[:200])
+        aucs[q_ratios] = roc_auc_score(y[200:], stump.predict_proba(X[200:])[:, 1])
+    assert aucs[True] > 0.97 and aucs[False] < 0.85
+
+
+def test_q_ratios_are_named_among_the_inputs_the_estimator_sees():
+    X, y = _q_wave_data()
+    model = create_model("extra_trees", params={"n_estimators": 10}, q_ratios=True, n_jobs=1).fit(X, y)
+    assert model.estimator_.n_features_in_ == 432 and len(model.input_names()) == 432
+    assert model.input_names()[408] == "lead1_Q_R_ratio" and model.n_features_in_ == 408
+
+
+def test_a_model_pickled_before_q_ratios_existed_still_predicts():
+    import pickle
+
+    X, y, groups = toy_features()
+    model = create_model("logistic_regression", n_jobs=1).fit(X, y, groups)
+    del model.__dict__["q_ratios"]  # as unpickled from a version without the setting
+    old = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(old.predict_proba(X), model.predict_proba(X))
+
+
+def test_q_ratios_must_be_a_boolean():
+    with pytest.raises(ConfigError, match="q_ratios"):
+        create_model("extra_trees", q_ratios="yes")
+
+
 def test_halving_search_spends_trees_as_budget_and_reports_its_choice():
     X, y, groups = toy_features()
     grid = {"max_depth": [2, 3], "learning_rate": [0.1, 0.3], "n_estimators": [9, 27]}

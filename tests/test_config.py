@@ -6,7 +6,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from conftest import REPO, compose_config, load_script
-from ecg_mi.learners import learner_for
+from ecg_mi.learners import build_model, learner_for
 from ecg_mi.models import get_model_class, list_models
 from ecg_mi.utils.config import build
 
@@ -25,7 +25,7 @@ def test_every_registered_model_has_a_config_and_every_model_config_a_model():
 @pytest.mark.parametrize("model", options("model"))
 def test_model_config_builds_its_registered_model(model):
     cfg = compose_config("train", f"model={model}")
-    built = build(cfg.model, "model", _convert_="all")
+    built = build_model(cfg)
     assert built.model_name == model and learner_for(model).family == built.family
 
 
@@ -87,7 +87,7 @@ def test_callbacks_config_builds_the_selecting_checkpoint(callbacks, tmp_path):
 def test_experiment_config_composes_and_builds_its_model(experiment):
     cfg = compose_config("train", f"experiment={experiment}")
     OmegaConf.resolve(cfg)
-    assert build(cfg.model, "model", _convert_="all").model_name == cfg.model.name
+    assert build_model(cfg).model_name == cfg.model.name
 
 
 @pytest.mark.parametrize("launcher", options("hydra/launcher") if (CONF / "hydra" / "launcher").is_dir() else [])
@@ -145,6 +145,6 @@ def test_every_ablation_arm_composes_and_builds_its_model_and_callbacks(arm, tmp
     spec = load_script("benchmarks/ablation.py").ARMS[arm]
     cfg = compose_config("train", "experiment=cpu_fast", f"model={spec.model}", *spec.overrides)
     OmegaConf.resolve(cfg)
-    assert build(cfg.model, "model", _convert_="all").model_name == spec.model
+    assert build_model(cfg).model_name == spec.model
     if learner_for(spec.model).family == "network":
         build_callbacks(cfg, tmp_path)

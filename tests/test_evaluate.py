@@ -362,10 +362,24 @@ def test_report_ranks_models_and_ensembles_by_validation_auc(tmp_path):
     assert list(validation["model"]) == ["resnet", "resnet+xgboost", "xgboost"]  # a weak member drags the mean down
     assert list(validation["chosen"]) == [True, False, False]
     val = sweep.val_predictions[sweep.val_predictions["model"] == "xgboost"]
-    expected = np.mean([roc_auc_score(g["label"], g["prob_calibrated"]) for _, g in val.groupby("fold")])
+    expected = np.mean([roc_auc_score(g["label"], g["prob"]) for _, g in val.groupby("fold")])
     assert validation.loc[2, "val_auc_mean"] == pytest.approx(expected)
     section = files["README.md"].read_text().split("## Chosen on validation")[1].split("## ROC")[0]
     assert "| **ResNet** |" in section
+
+
+def test_a_single_model_is_ranked_by_its_raw_validation_probabilities(tmp_path):
+    from ecg_mi.evaluate.validation import validation_aucs
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    _fake_sweep(uri, "fake", {"xgboost": 1.0}, tmp=tmp_path, calibrated=("xgboost",), validation=("xgboost",))
+    sweep = collect("fake", uri)
+    # Cross-fitted, a record's calibrated P(MI) comes from a map fitted on other patients: here
+    # one that reverses half of the part, which the packaged model (one map) never does.
+    val = sweep.val_predictions
+    val["prob_calibrated"] = np.where(val.index % 2 == 0, val["prob"], 1 - val["prob"])
+    expected = np.mean([roc_auc_score(g["label"], g["prob"]) for _, g in val.groupby("fold")])
+    assert validation_aucs(sweep).loc[0, "val_auc_mean"] == pytest.approx(expected)
 
 
 def test_chosen_model_is_the_best_on_validation_never_an_incomplete_one(tmp_path):

@@ -136,6 +136,26 @@ def test_permutation_importance_finds_the_informative_column():
     assert table["feature"].iloc[0] == feature_names()[40] and len(table) == 408
 
 
+def test_classical_importance_names_the_q_ratios_the_model_sees(tmp_path):
+    import pandas as pd
+
+    from ecg_mi.explain.importance import explain_classical
+    from ecg_mi.models import create_model
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(120, 408)), np.tile([0, 1], 60)
+
+    class TestPart:
+        def arrays(self, part):
+            return X, y
+
+    model = create_model("xgboost", search="none", params={"n_estimators": 5}, q_ratios=True, n_jobs=1).fit(X, y)
+    _, artifacts = explain_classical(model, TestPart(), tmp_path, repeats=1)
+    for path, _folder in artifacts:
+        table = pd.read_csv(path)
+        assert len(table) == 432 and "lead12_Q_area_share" in set(table["feature"])
+
+
 @pytest.mark.parametrize("name", list_models("classical"))
 def test_batched_permutation_importance_equals_scikit_learns(name):
     from sklearn.inspection import permutation_importance

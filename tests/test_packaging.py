@@ -289,6 +289,19 @@ def test_combined_models_predict_the_mean_of_their_parts_in_a_fresh_process(stor
     assert info["threshold"] == pytest.approx(np.mean([p.info["threshold"] for p in parts]))
 
 
+def test_a_package_that_cannot_score_an_example_is_refused_before_it_joins_an_ensemble(store, tmp_path,
+                                                                                     monkeypatch):  # fmt: skip
+    from ecg_mi.learners.classical import ClassicalPackage
+    from ecg_mi.packaging import load_package
+
+    def stale(self, model, member, prepared):
+        raise AttributeError("'XGBoostModel' object has no attribute 'q_ratios'")
+
+    monkeypatch.setattr(ClassicalPackage, "member_probs", stale)
+    with pytest.raises(DataError, match="cannot score an example ECG .*AttributeError.*q_ratios"):
+        load_package(f"runs:/{store.runs[('xgboost', 0)].id}/model", str(tmp_path))
+
+
 def test_register_points_the_alias_at_an_ensemble_run(store, registered):
     client = MlflowClient(store.uri)
     version = client.get_model_version_by_alias("ecg-mi", "champion")

@@ -5,6 +5,7 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -14,6 +15,18 @@ from conftest import TINY_RUN, TINY_TRAINING, compose_config, load_script
 from ecg_mi.errors import ConfigError
 from ecg_mi.models import list_models
 from ecg_mi.train import REQUIRED_METRICS, run
+
+
+def learner_for_model(cfg):
+    from ecg_mi.learners import learner_for
+
+    return learner_for(cfg.model.name)
+
+
+def _logged_predictions(run_id: str) -> pd.DataFrame:
+    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="predictions.csv",
+                                                tracking_uri=os.environ["MLFLOW_TRACKING_URI"])  # fmt: skip
+    return pd.read_csv(local, float_precision="round_trip")
 
 
 def _runs(experiment: str) -> list:
@@ -127,6 +140,50 @@ def test_network_trains_with_a_teacher_logged_with_its_run(compose_train):
     assert logged.data.params["data.teacher.estimator.name"] == "random_forest"
 
 
+def _fitted_sizes(monkeypatch) -> list[int]:
+    """The number of records of every ClassicalModel.fit call from now on."""
+    from ecg_mi.models.classical import ClassicalModel
+
+    sizes, fit = [], ClassicalModel.fit
+    monkeypatch.setattr(ClassicalModel, "fit", lambda self, X, y, groups=None: sizes.append(len(y)) or fit(self, X, y, groups))
+    return sizes
+
+
+def test_refit_on_val_fits_again_on_the_training_and_validation_parts(compose_train, monkeypatch):
+    sizes = _fitted_sizes(monkeypatch)
+    cfg = compose_train("model=logistic_regression", "+model.refit_on_val=true", "explain.enabled=false")
+    run(cfg)
+    split = learner_for_model(cfg).datamodule(cfg).split
+    assert sizes == [len(split.train), len(split.train) + len(split.val)]
+    [logged] = _runs("ecg-mi-synthetic")
+    assert logged.data.metrics["n_refit"] == len(split.train) + len(split.val)
+
+
+def test_refit_on_val_keeps_the_first_fits_validation_predictions(compose_train):
+    plain = run(compose_train("model=logistic_regression", "explain.enabled=false"))
+    refitted = run(compose_train("model=logistic_regression", "+model.refit_on_val=true", "explain.enabled=false"))
+    # Threshold and val_auc come from the model that never saw the validation part; the test
+    # part is scored by the refitted one.
+    assert refitted["val_auc"] == plain["val_auc"] and refitted["test_threshold"] == plain["test_threshold"]
+    tests = [_logged_predictions(r.info.run_id)["prob"] for r in _runs("ecg-mi-synthetic")]
+    assert not np.allclose(*tests)
+
+
+def test_refit_on_val_is_refused_for_a_network_before_any_run(compose_train):
+    with pytest.raises(ConfigError, match="model.refit_on_val=true: the network models do not support it"):
+        run(compose_train("+model.refit_on_val=true"))
+    assert _runs("ecg-mi-synthetic") == []
+
+
+def test_refit_on_val_must_be_a_boolean(compose_train):
+    with pytest.raises(ConfigError, match="model.refit_on_val='yes': must be true or false"):
+        run(compose_train("model=logistic_regression", "+model.refit_on_val=yes"))
+
+
+def test_config_hash_follows_refit_on_val():
+    assert _hash("classical", "+model.refit_on_val=true") != _hash("classical")
+
+
 def test_same_config_twice_gives_the_same_test_auc(compose_train):
     first = run(compose_train("fold=0"))
     second = run(compose_train("fold=0"))
@@ -148,8 +205,6 @@ def test_a_failing_run_is_marked_failed(compose_train, monkeypatch):
 
 @pytest.mark.parametrize("method", ["platt", "isotonic"])
 def test_calibration_is_fitted_on_the_validation_predictions_only(compose_train, monkeypatch, method):
-    import numpy as np
-
     import ecg_mi.train as route
     from ecg_mi.learners.network import NetworkLearner
 

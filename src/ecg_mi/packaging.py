@@ -312,6 +312,14 @@ def load_package(uri: str, where: str) -> EcgMiPackage:
                         "tracking.log_model=true") from None  # fmt: skip
     if not isinstance(package, EcgMiPackage):
         raise DataError(f"{uri}: not an ecg-mi packaged model")
+    # Before it joins a registered model: MLflow only warns when a logged model fails its input
+    # example, and a model pickled by another version of this code may load yet fail to predict.
+    example = input_example(int(package.info["sample_rate"]), float(package.info["window_s"]))
+    try:
+        package.predict(None, example)
+    except Exception as exc:  # noqa: BLE001  (whatever the member raises, the package is unusable)
+        raise DataError(f"{uri}: the packaged model cannot score an example ECG "
+                        f"({type(exc).__name__}: {exc}); re-train it with this version") from None  # fmt: skip
     return package
 
 

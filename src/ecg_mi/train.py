@@ -35,7 +35,7 @@ from ecg_mi.calibration import (
 )
 from ecg_mi.config_checks import check_train_config
 from ecg_mi.errors import ConfigError, EcgMiError
-from ecg_mi.learners import build_model, learner_for
+from ecg_mi.learners import build_model, check_fit_keys, learner_for
 from ecg_mi.packaging import CHECKPOINT_ARTIFACT, calibrated_package, log_package
 from ecg_mi.tracking import (
     close_stale_runs,
@@ -139,6 +139,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """:func:`run` with its files written to ``run_dir``."""
     pl.seed_everything(cfg.seed, workers=True)
     learner_cls = learner_for(cfg.model.name)
+    check_fit_keys(cfg, learner_cls)
     data = learner_cls.datamodule(cfg)
     uri = resolve_tracking_uri(cfg.tracking.uri)
     if process_rank() > 0:  # an extra DDP process (ddp/SLURM launchers): it fits, rank 0 reports

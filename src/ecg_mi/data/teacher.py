@@ -32,7 +32,7 @@ def check_teacher(teacher: dict[str, Any] | None) -> dict[str, Any] | None:
     unknown = sorted(set(teacher) - set(TEACHER_KEYS))
     if unknown:
         raise ConfigError(f"data.teacher: unknown key(s) {unknown}; known: {list(TEACHER_KEYS)}")
-    from ecg_mi.models.registry import get_model_class
+    from ecg_mi.models.registry import constructor_config, get_model_class
     from ecg_mi.utils.config import build
 
     estimator = teacher.get("estimator")
@@ -47,7 +47,8 @@ def check_teacher(teacher: dict[str, Any] | None) -> dict[str, Any] | None:
     folds = int(teacher.get("folds", 5))
     if folds < 2:
         raise ConfigError(f"data.teacher.folds={folds} must be >= 2")
-    model = build(estimator, "data.teacher.estimator")
+    # A teacher is cross-fitted inside the training part: refit_on_val has nothing to add there.
+    model = build(constructor_config(estimator), "data.teacher.estimator")
     try:  # a parameter the estimator lacks fails here, not after the epochs
         model.make_estimator()
     except (TypeError, ValueError) as exc:

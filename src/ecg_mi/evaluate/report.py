@@ -203,7 +203,7 @@ def validation_table(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
 
 def validation_markdown(validation: pd.DataFrame) -> str:
     """The validation ranking, the chosen model in bold."""
-    lines = ["| model | validation AUC, calibrated (mean ± sd over folds) | pooled test AUC [95% CI] |",
+    lines = ["| model | validation AUC (mean ± sd over folds) | pooled test AUC [95% CI] |",
              "|---|---|---|"]  # fmt: skip
     for r in validation.itertuples():
         lines.append(f"| {f'**{r.name}**' if r.chosen else r.name} | {_fmt(r.val_auc_mean, r.val_auc_sd)} | "
@@ -331,9 +331,10 @@ def build_report(
         "## Table 2", "", table2_markdown(table, comps, s.paper),
         "Files: [table2.csv](table2.csv), [comparisons.csv](comparisons.csv), [subgroups.csv](subgroups.csv)", "",
         "## Chosen on validation", "",
-        "AUC of the calibrated P(MI) on each fold's validation part (each record calibrated by a map fitted "
-        "on the part's other patients; an ensemble's from its members'), mean ± sd over the folds. Choose what "
-        "to ship here: the test folds above only report.", "", validation_markdown(validation),
+        "AUC on each fold's validation part, mean ± sd over the folds, of what the packaged model ranks by: "
+        "a single model's raw P(MI) (its calibration is strictly increasing: same order), an ensemble's mean of "
+        "its members' calibrated P(MI), each record calibrated by a map fitted on the part's other patients. "
+        "Choose what to ship here: the test folds above only report.", "", validation_markdown(validation),
         "Files: [validation.csv](validation.csv)", "",
         "## ROC", "", "![ROC](roc.png)", "", "## Precision–recall", "", "![PR](pr.png)", "",
         "## Subgroups", "", "![subgroups](subgroups.png)", "",

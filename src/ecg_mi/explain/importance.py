@@ -23,23 +23,26 @@ from ecg_mi.utils.io import atomic_path
 Artifact = tuple[Path, str | None]
 
 
-def booster_importance(estimator) -> pd.DataFrame | None:
-    """``feature, gain, weight`` for all 408 features (0 when never split on), or None."""
+def booster_importance(estimator, names: list[str] | None = None) -> pd.DataFrame | None:
+    """``feature, gain, weight`` for every input column (0 when never split on; ``names``
+    default: the 408 features), or None for a model without a booster."""
     if not hasattr(estimator, "get_booster"):
         return None
     booster = estimator.get_booster()
-    names = feature_names()
+    names = names or feature_names()
     frame = pd.DataFrame({"feature": names})
     for kind in ("gain", "weight"):
-        scores = booster.get_score(importance_type=kind)  # keys f0..f407 (no names were given)
+        scores = booster.get_score(importance_type=kind)  # keys f0, f1, … (no names were given)
         frame[kind] = [float(scores.get(f"f{i}", 0.0)) for i in range(len(names))]
     return frame.sort_values("gain", ascending=False).reset_index(drop=True)
 
 
 def permutation(
-    estimator, X: np.ndarray, y: np.ndarray, repeats: int = 3, seed: int = 0, rows_per_call: int = 20_000
+    estimator, X: np.ndarray, y: np.ndarray, repeats: int = 3, seed: int = 0, rows_per_call: int = 20_000,
+    names: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Mean and sd of the test-fold AUC drop per feature, sorted (largest first).
+    """Mean and sd of the test-fold AUC drop per column of ``X`` (``names``; default the 408
+    features), sorted (largest first).
 
     The numbers of scikit-learn's ``permutation_importance(scoring="roc_auc", n_repeats=repeats,
     random_state=seed)`` — the same shuffles, the same scores — but the permuted copies of many
@@ -61,7 +64,7 @@ def permutation(
         scores = _ranking_scores(estimator, copies.reshape(-1, n_features)).reshape(len(columns), repeats, n_rows)
         drops[start:start + len(columns)] = [[baseline - roc_auc_score(y, s) for s in per_column]
                                              for per_column in scores]  # fmt: skip
-    frame = pd.DataFrame({"feature": feature_names(), "auc_drop_mean": drops.mean(axis=1),
+    frame = pd.DataFrame({"feature": names or feature_names(), "auc_drop_mean": drops.mean(axis=1),
                           "auc_drop_sd": drops.std(axis=1)})  # fmt: skip
     return frame.sort_values("auc_drop_mean", ascending=False).reset_index(drop=True)
 
@@ -92,8 +95,9 @@ def explain_classical(
 ) -> tuple[dict[str, float], list[Artifact]]:
     """Importance CSVs of one fitted classical model on its test fold (``importance/``)."""
     X, y = data.arrays("test")
-    tables = {"permutation.csv": permutation(model.estimator_, X, y, repeats, seed)}
-    booster = booster_importance(model.estimator_)
+    names = model.input_names()  # the estimator's own columns (the 408, + any ratios)
+    tables = {"permutation.csv": permutation(model.estimator_, model.inputs(X), y, repeats, seed, names=names)}
+    booster = booster_importance(model.estimator_, names)
     if booster is not None:
         tables["xgboost_gain_weight.csv"] = booster
     artifacts: list[Artifact] = []

@@ -6,11 +6,12 @@ from ecg_mi.learners.base import (
     Learner,
     arm_of,
     build_model,
+    check_fit_keys,
     fold_settings,
     learner_for,
     list_families,
     register_family,
 )
 
-__all__ = ["Artifact", "Learner", "arm_of", "build_model", "fold_settings", "learner_for",
+__all__ = ["Artifact", "Learner", "arm_of", "build_model", "check_fit_keys", "fold_settings", "learner_for",
            "list_families", "register_family"]  # fmt: skip

@@ -20,7 +20,7 @@ from ecg_mi.data.datamodule import FoldDataModule
 from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.data.windows import DEFAULT_PAD_TOLERANCE_S, DEFAULT_WINDOW_S
 from ecg_mi.errors import ConfigError
-from ecg_mi.models.registry import get_model_class, is_ensemble
+from ecg_mi.models.registry import FIT_KEYS, constructor_config, get_model_class, is_ensemble
 from ecg_mi.packaging import PACKAGE_FORMAT, Packaged, ecg_mi_version
 from ecg_mi.utils.config import build
 
@@ -40,6 +40,8 @@ class Learner(ABC):
     explanation: ClassVar[str]  # what explain() computes ("gradcam", "importance")
     #: Dotted config keys besides :data:`UNHASHED_KEYS` that do not change this family's results.
     unhashed: ClassVar[tuple[str, ...]] = ()
+    #: The :data:`~ecg_mi.models.registry.FIT_KEYS` this family implements.
+    fit_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: DictConfig, run_dir: Path, run_id: str | None = None,
                  uri: str | None = None) -> None:  # fmt: skip
@@ -138,6 +140,10 @@ def list_families() -> list[str]:
     return sorted(_FAMILIES)
 
 
+def _supporting(key: str) -> str:
+    return ", ".join(f"the {f} models" for f, cls in sorted(_FAMILIES.items()) if key in cls.fit_keys) or "none"
+
+
 def learner_for(model_name: str) -> type[Learner]:
     """The family Learner of registered model ``model_name`` (ConfigError if unknown)."""
     family = get_model_class(model_name).family
@@ -171,10 +177,23 @@ def arm_of(model_name: str) -> str:
 
 
 def build_model(cfg: DictConfig) -> Any:
-    """The registered model named by ``cfg.model.name`` (via ``_target_``)."""
+    """The registered model named by ``cfg.model.name`` (via ``_target_``), unfitted; the
+    model config's :data:`~ecg_mi.models.registry.FIT_KEYS` are the learner's, not its."""
     get_model_class(cfg.model.name)  # unknown names fail here, listing the known ones
-    return build(cfg.model, "model", _convert_="all")
+    return build(constructor_config(OmegaConf.to_container(cfg.model, resolve=True)), "model", _convert_="all")
 
 
-__all__ = ["Artifact", "Learner", "arm_of", "build_model", "fold_settings",
+def check_fit_keys(cfg: DictConfig, learner: type[Learner]) -> None:
+    """ConfigError for a fit key of ``cfg.model`` (:data:`FIT_KEYS`) that ``learner`` does
+    not implement or whose value is not a boolean, before any run starts."""
+    for key in FIT_KEYS:
+        value = cfg.model.get(key, False)
+        if not isinstance(value, bool):
+            raise ConfigError(f"model.{key}={value!r}: must be true or false")
+        if value and key not in learner.fit_keys:
+            raise ConfigError(f"model.{key}=true: the {learner.family} models do not support it "
+                              f"({cfg.model.name} is one); only {_supporting(key)} do")
+
+
+__all__ = ["Artifact", "Learner", "arm_of", "build_model", "check_fit_keys", "fold_settings",
            "learner_for", "list_families", "register_family"]  # fmt: skip

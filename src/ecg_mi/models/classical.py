@@ -54,6 +54,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from xgboost import XGBClassifier
 
 from ecg_mi.errors import ConfigError
+from ecg_mi.features import feature_names
+from ecg_mi.features.ratios import ratio_names, with_ratios
 from ecg_mi.models.halving import RESOURCE, TreeBudgetHalving, TreeCountSearch
 from ecg_mi.models.registry import register_model
 
@@ -84,6 +86,8 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         n_jobs: parallel jobs for estimators/searches.
         top_features: fit on this fraction of the features, ranked on the training part
             (models with ``selects_features``: the forests); None = every feature.
+        q_ratios: add the 24 Q-wave ratios (:mod:`ecg_mi.features.ratios`) to the 408
+            features before anything else (``X`` must then be the 408, in their order).
     """
 
     family = "classical"
@@ -91,6 +95,8 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
     n_params = ""
     # Whether make_estimator honours ``top_features`` (it needs a model that ranks features).
     selects_features = False
+    # A model pickled before q_ratios existed lacks the attribute; it adds no ratios.
+    q_ratios = False
 
     def __init__(
         self,
@@ -104,6 +110,7 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         n_jobs: int = 2,
         average_top: int = 1,
         top_features: float | None = None,
+        q_ratios: bool = False,
     ) -> None:
         self.params = params
         self.grid = grid
@@ -115,6 +122,7 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.average_top = average_top
         self.top_features = top_features
+        self.q_ratios = q_ratios
 
     def _search(self) -> str:
         return self.default_search if self.search is None else self.search
@@ -129,6 +137,8 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         if search == "sampled" and type(self)._sampled is ClassicalModel._sampled:
             raise ConfigError(f"model.search=sampled is not implemented for {type(self).__name__}; "
                               f"choose one of {[s for s in SEARCHES if s != 'sampled']}")  # fmt: skip
+        if not isinstance(self.q_ratios, bool):
+            raise ConfigError(f"model.q_ratios={self.q_ratios!r}; true or false")
         fraction = self.top_features
         if fraction is None:
             return
@@ -180,6 +190,7 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
             raise ValueError("Only binary classification is supported; got classes "
                              f"{self.classes_.tolist()}")  # fmt: skip
         y = np.searchsorted(self.classes_, y)  # 0/1 whatever the labels (XGBoost needs 0..k-1)
+        X = self.inputs(X)
         self.search_summary_: dict[str, Any] = {}
         if len(self.classes_) == 1:  # nothing to learn: P(class) = 1 (scikit-learn's convention)
             self.estimator_ = None
@@ -220,7 +231,15 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", copy=True)
         if self.estimator_ is None:
             return np.ones((len(X), 1))
-        return self.estimator_.predict_proba(X)
+        return self.estimator_.predict_proba(self.inputs(X))
+
+    def inputs(self, X: np.ndarray) -> np.ndarray:
+        """What ``estimator_`` sees: ``X``, with its Q-wave ratios when ``q_ratios``."""
+        return with_ratios(X) if self.q_ratios else X
+
+    def input_names(self) -> list[str]:
+        """The names of :meth:`inputs`' columns when ``X`` holds the 408 features."""
+        return feature_names() + (ratio_names() if self.q_ratios else [])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The most probable class of each row."""
@@ -338,10 +357,11 @@ class SVMModel(ClassicalModel):
         n_jobs: int = 2,
         average_top: int = 1,
         top_features: float | None = None,
+        q_ratios: bool = False,
     ) -> None:
         self.kernel = kernel
         super().__init__(params, grid, search, inner_folds, n_iter, min_resources, seed, n_jobs, average_top,
-                         top_features)  # fmt: skip
+                         top_features, q_ratios)  # fmt: skip
 
     def check_interface(self) -> None:
         if self.kernel not in self.KERNELS:

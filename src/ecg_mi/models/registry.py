@@ -56,6 +56,16 @@ def get_model_class(name: str) -> type:
         ) from None
 
 
+#: Keys of a model config that the train route reads (how the model is fitted), not arguments
+#: of the model's constructor.
+FIT_KEYS = ("refit_on_val",)
+
+
+def constructor_config(node: dict[str, Any]) -> dict[str, Any]:
+    """A model config (``conf/model/<name>.yaml``, resolved) without its :data:`FIT_KEYS`."""
+    return {k: v for k, v in node.items() if k not in FIT_KEYS}
+
+
 #: Joins the models of an ensemble in one name (``resnet+random_forest``).
 ENSEMBLE_SEPARATOR = "+"
 
