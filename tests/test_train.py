@@ -17,12 +17,6 @@ from ecg_mi.models import list_models
 from ecg_mi.train import REQUIRED_METRICS, run
 
 
-def learner_for_model(cfg):
-    from ecg_mi.learners import learner_for
-
-    return learner_for(cfg.model.name)
-
-
 def _logged_predictions(run_id: str) -> pd.DataFrame:
     local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="predictions.csv",
                                                 tracking_uri=os.environ["MLFLOW_TRACKING_URI"])  # fmt: skip
@@ -150,10 +144,12 @@ def _fitted_sizes(monkeypatch) -> list[int]:
 
 
 def test_refit_on_val_fits_again_on_the_training_and_validation_parts(compose_train, monkeypatch):
+    from ecg_mi.learners import learner_for
+
     sizes = _fitted_sizes(monkeypatch)
     cfg = compose_train("model=logistic_regression", "+model.refit_on_val=true", "explain.enabled=false")
     run(cfg)
-    split = learner_for_model(cfg).datamodule(cfg).split
+    split = learner_for(cfg.model.name).datamodule(cfg).split
     assert sizes == [len(split.train), len(split.train) + len(split.val)]
     [logged] = _runs("ecg-mi-synthetic")
     assert logged.data.metrics["n_refit"] == len(split.train) + len(split.val)
