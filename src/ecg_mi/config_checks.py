@@ -140,6 +140,7 @@ TRAIN_RULES: tuple[Rule, ...] = (
     Rule("model.n_jobs", n_jobs_value, "must be a non-zero integer (-1 = all cores)"),
     Rule("model.inner_folds", int_at_least(2), "must be an integer >= 2"),
     Rule("model.n_iter", positive_int, POSITIVE_INT),
+    Rule("model.refit_on_val", is_bool, BOOL),
     *(
         Rule(f"augment.{k}", number_in(0, 1), "must be a number in [0, 1)")
         for k in ("crop", "shift", "scale", "noise")

@@ -25,9 +25,7 @@ import pandas as pd
 
 from ecg_mi import metrics
 from ecg_mi.errors import DataError
-from ecg_mi.evaluate.calibration import calibrated_probs
 from ecg_mi.evaluate.runs import Sweep
-from ecg_mi.models.registry import is_ensemble
 
 #: ``register=<name> model=chosen``: register the model :func:`chosen_model` picks.
 CHOSEN = "chosen"
@@ -40,18 +38,14 @@ def validation_aucs(sweep: Sweep) -> pd.DataFrame:
     rows = []
     for model in sweep.runs["model"].unique():
         mine = val[val["model"] == model] if not val.empty else val
-        aucs = [metrics.auc(_ranked_probs(model, g), g["label"].to_numpy())
+        # ``prob``: a single model's raw P(MI); an ensemble's rows already hold the mean of its
+        # members' calibrated P(MI) (ensembles._mean_of_members). See the module docstring.
+        aucs = [metrics.auc(g["prob"].to_numpy(dtype=float), g["label"].to_numpy())
                 for _, g in mine.groupby("fold")] if len(mine) else []  # fmt: skip
         rows.append({"model": model, "folds": len(aucs), "val_auc_mean": np.mean(aucs) if aucs else np.nan,
                      "val_auc_sd": np.std(aucs, ddof=1) if len(aucs) > 1 else np.nan})  # fmt: skip
     ranked = pd.DataFrame(rows).sort_values("val_auc_mean", ascending=False, na_position="last", kind="stable")
     return ranked.reset_index(drop=True)
-
-
-def _ranked_probs(model: str, part: pd.DataFrame) -> np.ndarray:
-    """What ranks ``part``'s records (see the module docstring): an ensemble's mean of
-    calibrated members, a single model's raw P(MI)."""
-    return calibrated_probs(part)[0] if is_ensemble(model) else part["prob"].to_numpy(dtype=float)
 
 
 def chosen_model(sweep: Sweep) -> str:

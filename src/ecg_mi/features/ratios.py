@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecg_mi.features.extract import FEATURES, N_LEADS, feature_names
+from ecg_mi.features.extract import FEATURES, N_LEADS
 
 RATIOS = ("Q_R_ratio", "Q_area_share")
+N_FEATURES = N_LEADS * len(FEATURES)  # the 408 the ratios are computed from
 MIN_R_MV = 0.05  # the floor T_R_ratio_mean uses: a lead without an R wave divides by this
 MIN_AREA_MV_MS = 1e-3  # a QRS without Q and R area gets a share of 0, not 0 / 0
 
@@ -39,8 +40,8 @@ def with_ratios(X: np.ndarray) -> np.ndarray:
     """``[n, 408]`` features (:func:`~ecg_mi.features.feature_names` order) → ``[n, 432]``:
     the 408, then the 24 ratios of :func:`ratio_names` (float64)."""
     X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[1] != len(feature_names()):
-        raise ValueError(f"Q-wave ratios need the {len(feature_names())} features in feature_names() order; "
+    if X.ndim != 2 or X.shape[1] != N_FEATURES:
+        raise ValueError(f"Q-wave ratios need the {N_FEATURES} features in feature_names() order; "
                          f"got {X.shape[-1] if X.ndim else 0} columns")  # fmt: skip
     q_amp = np.abs(_per_lead(X, "Q_amp_mean"))
     q_area = np.abs(_per_lead(X, "inteQ_mean"))

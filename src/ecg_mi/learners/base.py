@@ -184,13 +184,10 @@ def build_model(cfg: DictConfig) -> Any:
 
 
 def check_fit_keys(cfg: DictConfig, learner: type[Learner]) -> None:
-    """ConfigError for a fit key of ``cfg.model`` (:data:`FIT_KEYS`) that ``learner`` does
-    not implement or whose value is not a boolean, before any run starts."""
+    """ConfigError for a fit key of ``cfg.model`` (:data:`FIT_KEYS`) set for a ``learner``
+    that does not implement it, before any run starts (its type: ``config_checks``)."""
     for key in FIT_KEYS:
-        value = cfg.model.get(key, False)
-        if not isinstance(value, bool):
-            raise ConfigError(f"model.{key}={value!r}: must be true or false")
-        if value and key not in learner.fit_keys:
+        if cfg.model.get(key, False) and key not in learner.fit_keys:
             raise ConfigError(f"model.{key}=true: the {learner.family} models do not support it "
                               f"({cfg.model.name} is one); only {_supporting(key)} do")
 

@@ -62,15 +62,16 @@ class ClassicalLearner(Learner):
             if self.run_id:
                 mlflow.log_params({f"search.best.{k}": v for k, v in summary["best_params"].items()})
         if self.cfg.model.get("refit_on_val", False):
-            info.update(self._refit_on_val(data))
+            info.update(self._refit_on_val(data, X, y))
         return info
 
-    def _refit_on_val(self, data: FeatureDataModule) -> dict[str, float]:
+    def _refit_on_val(self, data: FeatureDataModule, X_train: np.ndarray, y_train: np.ndarray) -> dict[str, float]:
         """Keep the validation P(MI) of the model fitted so far, then fit a clone of it on the
-        training and validation parts together (see the class docstring)."""
-        self._val_probs = self.predict(data, "val")
-        parts = [data.arrays(part) for part in ("train", "val")]
-        X, y = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
+        training part (``X_train``, ``y_train``, as fitted) and the validation part together
+        (see the class docstring)."""
+        X_val, y_val = data.arrays("val")
+        self._val_probs = self._probs(X_val)
+        X, y = np.concatenate([X_train, X_val]), np.concatenate([y_train, y_val])
         groups = np.concatenate([data.groups("train"), data.groups("val")])
         started = time.perf_counter()
         self.model = clone(self.model).fit(X, y, groups=groups)
@@ -79,7 +80,10 @@ class ClassicalLearner(Learner):
     def predict(self, data: FeatureDataModule, part: str) -> np.ndarray:
         if part == "val" and self._val_probs is not None:
             return self._val_probs  # the first fit's: the refitted model has seen these records
-        X, _ = data.arrays(part)
+        return self._probs(data.arrays(part)[0])
+
+    def _probs(self, X: np.ndarray) -> np.ndarray:
+        """P(MI) ``[n]`` of the current model for the feature rows ``X``."""
         return self.model.predict_proba(X)[:, 1].astype(np.float64)
 
     def explain(self, data: FeatureDataModule, probs: np.ndarray) -> tuple[dict[str, float], list[Artifact]]:
