@@ -47,12 +47,12 @@ benchmark: install
 
 ## The best recipe (issue 18, conf/experiment/best_cpu.yaml): train its three models x 5 folds,
 ## report with the candidate ensembles' rows (reports/ecg-mi-best_cpu/), register as ecg-mi@best
-## the model or ensemble with the best validation AUC (model=chosen; the report's "Chosen on validation").
+## the model or ensemble with the best validation AUC (model_name=chosen; the report's "Chosen on validation").
 BEST_ENSEMBLES = resnet_beat+extra_trees+xgboost,resnet_beat+extra_trees,extra_trees+xgboost,resnet_beat+xgboost
 best: install
 	$(BIN)/python train.py -m experiment=best_cpu
-	$(BIN)/python evaluate.py experiment_name=ecg-mi-best_cpu 'ensembles=[$(BEST_ENSEMBLES)]' --paper
-	$(BIN)/python evaluate.py experiment_name=ecg-mi-best_cpu register=ecg-mi model=chosen 'ensembles=[$(BEST_ENSEMBLES)]' alias=best
+	$(BIN)/python evaluate.py experiment_name=ecg-mi-best_cpu 'ensembles=[$(BEST_ENSEMBLES)]' paper=true
+	$(BIN)/python evaluate.py experiment_name=ecg-mi-best_cpu register=ecg-mi model_name=chosen 'ensembles=[$(BEST_ENSEMBLES)]' alias=best
 
 ## MLflow UI over the default store, on loopback only.
 ui: install

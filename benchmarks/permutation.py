@@ -26,12 +26,13 @@ import numpy as np
 from omegaconf import OmegaConf
 from sklearn.inspection import permutation_importance
 
-from ecg_mi.data.datamodule import FeatureDataModule
+from ecg_mi.data.datamodule import FoldDataModule
 from ecg_mi.data.sources import PtbxlSource
 from ecg_mi.explain.importance import permutation
 from ecg_mi.features import feature_names
 from ecg_mi.models import create_model
 from ecg_mi.paths import repo_root
+from ecg_mi.representation import Representation
 
 TARGET_RATIO = 5.0
 SEED = 42
@@ -45,7 +46,7 @@ def main() -> int:
     warnings.filterwarnings("ignore")
     conf = OmegaConf.load(repo_root() / "conf" / "model" / "extra_trees.yaml")
     repeats = int(OmegaConf.load(repo_root() / "conf" / "train.yaml").explain.permutation_repeats)
-    data = FeatureDataModule(PtbxlSource(), sample_rate=100, fold=args.fold, train_pool="all")
+    data = FoldDataModule(PtbxlSource(), Representation("features", None, "raw"), sample_rate=100, fold=args.fold, train_pool="all")
     data.setup()
     model = create_model("extra_trees", params=OmegaConf.to_container(conf.params), n_jobs=int(conf.n_jobs),
                          seed=SEED).fit(*data.arrays("train"), groups=data.groups("train"))  # fmt: skip

@@ -7,7 +7,7 @@ run that already FINISHED with the same config and fold hash, ``skip_finished``)
    classical model> fold=0,1,2,3,4`` (the first run builds the signal cache, the fold file
    and the 408 features);
 2. ``networks``: the same with every registered network;
-3. ``evaluate``: ``python evaluate.py experiment_name=… --paper`` → ``reports/<experiment>/``;
+3. ``evaluate``: ``python evaluate.py experiment_name=… paper=true`` → ``reports/<experiment>/``;
 4. publish (skipped with ``--no-publish``): the generated ``benchmark`` section of
    ``BENCHMARKS.md`` and its figures under ``docs/figures/`` (``ecg_mi.evaluate.publish``).
 
@@ -140,7 +140,7 @@ def main() -> int:
                       uri, experiment, len(CLASSICAL) * n_folds),
             run_stage("networks (signals)", [*train, f"model={','.join(NETWORKS)}", *args.network_set],
                       uri, experiment, len(NETWORKS) * n_folds),
-            run_stage("evaluate", [python, "evaluate.py", f"experiment_name={experiment}", "--paper",
+            run_stage("evaluate", [python, "evaluate.py", f"experiment_name={experiment}", "paper=true",
                                    f"output_dir={report_dir}", *args.evaluate_set], uri, experiment, 0),
         ]  # fmt: skip
         atomic_write_text(record_path, json.dumps(record, indent=2))

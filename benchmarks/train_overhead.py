@@ -32,7 +32,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from ecg_mi.data.datamodule import SignalDataModule
+from ecg_mi.data.datamodule import FoldDataModule
 from ecg_mi.data.sources import PtbxlSource, SyntheticSource
 from ecg_mi.errors import InputError
 from ecg_mi.models import create_model
@@ -48,7 +48,7 @@ def source_for_benchmark():
 
 
 def fixed_batches(rate: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    data = SignalDataModule(source_for_benchmark(), sample_rate=rate, fold=0, batch_size=64)
+    data = FoldDataModule(source_for_benchmark(), sample_rate=rate, fold=0, batch_size=64)
     data.setup()
     torch.manual_seed(0)
     return list(data.train_dataloader())
@@ -142,7 +142,7 @@ def _children(pid: int) -> list[int]:
 
 def memory_child() -> None:
     """Runs in a child process: one 500 Hz epoch with 2 workers, sampling memory."""
-    data = SignalDataModule(
+    data = FoldDataModule(
         source_for_benchmark(), sample_rate=500, fold=0, batch_size=32, num_workers=2
     )
     data.setup()

@@ -33,14 +33,12 @@ from ablation import (  # benchmarks/ is this script's folder
     markdown,
     pooled_auc,
 )
-from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
 
+from ecg_mi.evaluate.main import rebuild_run
 from ecg_mi.evaluate.publish import commit, machine, replace_section
-from ecg_mi.evaluate.runs import fetch, model_fold_runs
+from ecg_mi.evaluate.runs import model_fold_runs
 from ecg_mi.evaluate.stats import delong_test
-from ecg_mi.learners import learner_for
-from ecg_mi.packaging import CHECKPOINT_ARTIFACT
 from ecg_mi.paths import repo_root
 from ecg_mi.tracking import resolve_tracking_uri
 
@@ -49,15 +47,9 @@ STRIP_ARMS = ("resnet", "xresnet1d", "resnet1d_wang")
 
 def score_run(uri: str, run_id: str, windows: list[int], scratch: Path) -> dict[int, dict[str, pd.DataFrame]]:
     """{K: {"val": table, "test": table}} of one fold run: META_COLUMNS plus ``prob``."""
-    run_cfg = OmegaConf.load(fetch(uri, run_id, "config.yaml"))
-    learner_cls = learner_for(run_cfg.model.name)
-    learner = learner_cls(run_cfg, scratch / run_id)
-    [weights] = [p for p in Path(fetch(uri, run_id, CHECKPOINT_ARTIFACT)).iterdir() if p.is_file()]
-    learner.load(weights)
+    learner, data = rebuild_run(uri, run_id, scratch / run_id)
     if not learner.model.augment.crop:
-        raise SystemExit(f"[tta] run {run_id} ({run_cfg.model.name}) trained without crops: nothing to average")
-    data = learner_cls.datamodule(run_cfg)
-    data.setup()
+        raise SystemExit(f"[tta] run {run_id} ({learner.cfg.model.name}) trained without crops: nothing to average")
     scored = {}
     for k in windows:
         learner.model.hparams.test_windows = k

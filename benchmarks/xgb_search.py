@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from ecg_mi.data.datamodule import FeatureDataModule
+from ecg_mi.data.datamodule import FoldDataModule
 from ecg_mi.data.sources import PtbxlSource
 from ecg_mi.models import create_model
 from ecg_mi.models.halving import RESOURCE
 from ecg_mi.paths import repo_root
+from ecg_mi.representation import Representation
 
 TARGET_S = 600.0
 JOBS = 2
@@ -78,7 +79,7 @@ def main() -> int:
     folds = [int(f) for f in args.folds.split(",")]
     result: dict = {"folds": {}, "search": str(conf.search), "candidates": n_candidates, "inner_folds": inner_folds}
     for fold in folds:
-        data = FeatureDataModule(PtbxlSource(), sample_rate=100, fold=fold)
+        data = FoldDataModule(PtbxlSource(), Representation("features", None, "raw"), sample_rate=100, fold=fold)
         data.setup()
         X, y = data.arrays("train")
         model = create_model("xgboost", grid=grid, params=params, search=str(conf.search), n_iter=n_candidates,

@@ -121,6 +121,16 @@ class AuxSyntheticSource(SyntheticSource):
         return super().index().assign(aux_FEMALE=lambda t: (t["sex"] == 1).astype(int))
 
 
+@pytest.fixture(scope="session")
+def synthetic_windows() -> tuple[np.ndarray, float]:
+    """Six seeded synthetic 10 s ECGs ``[6, 12, 1000]`` float32 mV at 100 Hz (half with MI), and the rate."""
+    from ecg_mi.data.synthetic import heart_for, synthesize_ecg
+
+    rng = np.random.default_rng(0)
+    hearts = [heart_for(pd.Series({"heart_seed": i, "label": i % 2})) for i in range(6)]
+    return np.stack([synthesize_ecg(h, rng, 100.0) for h in hearts]).astype(np.float32), 100.0
+
+
 @pytest.fixture
 def write_wfdb() -> Callable[..., Path]:
     """``write_wfdb(dir, name, signal=[12,L], fs=100, leads=PTBXL_LEADS, units='mV', gain=1000)``:

@@ -7,13 +7,11 @@ from test_features import GEOMETRY, LEAD_GAINS, known_record
 from ecg_mi.data.beats import (
     beat_length,
     beat_offsets,
-    check_input_kind,
     maps_on_strips,
     median_beat,
     median_beats,
     spread_over_beats,
 )
-from ecg_mi.errors import ConfigError
 
 FS = 500.0
 R_MS = 40  # the known record's R peak, ms after QRS onset
@@ -76,8 +74,3 @@ def test_maps_land_on_the_beats_each_strip_was_averaged_over():
     beat_map[pre] = 1.0  # the R peak of the median beat
     [laid] = maps_on_strips(beat_map[None], strip[None], FS)
     np.testing.assert_array_equal(np.flatnonzero(laid), median_beat(strip, FS).r_peaks)
-
-
-def test_unknown_input_kind_is_a_config_error_naming_the_known_ones():
-    with pytest.raises(ConfigError, match="median_beat"):
-        check_input_kind("beat")

@@ -6,8 +6,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from conftest import REPO, compose_config, load_script
-from ecg_mi.learners import build_model, learner_for
-from ecg_mi.models import get_model_class, list_models
+from ecg_mi.learners import architecture, build_model, learner_for, representation_of
+from ecg_mi.models import list_models
 from ecg_mi.utils.config import build
 
 CONF = REPO / "conf"
@@ -18,15 +18,50 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-def test_every_registered_model_has_a_config_and_every_model_config_a_model():
-    assert options("model") == list_models()
+def test_every_registered_architecture_has_a_config_of_its_name():
+    assert set(list_models()) <= set(options("model"))
 
 
 @pytest.mark.parametrize("model", options("model"))
-def test_model_config_builds_its_registered_model(model):
+def test_model_config_builds_its_registered_architecture_on_its_own_representation(model):
     cfg = compose_config("train", f"model={model}")
     built = build_model(cfg)
-    assert built.model_name == model and learner_for(model).family == built.family
+    assert built.model_name == architecture(cfg.model) and learner_for(built.model_name).family == built.family
+    # The representation the config selects is the one it names (the label rests on it).
+    assert cfg.representation.name == cfg.model.representation == representation_of(cfg).name
+
+
+@pytest.mark.parametrize("representation", options("representation"))
+def test_representation_config_instantiates_what_it_names(representation):
+    from ecg_mi.representation import Representation
+
+    built = build(compose_config("train", f"representation={representation}").representation, "representation")
+    assert isinstance(built, Representation) and built.name == representation and not built.fitted
+
+
+@pytest.mark.parametrize("model", ["resnet_beat", "resnet_hybrid"])
+def test_a_teachers_model_config_does_not_change_the_representation(model):
+    """teacher=<name> composes a classical model config, which selects the features: the
+    network's own selection, composed after it, holds."""
+    cfg = compose_config("train", "teacher=random_forest", f"model={model}")
+    assert cfg.representation.name == cfg.model.representation != "features"
+
+
+def test_the_command_line_representation_wins_and_names_the_run():
+    from ecg_mi.learners import model_label
+
+    cfg = compose_config("train", "model=resnet", "representation=median_beat")
+    assert cfg.representation.name == "median_beat" and model_label(cfg) == "resnet@median_beat"
+    assert model_label(compose_config("train", "model=resnet_beat")) == "resnet_beat"
+
+
+def test_a_representation_the_family_cannot_read_is_a_config_error():
+    from ecg_mi.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="a classical model reads the 408 features alone"):
+        representation_of(compose_config("train", "model=xgboost", "representation=window"))
+    with pytest.raises(ConfigError, match="a network reads a signal"):
+        representation_of(compose_config("train", "model=resnet", "representation=features"))
 
 
 @pytest.mark.parametrize("data", options("data"))
@@ -52,7 +87,7 @@ def test_targets_config_names_only_targets_ptbxl_offers(targets, shared_ptbxl):
 
 @pytest.mark.parametrize("teacher", options("teacher"))
 def test_teacher_config_is_its_model_config_and_builds(teacher):
-    from ecg_mi.data.teacher import check_teacher
+    from ecg_mi.targets.teacher import check_teacher
 
     cfg = compose_config("train", f"teacher={teacher}", f"model={teacher}")
     # The teacher is the model `model=<name>` trains, settings and all, not the library's defaults.
@@ -87,7 +122,7 @@ def test_callbacks_config_builds_the_selecting_checkpoint(callbacks, tmp_path):
 def test_experiment_config_composes_and_builds_its_model(experiment):
     cfg = compose_config("train", f"experiment={experiment}")
     OmegaConf.resolve(cfg)
-    assert build_model(cfg).model_name == cfg.model.name
+    assert build_model(cfg).model_name == architecture(cfg.model)
 
 
 @pytest.mark.parametrize("launcher", options("hydra/launcher") if (CONF / "hydra" / "launcher").is_dir() else [])
@@ -101,7 +136,7 @@ def test_entry_config_composes(entry):
     assert OmegaConf.to_container(compose_config(entry), resolve=False)
 
 
-BEAT_NETWORKS = [n for n in list_models("network") if get_model_class(n).input_kind == "median_beat"]
+BEAT_NETWORKS = [n for n in options("model") if compose_config("train", f"model={n}").representation.name.startswith("median_beat")]
 # Common settings a network deliberately sets for itself (its comment says why): a median-beat
 # network its epoch budget and augmentation (no crop or shift).
 # Strip networks trained on crops may average windows at prediction (test_windows, chosen on
@@ -111,10 +146,10 @@ OWN_SETTINGS = ({"attention": {"lr"}, "xresnet1d": {"test_windows"}, "resnet1d_w
 
 
 def test_networks_share_one_copy_of_their_common_settings():
-    common = OmegaConf.load(CONF / "common" / "network.yaml")
-    for model in list_models("network"):
+    common = set(OmegaConf.load(CONF / "common" / "network.yaml")) - {"defaults", "representation"}
+    for model in [m for m in options("model") if learner_for(architecture(compose_config("train", f"model={m}").model)).family == "network"]:
         own = OmegaConf.load(CONF / "model" / f"{model}.yaml")
-        repeated = set(own) & set(common) - OWN_SETTINGS.get(model, set())
+        repeated = set(own) & common - OWN_SETTINGS.get(model, set())
         assert not repeated, f"conf/model/{model}.yaml repeats {sorted(repeated)}"
 
 
@@ -145,6 +180,6 @@ def test_every_ablation_arm_composes_and_builds_its_model_and_callbacks(arm, tmp
     spec = load_script("benchmarks/ablation.py").ARMS[arm]
     cfg = compose_config("train", "experiment=cpu_fast", f"model={spec.model}", *spec.overrides)
     OmegaConf.resolve(cfg)
-    assert build_model(cfg).model_name == spec.model
-    if learner_for(spec.model).family == "network":
+    assert build_model(cfg).model_name == architecture(cfg.model)
+    if learner_for(architecture(cfg.model)).family == "network":
         build_callbacks(cfg, tmp_path)

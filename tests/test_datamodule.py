@@ -1,4 +1,4 @@
-"""SignalDataModule and prepare_fold: fold splits, missing files, normalisation, batches."""
+"""FoldDataModule and prepare_fold: fold splits, missing files, the representation, batches."""
 
 import numpy as np
 import pandas as pd
@@ -6,14 +6,19 @@ import pytest
 import torch
 
 from conftest import AuxSyntheticSource, model_config
-from ecg_mi.data.datamodule import OUTSIDE_COHORT, SignalDataModule, prepare_fold
+from ecg_mi.data.datamodule import OUTSIDE_COHORT, FoldDataModule, prepare_fold
 from ecg_mi.data.sources import PtbxlSource, SyntheticSource
 from ecg_mi.errors import ConfigError, DataError, InputError
+from ecg_mi.representation import Representation, fit_scaling
+from ecg_mi.targets import Targets
+
+BEAT = Representation("median_beat", "median_beat")
+HYBRID = Representation("median_beat+features", "median_beat", "scaled")
 
 
 @pytest.fixture
-def synthetic_dm(tmp_path) -> SignalDataModule:
-    dm = SignalDataModule(
+def synthetic_dm(tmp_path) -> FoldDataModule:
+    dm = FoldDataModule(
         SyntheticSource(n_records=120, seed=0),
         sample_rate=100,
         fold=1,
@@ -127,7 +132,7 @@ def test_also_at_rate_keeps_the_same_records_at_either_rate(tiny_ptbxl, tmp_path
 
 def test_unsupported_sample_rate_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="data.sample_rate=200"):
-        SignalDataModule(SyntheticSource(n_records=120), sample_rate=200, cache_dir=tmp_path)
+        FoldDataModule(SyntheticSource(n_records=120), sample_rate=200, cache_dir=tmp_path)
 
 
 @pytest.mark.integration
@@ -139,7 +144,7 @@ def test_shared_ptbxl_500hz_leaves_out_records_without_files(shared_ptbxl, tmp_p
 
 
 def _first_batch_rows(tmp_path, seed: int, fold: int = 1) -> list[int]:
-    dm = SignalDataModule(SyntheticSource(n_records=120, seed=0), sample_rate=100, fold=fold,
+    dm = FoldDataModule(SyntheticSource(n_records=120, seed=0), sample_rate=100, fold=fold,
                           batch_size=16, cache_dir=tmp_path, seed=seed)  # fmt: skip
     dm.setup()
     return next(iter(dm.train_dataloader()))[2].tolist()
@@ -153,11 +158,12 @@ def test_the_same_seed_and_fold_give_the_same_batch_order(tmp_path):
     assert _first_batch_rows(tmp_path, seed=3) == _first_batch_rows(tmp_path, seed=3)
 
 
-def test_feature_datamodule_takes_no_loader_settings(tmp_path):
-    from ecg_mi.data.datamodule import FeatureDataModule
-
-    with pytest.raises(TypeError, match="batch_size"):
-        FeatureDataModule(SyntheticSource(n_records=120), batch_size=8, cache_dir=tmp_path)
+def test_the_features_representation_serves_feature_matrices_of_the_same_parts(tmp_path):
+    dm = FoldDataModule(SyntheticSource(n_records=120), Representation("features", None, "raw"), fold=1, cache_dir=tmp_path)
+    dm.setup()
+    X, y = dm.arrays("test")
+    assert X.shape == (len(dm.split.test), 408) and (y == dm.split.test["label"].to_numpy()).all()
+    assert dm.store is None and dm.fitted.lead_mean is None  # no signal input to fit
 
 
 # ---- data.train_pool=all: more training records, the same validation and test parts
@@ -179,7 +185,7 @@ def test_train_pool_all_adds_only_records_of_training_patients(tmp_path):
 
 def test_train_pool_all_caches_the_same_records_for_every_fold(tmp_path):
     source = SyntheticSource(n_records=120, seed=0)
-    rows = [SignalDataModule(source, fold=k, cache_dir=tmp_path, train_pool="all").cohort_rows()["record_id"].tolist()
+    rows = [FoldDataModule(source, fold=k, cache_dir=tmp_path, train_pool="all").cohort_rows()["record_id"].tolist()
             for k in range(5)]  # fmt: skip
     assert all(r == rows[0] for r in rows) and len(rows[0]) == 120
 
@@ -193,8 +199,8 @@ def test_unknown_train_pool_is_a_config_error(tmp_path):
 
 
 def test_aux_targets_reach_training_batches_only(tmp_path):
-    dm = SignalDataModule(AuxSyntheticSource(n_records=120), fold=1, batch_size=16, cache_dir=tmp_path,
-                          aux_targets=["FEMALE"])  # fmt: skip
+    dm = FoldDataModule(AuxSyntheticSource(n_records=120), targets=Targets(["FEMALE"]), fold=1, batch_size=16,
+                        cache_dir=tmp_path)  # fmt: skip
     _, y, rows = next(iter(dm.train_dataloader()))
     assert y.shape == (16, 2)
     expected = dm.split.train[["label", "aux_FEMALE"]].to_numpy()[rows.numpy()]
@@ -203,11 +209,10 @@ def test_aux_targets_reach_training_batches_only(tmp_path):
 
 
 def test_teacher_softens_the_training_targets_only(tmp_path):
-    dm = SignalDataModule(AuxSyntheticSource(n_records=120), fold=1, batch_size=16, cache_dir=tmp_path,
-                          aux_targets=["FEMALE"], teacher={"estimator": model_config("random_forest"), "weight": 0.5})  # fmt: skip
-    dm.setup()
+    targets = Targets(["FEMALE"], {"estimator": model_config("random_forest"), "weight": 0.5})
+    dm = FoldDataModule(AuxSyntheticSource(n_records=120), targets=targets, fold=1, batch_size=16, cache_dir=tmp_path)
     labels = dm.split.train["label"].to_numpy()
-    soft = dm.train_targets
+    soft = targets.training(dm.split.train, lambda: dm.feature_matrix(dm.split.train))[:, 0]
     # Weight 0.5: each target stays within 0.5 of its label, and the teacher moved some of them.
     assert soft.shape == labels.shape and (np.abs(soft - labels) <= 0.5).all() and (soft != labels).any()
     _, y, rows = next(iter(dm.train_dataloader()))
@@ -219,7 +224,7 @@ def test_teacher_softens_the_training_targets_only(tmp_path):
 
 def test_aux_target_the_source_lacks_is_a_config_error_naming_what_it_offers(tmp_path):
     with pytest.raises(ConfigError, match=r"\['HYP'\] not offered .* \(it offers \['FEMALE'\]"):
-        SignalDataModule(AuxSyntheticSource(n_records=120), cache_dir=tmp_path, aux_targets=["HYP"])
+        FoldDataModule(AuxSyntheticSource(n_records=120), targets=Targets(["HYP"]), cache_dir=tmp_path)
 
 
 def test_ptbxl_offers_its_other_diagnostic_classes_as_aux_targets(shared_ptbxl):
@@ -244,44 +249,45 @@ def test_ptbxl_offers_every_scp_statement_as_an_aux_target(shared_ptbxl):
 
 
 def test_median_beat_input_serves_beats_and_counts_strips_without_beats(tmp_path):
-    dm = SignalDataModule(SyntheticSource(n_records=120), fold=1, batch_size=16, cache_dir=tmp_path,
-                          input_kind="median_beat")  # fmt: skip
+    dm = FoldDataModule(SyntheticSource(n_records=120), BEAT, fold=1, batch_size=16, cache_dir=tmp_path)
     x, y, _ = next(iter(dm.train_dataloader()))
     assert x.shape == (16, 12, dm.input_length) == (16, 12, 80) and torch.isfinite(x).all()
     assert dm.quality()["n_records_without_beats"] == 0
-    assert dm.mean.shape == (12, 1)  # standardised on the training part's beats
+    rows = dm.store.rows(dm.split.train["record_id"].tolist())  # standardised on the training part's beats
+    np.testing.assert_allclose(dm.fitted.lead_mean, dm.signal_inputs[rows].mean(axis=(0, 2)), atol=1e-6)
 
 
 def test_clinical_features_reach_every_batch_scaled_on_the_training_part(tmp_path):
-    from ecg_mi.features.scaling import fit_scaling
-
-    dm = SignalDataModule(SyntheticSource(n_records=120), fold=1, batch_size=16, cache_dir=tmp_path,
-                          input_kind="median_beat", clinical=True)  # fmt: skip
+    dm = FoldDataModule(SyntheticSource(n_records=120), HYBRID, fold=1, batch_size=16, cache_dir=tmp_path)
     (beats, features), _, rows = next(iter(dm.train_dataloader()))
     assert beats.shape == (16, 12, 80) and features.shape == (16, 408) and features.dtype == torch.float32
-    center, scale = fit_scaling(dm.feature_matrix(dm.split.train))
-    np.testing.assert_array_equal(dm.clinical_scaling[0], center)  # fitted on the training part only
-    expected = dm.clinical_inputs(dm.split.train)[rows.numpy()]
+    center, _ = fit_scaling(dm.feature_matrix(dm.split.train))
+    np.testing.assert_array_equal(dm.fitted.feature_center, center)  # fitted on the training part only
+    expected = dm.fitted.scale_features(dm.feature_matrix(dm.split.train))[rows.numpy()]
     np.testing.assert_array_equal(features.numpy(), expected)
     (_, test_features), _, _ = next(iter(dm.test_dataloader()))
-    np.testing.assert_array_equal(test_features.numpy(), dm.clinical_inputs(dm.split.test)[:16])
+    np.testing.assert_array_equal(test_features.numpy(), dm.model_inputs("test")[1][:16])
 
 
 def test_without_clinical_features_batches_carry_the_signal_alone(synthetic_dm):
     x, _, _ = next(iter(synthetic_dm.train_dataloader()))
-    assert isinstance(x, torch.Tensor) and synthetic_dm.clinical_inputs(synthetic_dm.split.train) is None
+    assert isinstance(x, torch.Tensor) and len(synthetic_dm.model_inputs("train")) == 1
 
 
-def test_unknown_input_kind_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="median_beat"):
-        SignalDataModule(SyntheticSource(n_records=120), cache_dir=tmp_path, input_kind="beats")
+@pytest.mark.parametrize("representation", [Representation("window"), BEAT, HYBRID], ids=lambda r: r.name)
+def test_model_inputs_are_the_batches_inputs(representation, tmp_path):
+    """Grad-CAM reads model_inputs(); the network trained and was scored on the batches."""
+    dm = FoldDataModule(SyntheticSource(n_records=120), representation, fold=1, batch_size=16, cache_dir=tmp_path)
+    batches = [x if isinstance(x, list) else [x] for x, _, _ in dm.test_dataloader()]
+    for k, inputs in enumerate(dm.model_inputs("test")):
+        np.testing.assert_array_equal(torch.cat([b[k] for b in batches]).numpy(), inputs)
 
 
 def test_median_beats_are_computed_once_per_record_set(tmp_path):
-    first = SignalDataModule(SyntheticSource(n_records=120), fold=1, cache_dir=tmp_path, input_kind="median_beat")
+    first = FoldDataModule(SyntheticSource(n_records=120), BEAT, fold=1, cache_dir=tmp_path)
     first.setup()
     [cached] = (tmp_path / "beats").glob("*.npy")
-    second = SignalDataModule(SyntheticSource(n_records=120), fold=2, cache_dir=tmp_path, input_kind="median_beat")
+    second = FoldDataModule(SyntheticSource(n_records=120), BEAT, fold=2, cache_dir=tmp_path)
     second.setup()
-    np.testing.assert_array_equal(second.beats, first.beats)
+    np.testing.assert_array_equal(second.signal_inputs, first.signal_inputs)
     assert second.n_without_beats == first.n_without_beats and list((tmp_path / "beats").glob("*.npy")) == [cached]

@@ -262,7 +262,7 @@ def test_train_then_evaluate_end_to_end(run_cli, tmp_path):
     sweep = run_cli("train.py", "-m", "model=resnet,logistic_regression", "fold=0,1", "data.n_folds=2",
                     *TINY_RUN, f"hydra.sweep.dir={tmp_path}/sweep")  # fmt: skip
     assert sweep.returncode == 0, sweep.stderr[-2000:]
-    report = run_cli("evaluate.py", "n_bootstrap=200", f"output_dir={tmp_path}/report", "--paper",
+    report = run_cli("evaluate.py", "n_bootstrap=200", f"output_dir={tmp_path}/report", "paper=true",
                      f"hydra.run.dir={tmp_path}/eval")  # fmt: skip
     assert report.returncode == 0, report.stderr[-2000:]
     table = pd.read_csv(tmp_path / "report" / "table2.csv")

@@ -69,7 +69,7 @@ def test_external_report_on_unseen_synthetic_data(tmp_path, standin_model):
 
 @pytest.mark.slow
 def test_cli_logs_an_external_run_and_prints_the_table(run_cli, tmp_path, standin_model):
-    done = run_cli("evaluate.py", "external=true", f"model={standin_model()}", "data=synthetic",
+    done = run_cli("evaluate.py", "external=true", f"model_uri={standin_model()}", "data=synthetic",
                    "data.source.n_records=60", "n_bootstrap=20", f"external_dir={tmp_path / 'ext'}",
                    f"hydra.run.dir={tmp_path}/hydra")  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -81,13 +81,13 @@ def test_cli_logs_an_external_run_and_prints_the_table(run_cli, tmp_path, standi
 
 
 def test_external_without_a_model_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"model: missing; pass model=<MLflow model URI>"):
+    with pytest.raises(ConfigError, match=r"model_uri: missing; pass model_uri=<MLflow model URI>"):
         evaluate(compose_config("evaluate", "external=true", "data=synthetic"))
 
 
 def test_cli_unloadable_model_is_one_line_exit_2(run_cli, tmp_path):
-    """``model=`` reaches the external route (evaluate.py renames it) and fails in one line."""
-    done = run_cli("evaluate.py", "external=true", f"model={tmp_path / 'none'}", "data=synthetic",
+    """``model_uri=`` reaches the external route and fails in one line."""
+    done = run_cli("evaluate.py", "external=true", f"model_uri={tmp_path / 'none'}", "data=synthetic",
                    f"hydra.run.dir={tmp_path}/hydra")  # fmt: skip
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()

@@ -17,7 +17,7 @@ SMALL = {name: get_model_class(name).smoke_settings for name in NETWORKS}
 def inputs(model, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """A network's inputs for signals ``x``: with random scaled features for a hybrid."""
     generator = torch.Generator().manual_seed(1)
-    return (x, torch.randn(len(x), 408, generator=generator)) if model.clinical_features else (x,)
+    return (x, torch.randn(len(x), model.hparams.n_clinical, generator=generator)) if model.clinical is not None else (x,)
 
 
 def test_registry_lists_models_by_family():
@@ -189,7 +189,7 @@ def test_networks_accept_cropped_training_windows(name):
 def test_aux_targets_train_a_second_head_and_leave_p_mi_alone(name, tmp_path):
     """Every network takes auxiliary targets: the head is sized in setup(), its loss is added
     in training, and prediction, saved weights and reloads work as without it."""
-    from ecg_mi.learners.network import load_weights, save_weights
+    from ecg_mi.models.base import load_weights
 
     model = create_model(name, **SMALL[name], aux_targets=["A", "B"], aux_weight=1.0)
     model.setup("fit")
@@ -203,27 +203,53 @@ def test_aux_targets_train_a_second_head_and_leave_p_mi_alone(name, tmp_path):
     torch.manual_seed(0)
     without = plain.training_step((inputs(model, x), y[:, 0], None), 0)
     assert with_aux > without  # the auxiliary BCE is added to the same MI loss
-    save_weights(model, tmp_path / "w.pt")
+    model.save_weights(tmp_path / "w.pt")
     reloaded = load_weights(tmp_path / "w.pt")
     with torch.no_grad():
         assert torch.allclose(reloaded(*inputs(model, x)), model.eval()(*inputs(model, x)))
         assert reloaded(*inputs(model, x)).shape == (4,)
 
 
-def test_hybrid_refuses_a_call_without_its_features():
-    model = create_model("resnet_hybrid", **SMALL["resnet_hybrid"]).eval()
+HYBRIDS = [n for n in NETWORKS if create_model(n, **SMALL[n], n_clinical=8, check=False).clinical is not None]
+
+
+def test_the_paper_resnet_and_the_benchmark_architectures_can_be_hybrids():
+    assert {"resnet", "resnet1d_wang", "xresnet1d"} <= set(HYBRIDS)
+
+
+@pytest.mark.parametrize("name", sorted(set(NETWORKS) - set(HYBRIDS)))
+def test_a_network_that_cannot_read_features_refuses_them_when_built(name):
+    with pytest.raises(ConfigError, match="cannot read clinical features"):
+        create_model(name, **SMALL[name], n_clinical=408)
+
+
+@pytest.mark.parametrize("name", HYBRIDS)
+def test_hybrid_refuses_a_call_without_its_features(name):
+    model = create_model(name, **SMALL[name], n_clinical=408).eval()
     with pytest.raises(ValueError, match="408 clinical features"):
         model(torch.randn(2, 12, 80))
 
 
-def test_hybrid_logit_follows_the_features_as_well_as_the_beat():
+@pytest.mark.parametrize("name", HYBRIDS)
+def test_hybrid_logit_follows_the_features_as_well_as_the_signal(name):
     torch.manual_seed(0)
-    model = create_model("resnet_hybrid", **SMALL["resnet_hybrid"]).eval()
+    model = create_model(name, **SMALL[name], n_clinical=408).eval()
     beat, features = torch.randn(2, 12, 80), torch.randn(2, 408)
     with torch.no_grad():
         logits = model(beat, features)
         assert not torch.allclose(model(beat, features + 1.0), logits)
         assert not torch.allclose(model(beat + 1.0, features), logits)
+
+
+def test_weights_of_a_network_registered_before_the_representation_load_into_its_architecture(tmp_path):
+    from ecg_mi.models.base import load_weights
+
+    model = create_model("resnet", **SMALL["resnet"], kernel_size=5, stem_stride=1)
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    torch.save({"model": "resnet_beat", "hparams": dict(model.hparams), "state_dict": state}, tmp_path / "w.pt")
+    x = torch.randn(2, 12, 80)
+    with torch.no_grad():
+        assert torch.equal(load_weights(tmp_path / "w.pt")(x), model.eval()(x))
 
 
 def test_max_epochs_below_one_is_a_config_error():
@@ -247,10 +273,10 @@ def test_test_windows_average_p_mi_over_evenly_spaced_windows_of_the_training_cr
 
 
 def test_test_windows_travel_with_the_saved_weights(tmp_path):
-    from ecg_mi.learners.network import load_weights, save_weights
+    from ecg_mi.models.base import load_weights
 
     model = create_model("resnet", augment={"crop": 0.5}, test_windows=3, **SMALL["resnet"]).eval()
-    save_weights(model, tmp_path / "w.pt")
+    model.save_weights(tmp_path / "w.pt")
     x = torch.randn(2, 12, 1000)
     with torch.no_grad():
         assert torch.allclose(load_weights(tmp_path / "w.pt")(x), model.window_logits(x))

@@ -51,9 +51,10 @@ np.save(sys.argv[3], model.predict(np.load(sys.argv[2])))
 
 def _test_signals(cfg, record_ids: list[str]) -> np.ndarray:
     """The cached float32 mV signals ``[n, 12, L]`` of ``record_ids`` (as the run read them)."""
-    from ecg_mi.learners import learner_for
+    from ecg_mi.data.datamodule import FoldDataModule
+    from ecg_mi.learners import fold_settings
 
-    data = learner_for("resnet").datamodule(cfg)
+    data = FoldDataModule(**fold_settings(cfg))  # the window: the signal itself
     data.setup()
     return np.asarray(data.store.signals[data.store.rows(record_ids)], dtype=np.float32)
 
@@ -111,7 +112,7 @@ def registered(trained, tmp_path_factory) -> str:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{elsewhere}")
         cfg = compose_config("evaluate", f"experiment_name={EXPERIMENT}", "register=ecg-mi",
-                             "model_uri=resnet", "alias=champion", f"tracking.uri={trained.uri}")  # fmt: skip
+                             "model_name=resnet", "alias=champion", f"tracking.uri={trained.uri}")  # fmt: skip
         run(cfg)
     return "models:/ecg-mi@champion"
 
@@ -221,17 +222,17 @@ def test_median_beat_network_warns_about_windows_without_beats(store, caplog):
 
 
 def test_median_beat_network_says_so_in_its_metadata(store):
-    assert model_info(_load(store.runs[("resnet_beat", 0)].id))["input_kind"] == "median_beat"
-    assert model_info(_load(store.runs[("resnet", 0)].id))["input_kind"] == "signal"
+    assert model_info(_load(store.runs[("resnet_beat", 0)].id))["representation"] == "median_beat"
+    assert model_info(_load(store.runs[("resnet", 0)].id))["representation"] == "window"
 
 
 def test_hybrid_network_carries_its_feature_scaling_and_version(store):
     from ecg_mi.features import FEATURE_VERSION
 
     package = _load(store.runs[("resnet_hybrid", 0)].id).unwrap_python_model()
-    assert package.info["clinical_features"] and package.info["feature_version"] == FEATURE_VERSION
+    assert package.info["representation"] == "median_beat+features" and package.info["feature_version"] == FEATURE_VERSION
     [member] = package.members
-    assert len(member.settings["clinical_center"]) == len(member.settings["clinical_scale"]) == 408
+    assert len(member.representation["feature_center"]) == len(member.representation["feature_scale"]) == 408
 
 
 def test_hybrid_network_of_another_feature_version_is_refused(store):
@@ -253,10 +254,63 @@ def test_input_of_another_length_is_refused(store):
         model.predict(None, np.zeros((1, 12, 999), np.float32))
 
 
-def test_raw_checkpoint_moves_to_the_checkpoint_folder(store):
+@pytest.mark.parametrize(("model", "file"), [("resnet", "weights.pt"), ("xgboost", "model.pkl")])
+def test_a_run_stores_its_model_file_once_in_its_package(store, model, file):
+    from urllib.parse import urlparse
+
     client = MlflowClient(store.uri)
-    listed = [f.path for f in client.list_artifacts(store.runs[("resnet", 0)].id, "checkpoint")]
-    assert listed == ["checkpoint/best.ckpt"]
+    run = client.get_run(store.runs[(model, 0)].id)
+    [logged] = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
+    stored = [path.name for location in (run.info.artifact_uri, logged.artifact_location)
+              for path in Path(urlparse(location).path).rglob("*") if path.suffix in (".pt", ".pkl", ".ckpt")]  # fmt: skip
+    assert sorted(stored) == sorted([file, "python_model.pkl"])  # the package's; no raw checkpoint beside it
+
+
+def _as_format_1(package) -> object:
+    """``package`` as ecg-mi packaged it before the representation (format 1): members with
+    their ``settings``, the input kind in ``info``."""
+    from ecg_mi.packaging import EcgMiPackage, Member
+
+    old = EcgMiPackage.__new__(EcgMiPackage)
+    [member] = package.members
+    rep = member.representation
+    settings = {"calibration": member.calibration}
+    if rep["signal"]:
+        settings.update(mean=rep["lead_mean"], std=rep["lead_std"])
+    if rep["features"] == "scaled":
+        settings.update(clinical_center=rep["feature_center"], clinical_scale=rep["feature_scale"])
+    legacy = Member.__new__(Member)
+    legacy.__dict__.update(artifact=member.artifact, settings=settings)
+    info = {k: v for k, v in package.info.items() if k != "representation"}
+    info.update(format=1, input_kind=(rep["signal"] or "signal").replace("window", "signal"))
+    old.__dict__.update(info=info, members=[legacy], artifact_paths={}, _loaded=None)
+    return old
+
+
+@pytest.mark.parametrize("model", ["resnet_beat", "resnet_hybrid", "xgboost"])
+def test_a_package_of_format_1_loads_and_scores_as_before(store, model, tmp_path):
+    import cloudpickle
+
+    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{store.runs[(model, 0)].id}/model", dst_path=str(tmp_path)))
+    current = mlflow.pyfunc.load_model(str(local))
+    (local / "python_model.pkl").write_bytes(cloudpickle.dumps(_as_format_1(current.unwrap_python_model())))
+    converted = mlflow.pyfunc.load_model(str(local))
+    x = store.records[(model, 0)]
+    assert converted.unwrap_python_model().info["converted_from_format"] == 1
+    np.testing.assert_array_equal(converted.predict(x), current.predict(x))
+
+
+def test_a_package_of_an_unknown_format_is_refused_naming_it(store, tmp_path):
+    import yaml
+
+    from ecg_mi.packaging import read_info
+
+    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{store.runs[('resnet', 0)].id}/model", dst_path=str(tmp_path)))
+    spec = yaml.safe_load((local / "MLmodel").read_text())
+    spec["metadata"]["ecg_mi"]["format"] = 99
+    (local / "MLmodel").write_text(yaml.safe_dump(spec))
+    with pytest.raises(EcgMiError, match="packaged in format 99 .* reads formats 1, 2: install the ecg-mi"):
+        read_info(str(local))
 
 
 def test_ensemble_predicts_the_mean_of_its_fold_models(store, registered):
@@ -272,14 +326,14 @@ def test_ensemble_predicts_the_mean_of_its_fold_models(store, registered):
 
 
 def test_combined_models_predict_the_mean_of_their_parts_in_a_fresh_process(store, tmp_path):
-    """A network and a feature model in one package (``register=… model=resnet+xgboost``):
+    """A network and a feature model in one package (``register=… model_name=resnet+xgboost``):
     each part scores as it would alone, the package answers their mean."""
-    from ecg_mi.packaging import combine, ensemble, load_package, log_package
+    from ecg_mi.packaging import ensemble, load_package, log_package
 
     keys = [("resnet", 0), ("xgboost", 0)]
     parts = [ensemble([load_package(f"runs:/{store.runs[k].id}/model", str(tmp_path / k[0]))]) for k in keys]
     with mlflow.start_run(experiment_id=mlflow.set_experiment("combined").experiment_id) as active:
-        log_package(combine(parts))
+        log_package(ensemble(parts))
     x = store.records[("resnet", 0)]
     expected = np.mean([_load(store.runs[k].id).predict(x) for k in keys], axis=0)
     combined = _predict_in_fresh_process(store.uri, f"runs:/{active.info.run_id}/model", x, tmp_path)
@@ -291,13 +345,13 @@ def test_combined_models_predict_the_mean_of_their_parts_in_a_fresh_process(stor
 
 def test_a_package_that_cannot_score_an_example_is_refused_before_it_joins_an_ensemble(store, tmp_path,
                                                                                      monkeypatch):  # fmt: skip
-    from ecg_mi.learners.classical import ClassicalPackage
+    from ecg_mi.models.classical import XGBoostModel
     from ecg_mi.packaging import load_package
 
-    def stale(self, model, member, prepared):
+    def stale(self, X):
         raise AttributeError("'XGBoostModel' object has no attribute 'q_ratios'")
 
-    monkeypatch.setattr(ClassicalPackage, "member_probs", stale)
+    monkeypatch.setattr(XGBoostModel, "predict_proba", stale)
     with pytest.raises(DataError, match="cannot score an example ECG .*AttributeError.*q_ratios"):
         load_package(f"runs:/{store.runs[('xgboost', 0)].id}/model", str(tmp_path))
 
@@ -314,7 +368,7 @@ def test_register_chosen_registers_the_complete_model_best_on_validation(store):
     from ecg_mi.evaluate.main import run
 
     # resnet is the store's only model with every fold (the others have one of two)
-    run(compose_config("evaluate", f"experiment_name={EXPERIMENT}", "register=ecg-mi", "model_uri=chosen",
+    run(compose_config("evaluate", f"experiment_name={EXPERIMENT}", "register=ecg-mi", "model_name=chosen",
                        "allow_incomplete=true", "alias=chosen", f"tracking.uri={store.uri}"))  # fmt: skip
     client = MlflowClient(store.uri)
     source = client.get_run(client.get_model_version_by_alias("ecg-mi", "chosen").run_id)
@@ -373,7 +427,7 @@ def test_register_refuses_runs_without_a_packaged_model(tmp_path):
 
 def test_cli_register_without_a_model_is_one_line(run_cli):
     done = run_cli("evaluate.py", "register=ecg-mi")
-    assert done.returncode == 2 and "register=ecg-mi needs model=" in done.stderr
+    assert done.returncode == 2 and "register=ecg-mi needs model_name=" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -69,7 +69,7 @@ def test_csv_has_exactly_the_documented_columns(tmp_path, standin_model, write_w
 
 def test_mixed_folder_scores_good_files_and_flags_garbage(run_cli, tmp_path, standin_model, mixed_folder):
     out = tmp_path / "pred.csv"
-    done = run_cli("predict.py", f"model={standin_model()}", f"input={mixed_folder}", f"output={out}",
+    done = run_cli("predict.py", f"model_uri={standin_model()}", f"input={mixed_folder}", f"output={out}",
                    f"hydra.run.dir={tmp_path}/hydra")  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
@@ -87,7 +87,7 @@ def test_a_downloaded_model_is_not_left_behind(run_cli, tmp_path, standin_model,
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))  # predict's temporary files
-    done = run_cli("predict.py", f"model={uri}", f"input={record}.hea", f"output={tmp_path / 'p.csv'}",
+    done = run_cli("predict.py", f"model_uri={uri}", f"input={record}.hea", f"output={tmp_path / 'p.csv'}",
                    f"hydra.run.dir={tmp_path}/hydra")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert not list(scratch.iterdir())
@@ -152,12 +152,13 @@ def test_failed_run_leaves_an_existing_csv_untouched(tmp_path, standin_model, wr
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["input={in}"], "error: model: missing; pass model=<MLflow model URI>"),
-        (["model={model}", "input={tmp}/nothing/*.xml"], "error: {tmp}/nothing/*.xml: matches no file"),
-        (["model={tmp}/no-model", "input={in}"], "error: {tmp}/no-model: cannot load the MLflow model"),
-        (["model={model}", "input={in}", "output={in}/r0.hea/out.csv"], "error: {in}/r0.hea/out.csv: cannot write there"),
+        (["input={in}"], "error: model_uri: missing; pass model_uri=<MLflow model URI>"),
+        (["model={model}", "input={in}"], "error: model={model}: pass model_uri=<MLflow model URI> instead"),
+        (["model_uri={model}", "input={tmp}/nothing/*.xml"], "error: {tmp}/nothing/*.xml: matches no file"),
+        (["model_uri={tmp}/no-model", "input={in}"], "error: {tmp}/no-model: cannot read the MLflow model"),
+        (["model_uri={model}", "input={in}", "output={in}/r0.hea/out.csv"], "error: {in}/r0.hea/out.csv: cannot write there"),
     ],
-    ids=["missing-model", "input-matches-nothing", "unloadable-model", "output-not-writable"],
+    ids=["missing-model", "model-is-a-config-group", "input-matches-nothing", "unloadable-model", "output-not-writable"],
 )  # fmt: skip
 def test_cli_errors_are_one_line_exit_2(run_cli, tmp_path, standin_model, write_wfdb, args, message):
     write_wfdb(tmp_path / "in", "r0")

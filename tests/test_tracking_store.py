@@ -142,12 +142,12 @@ def test_run_of_a_dead_process_on_this_host_is_closed_killed(tmp_path):
     unlogged = _running(uri, {OWNER_HOST: socket.gethostname(), OWNER_PID: str(_dead_pid())},
                         fold_hash=None)  # killed before it logged params  # fmt: skip
     other_fold_file = _running(uri, {OWNER_HOST: socket.gethostname(), OWNER_PID: "1"}, "0" * 64)
-    assert close_stale_runs("e", uri, "c", "f" * 64) == 2
+    assert close_stale_runs("e", uri, ["c"], "f" * 64) == 2
     assert _status(uri, orphan) == _status(uri, unlogged) == "KILLED"
     assert _status(uri, other_fold_file) == "RUNNING"
     tags = MlflowClient(uri).get_run(orphan).data.tags
     assert tags["killed_reason"].startswith("stale: its owner, process")
-    assert close_stale_runs("e", uri, "c", "f" * 64) == 0  # idempotent
+    assert close_stale_runs("e", uri, ["c"], "f" * 64) == 0  # idempotent
 
 
 def test_run_of_a_live_process_is_left_alone(tmp_path):
@@ -157,11 +157,11 @@ def test_run_of_a_live_process_is_left_alone(tmp_path):
         owner = {OWNER_HOST: socket.gethostname(), OWNER_PID: str(sleeper.pid)}
         start = _process_start(sleeper.pid)
         live = _running(uri, {**owner, OWNER_START: start} if start else owner)
-        assert close_stale_runs("e", uri, "c", "f" * 64) == 0
+        assert close_stale_runs("e", uri, ["c"], "f" * 64) == 0
         assert _status(uri, live) == "RUNNING"
         if start:  # the same pid with another start time is another (reused) process
             reused = _running(uri, {**owner, OWNER_START: str(int(start) - 1)})
-            assert close_stale_runs("e", uri, "c", "f" * 64) == 1
+            assert close_stale_runs("e", uri, ["c"], "f" * 64) == 1
             assert _status(uri, reused) == "KILLED" and _status(uri, live) == "RUNNING"
     finally:
         sleeper.kill()
@@ -173,7 +173,7 @@ def test_run_of_another_host_is_closed_only_past_the_lease(tmp_path):
     elsewhere = {OWNER_HOST: "node-that-is-not-this-one", OWNER_PID: "4242"}
     recent = _running(uri, elsewhere)
     old = _running(uri, elsewhere, started=time.time() - 4 * 24 * 3600)
-    assert close_stale_runs("e", uri, "c", "f" * 64) == 1
+    assert close_stale_runs("e", uri, ["c"], "f" * 64) == 1
     assert _status(uri, recent) == "RUNNING" and _status(uri, old) == "KILLED"
-    assert close_stale_runs("e", uri, "c", "f" * 64, stale_after_s=0) == 1
+    assert close_stale_runs("e", uri, ["c"], "f" * 64, stale_after_s=0) == 1
     assert _status(uri, recent) == "KILLED"

@@ -1,5 +1,6 @@
 """End to end: train.py → Lightning → MLflow, determinism, multirun and CLI errors."""
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -290,6 +291,42 @@ def test_classical_config_hash_ignores_the_network_training_settings():
     assert _hash("classical") == _hash("classical", "trainer=gpu", "trainer.max_epochs=3",
                                        "augment.noise=0.1", "data.batch_size=8", "callbacks=checkpoint_only",
                                        "teacher=random_forest")  # fmt: skip
+
+
+@pytest.mark.parametrize("family", ["network", "classical"])
+def test_config_hash_stays_when_an_option_is_added(family):
+    """The hash is an allow-list: a key nobody listed (a new option) changes no existing hash."""
+    assert _hash(family) == _hash(family, "+new_option=1", "+data.new_setting=x", "+trainer.new_flag=true")
+
+
+def test_config_hash_follows_the_representation():
+    assert _hash("network") != _hash("network", "representation=median_beat")
+
+
+LEGACY = json.loads((Path(__file__).parent / "data" / "legacy_config_hashes.json").read_text())
+
+
+@pytest.mark.parametrize("overrides", sorted(LEGACY))
+def test_the_config_hash_of_the_release_before_is_reproduced_for_its_runs(overrides):
+    """tests/data/legacy_config_hashes.json: the hashes ecg-mi computed at commit f0e5100 (the
+    deny-list), for these overrides; runs tagged with them are found by skip_finished."""
+    from ecg_mi.learners import architecture, learner_for
+    from ecg_mi.tracking import config_hash
+
+    cfg = compose_config("train", *overrides.split())
+    assert config_hash(learner_for(architecture(cfg.model)).legacy_hashed_config(cfg)) == LEGACY[overrides]
+
+
+def test_skip_finished_finds_a_run_logged_with_the_older_hash(compose_train):
+    from ecg_mi.learners import learner_for
+    from ecg_mi.tracking import config_hash
+
+    first = run(compose_train("model=logistic_regression", "skip_finished=true"))
+    [logged] = _runs("ecg-mi-synthetic")
+    cfg = compose_train("model=logistic_regression", "skip_finished=true")
+    older = config_hash(learner_for("logistic_regression").legacy_hashed_config(cfg))
+    MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).set_tag(logged.info.run_id, "config_hash", older)
+    assert run(cfg) == first and len(_runs("ecg-mi-synthetic")) == 1
 
 
 def test_network_config_hash_follows_the_training_settings():

@@ -94,6 +94,17 @@ def install_signal_handlers() -> None:
             signal.signal(signum, _stop)
 
 
+def refuse_renamed_arguments(renamed: dict[str, str], argv: list[str] | None = None) -> None:
+    """Exit 2 with one line when a command-line argument starts with a key of ``renamed``
+    (an argument the command no longer takes), naming what to pass instead. Hydra's own message
+    for such an argument ("Could not override 'model'") would not say it."""
+    for arg in sys.argv[1:] if argv is None else argv:
+        for old, new in renamed.items():
+            if arg == old or (old.endswith("=") and arg.startswith(old)):
+                print(f"error: {arg}: pass {new} instead", file=sys.stderr)
+                raise SystemExit(EXIT_USER_ERROR)
+
+
 @contextlib.contextmanager
 def report_errors() -> Iterator[None]:
     """Turn an :class:`EcgMiError` into one ``error: …`` line on stderr and exit code 2.

@@ -1,25 +1,31 @@
-"""The self-contained MLflow Model every finished run logs (artifact ``model``).
+"""The self-contained MLflow Model every finished run logs (artifact ``model``), and ensembles.
 
 ``mlflow.pyfunc.load_model(uri).predict(x)`` takes ``x`` float32 ``[N, 12, L]`` in mV at the
 model's rate, ``L = round(window_s * sample_rate)`` (one 10 s window per row, leads in
-:data:`~ecg_mi.data.record.STANDARD_LEADS` order), and returns P(MI) ``[N]`` float64. The
-model carries all it needs: its weights, the per-lead standardisation (networks) or the
-feature version (classical: features are computed from the signal inside ``predict``), and
-the validation-chosen threshold and the validation-fitted calibration (a JSON-able map,
-:mod:`ecg_mi.calibration`, applied to each member's raw P(MI); ``threshold`` is on the
-calibrated scale). Cutting a Record of any rate or length into such windows,
-and averaging over them, is the window policy of :func:`ecg_mi.data.windows.model_windows`;
-the caller applies it with the model's ``sample_rate``/``window_s``.
+:data:`~ecg_mi.data.record.STANDARD_LEADS` order), and returns P(MI) ``[N]`` float64. Cutting a
+Record of any rate or length into such windows, and averaging over them, is the window policy
+of :func:`ecg_mi.data.windows.model_windows`; the caller applies it with the model's
+``sample_rate``/``window_s``.
+
+One class, :class:`EcgMiPackage`, serves every package: a list of :class:`Member` — a trained
+model's file, its family, its fitted :class:`~ecg_mi.representation.Representation` state, its
+validation-fitted calibration (:mod:`ecg_mi.calibration`) and its weight. P(MI) is the weighted
+mean of the members' calibrated P(MI); each member reads its inputs through its own
+representation, from one :class:`~ecg_mi.representation.Derived` per batch, so median beats and
+features are computed once however many members read them. A run's model is one member; a
+model's fold ensemble, and an ensemble of several models, are made by :func:`ensemble` (the
+report's ensemble rows average the logged predictions with the same :func:`weighted_mean`).
 
 Why a ``mlflow.pyfunc.PythonModel`` rather than ``mlflow.pytorch``: MLflow 3 logs a PyTorch
-model as a ``torch.export`` program ("pt2") by default, which holds the network alone —
-not the standardisation, the threshold, the feature pipeline of the classical models nor
-an ensemble of fold models — and whose export of LSTM/attention layers is brittle. A
-PythonModel serves networks, classical models and ensembles through one predict contract.
+model as a ``torch.export`` program ("pt2") by default, which holds the network alone — not
+the representation, the threshold, the feature pipeline of the classical models nor an
+ensemble — and whose export of LSTM/attention layers is brittle.
 
-Weights are data files (``torch.save`` of a state dict, read back with
-``weights_only=True``; classical estimators as pickles), the PythonModel itself is a small
-pickled object holding the metadata and the standardisation.
+Weights are data files (``torch.save`` of a state dict, read back with ``weights_only=True``;
+classical estimators as pickles); the PythonModel itself is a small pickled object holding the
+metadata and the members' settings. ``info["format"]`` (:data:`PACKAGE_FORMAT`) is read back
+before a package is used: packages of format 1 (before the representation) are converted when
+unpickled, an unknown format is refused with the version to install.
 
 Contract (read by ``predict.py``): ``pyfunc.metadata.metadata["ecg_mi"]`` (see
 :func:`model_info`) holds at least ``sample_rate`` (Hz), ``window_s``, ``leads``,
@@ -28,8 +34,7 @@ Contract (read by ``predict.py``): ``pyfunc.metadata.metadata["ecg_mi"]`` (see
 
 The project itself is a requirement of the model, not copied into it (no ``code_paths``):
 a process that already imported ecg_mi (``predict.py``) would otherwise run its own copy
-while a fresh one (``mlflow models serve``) ran the model's copy, with two ``EcgMiError``
-classes and results that depend on import order. Instead the model records the
+while a fresh one (``mlflow models serve``) ran the model's copy. The model records the
 ``ecg_mi_version`` and ``feature_version`` it was trained with and refuses, when loaded, a
 feature version other than the installed one (its features would silently differ).
 """
@@ -39,16 +44,17 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-from abc import abstractmethod
-from dataclasses import dataclass, field
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
+from mlflow.models import Model, ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types import Schema, TensorSpec
 
@@ -57,17 +63,19 @@ from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.data.windows import DEFAULT_WINDOW_S
 from ecg_mi.errors import DataError, EcgMiError, InputError
 from ecg_mi.models.registry import ENSEMBLE_SEPARATOR
+from ecg_mi.representation import STATE_FORMAT, Derived, Representation
+from ecg_mi.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 #: The artifact path/name of the packaged model in a run (``runs:/<id>/model``).
 MODEL_ARTIFACT = "model"
-#: Where a run keeps the raw trained-model files of ``Learner.save`` (best.ckpt, model.pkl).
-CHECKPOINT_ARTIFACT = "checkpoint"
 #: The key of the ecg-mi metadata in the MLflow Model's ``metadata``.
 METADATA_KEY = "ecg_mi"
-#: Bumped when the layout of the packaged model changes.
-PACKAGE_FORMAT = 1
+#: Bumped when the layout of the packaged model changes (2: members with a representation).
+PACKAGE_FORMAT = 2
+#: The formats this ecg-mi loads (1 is converted when unpickled).
+READABLE_FORMATS = (1, 2)
 #: Keys of the metadata that ``predict.py`` relies on.
 CONTRACT_KEYS = ("sample_rate", "window_s", "leads", "threshold", "model", "family", "n_models")
 
@@ -81,7 +89,7 @@ REQUIRED_DISTRIBUTIONS = (
     "pandas", "scikit-learn", "xgboost-cpu", "xgboost", "cloudpickle", "omegaconf", "hydra-core",
     "matplotlib", "tqdm",
 )  # fmt: skip
-#: Records per forward pass / feature batch (bounds memory for large N).
+#: Records per Grad-CAM pass (bounds memory for large N).
 BATCH = 64
 
 
@@ -163,22 +171,42 @@ def check_feature_version(info: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class Member:
-    """One trained model of a package: ``artifact`` names its weights file among the
-    package's artifacts; ``settings`` is its family's preprocessing (JSON-able)."""
+    """One trained model of a package: ``artifact`` names its file among the package's
+    artifacts, ``family`` says how to read and score it (:func:`load_member`),
+    ``representation`` is its fitted :meth:`~ecg_mi.representation.Representation.state`,
+    ``calibration`` its calibrator and ``weight`` its share of the package's mean."""
 
     artifact: str
-    settings: dict[str, Any] = field(default_factory=dict)
+    family: str
+    representation: dict[str, Any]
+    calibration: Calibrator = field(default_factory=lambda: dict(IDENTITY))
+    weight: float = 1.0
+
+
+def write_estimator(estimator: Any, path: Path) -> None:
+    """Write a classical model (a scikit-learn estimator) for :func:`load_member`, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(pickle.dumps(estimator))
+
+
+def load_member(family: str, path: Path) -> Any:
+    """The trained model of a member's file: a network (:func:`ecg_mi.models.base.load_weights`)
+    or a classical estimator; both answer ``predict_proba(*inputs) -> [n, 2]``."""
+    if family == "network":
+        from ecg_mi.models.base import load_weights
+
+        return load_weights(path)
+    return pickle.loads(Path(path).read_bytes())
+
+
+def weighted_mean(probs: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """The ensemble's P(MI) ``[n]``: the mean of members' (calibrated) ``probs`` weighted by
+    ``weights`` — the one rule of every ensemble, packaged or in the report."""
+    return np.average(np.asarray(probs, dtype=np.float64), axis=0, weights=np.asarray(weights, dtype=np.float64))
 
 
 class EcgMiPackage(mlflow.pyfunc.PythonModel):
-    """P(MI) of one trained model or the mean over several (an ensemble of folds).
-
-    Subclasses (one per family, next to the family's Learner) say how a member's weights
-    are read (:meth:`load_member`), how a batch is prepared once for all members
-    (:meth:`prepare`) and how one member scores it (:meth:`member_probs`).
-    """
-
-    family: ClassVar[str]
+    """P(MI) of one trained model or the weighted mean over several (module docstring)."""
 
     def __init__(self, info: dict[str, Any], members: list[Member]) -> None:
         if not members:
@@ -187,65 +215,125 @@ class EcgMiPackage(mlflow.pyfunc.PythonModel):
         self.members = list(members)
         self.artifact_paths: dict[str, str] = {}  # set by load_context
         self._loaded: list[Any] | None = None
+        self._representations: list[Representation] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # Only metadata and preprocessing are pickled; weights travel as artifacts.
-        return {**self.__dict__, "artifact_paths": {}, "_loaded": None}
+        # Only metadata and settings are pickled; weights travel as artifacts.
+        return {**self.__dict__, "artifact_paths": {}, "_loaded": None, "_representations": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(_from_format_1(state) if state["info"].get("format", 1) == 1 else state)
+
+    @property
+    def family(self) -> str:
+        """The members' family, or ``ensemble`` when they differ."""
+        families = {m.family for m in self.members}
+        return families.pop() if len(families) == 1 else "ensemble"
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.check_compatible()
         self.artifact_paths = dict(context.artifacts)
-        self._loaded = [
-            self.load_member(Path(self.artifact_paths[m.artifact]), m) for m in self.members
-        ]
+        self._representations = [Representation.from_state(m.representation) for m in self.members]
+        self._loaded = [load_member(m.family, Path(self.artifact_paths[m.artifact])) for m in self.members]
 
     def check_compatible(self) -> None:
-        """Warn when the installed ecg-mi differs from the one that packaged the model."""
+        """Refuse a package format or feature version this ecg-mi cannot read; warn when
+        another ecg-mi version packaged it."""
+        check_format(self.info)
+        if any(m.representation.get("features") for m in self.members):
+            check_feature_version(self.info)
         packaged, installed = self.info.get("ecg_mi_version"), ecg_mi_version()
         if packaged and packaged != installed:
             log.warning("model packaged with ecg-mi %s, running with %s", packaged, installed)
 
     @property
-    def loaded(self) -> list[Any]:
+    def loaded(self) -> list[tuple[Member, Representation, Any]]:
+        """``(member, its representation, its trained model)`` of every member."""
         if self._loaded is None:
             raise EcgMiError("the packaged model is not loaded: use mlflow.pyfunc.load_model(uri)")
-        return self._loaded
-
-    @abstractmethod
-    def load_member(self, path: Path, member: Member) -> Any:
-        """The trained model stored in ``path``."""
-
-    def prepare(self, x: np.ndarray) -> Any:
-        """What every member consumes, computed once from ``x`` ``[N, 12, L]`` mV."""
-        return x
-
-    @abstractmethod
-    def member_probs(self, model: Any, member: Member, prepared: Any) -> np.ndarray:
-        """P(MI) ``[N]`` of one member."""
+        return list(zip(self.members, self._representations, self._loaded, strict=True))
 
     # model_input is hinted np.ndarray, a hint MLflow accepts without inferring a schema of its
     # own from it (Any makes it warn): the signature logged with the model is the schema.
     def predict(
         self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None
     ) -> np.ndarray:
-        """P(MI) ``[N]`` float64 for ``model_input`` float32 ``[N, 12, L]`` mV: the mean over
-        the members' calibrated probabilities."""
+        """P(MI) ``[N]`` float64 for ``model_input`` float32 ``[N, 12, L]`` mV: the weighted
+        mean of the members' calibrated P(MI)."""
         x = check_input(model_input, window_length(self.info))
-        prepared = self.prepare(x)
-        # Each member's own validation-fitted calibrator (none in models packaged before
-        # calibration), so an ensemble averages calibrated probabilities.
-        probs = [
-            apply_calibration(spec.settings.get("calibration"), self.member_probs(m, spec, prepared))
-            for m, spec in zip(self.loaded, self.members, strict=True)
-        ]
-        return np.mean(probs, axis=0).astype(np.float64)
+        derived = Derived(x, float(self.info["sample_rate"]))
+        probs = [apply_calibration(member.calibration, model.predict_proba(*representation.inputs(derived))[:, 1])
+                 for member, representation, model in self.loaded]  # fmt: skip
+        return weighted_mean(probs, [m.weight for m in self.members])
 
     def gradcam(self, x: np.ndarray) -> np.ndarray:
-        """Grad-CAM ``[N, L]`` in [0, 1]; only networks have one."""
-        raise EcgMiError(
-            f"model {self.info['model']!r} ({self.family} family) has no Grad-CAM: "
-            "it explains by feature importance, not by a map over time"
-        )
+        """Grad-CAM ``[N, L]`` in [0, 1] on the windows ``x`` (as for :meth:`predict`): each
+        member's map over its own input (:func:`ecg_mi.explain.gradcam.gradcam`) laid on the
+        windows, weighted as the members are. Networks only: a map of one member of a mixed
+        ensemble would not explain the mean."""
+        if self.family != "network":
+            raise EcgMiError(f"model {self.info['model']!r} ({self.family} family) has no Grad-CAM: "
+                             "it explains by feature importance, not by a map over time")  # fmt: skip
+        import torch
+
+        from ecg_mi.explain.gradcam import gradcam  # captum: imported only when asked
+
+        x = check_input(x, window_length(self.info))
+        derived = Derived(x, float(self.info["sample_rate"]))
+        weights, loaded = [m.weight for m in self.members], self.loaded
+        maps = []
+        for _, representation, model in loaded:
+            inputs = [torch.from_numpy(a) for a in representation.inputs(derived)]
+            maps.append(np.concatenate([gradcam(model, *(a[i : i + BATCH] for a in inputs)) for i in range(0, len(x), BATCH)]))
+        if len({r.signal for _, r, _ in loaded}) == 1:  # one input kind: the mean map, laid on the windows once
+            return loaded[0][1].map_on_windows(weighted_mean(maps, weights), x)
+        return weighted_mean([r.map_on_windows(m, x) for (_, r, _), m in zip(loaded, maps, strict=True)], weights)
+
+
+def _from_format_1(state: dict[str, Any]) -> dict[str, Any]:
+    """The state of a format-1 package (``NetworkPackage``, ``ClassicalPackage`` and
+    ``CombinedPackage`` of ecg-mi before the representation) as this class holds it."""
+    info = dict(state["info"])
+    if "parts" in state:  # parts already converted; each weighs equally
+        parts = state["parts"]
+        members = [replace(m, weight=m.weight / sum(x.weight for x in p.members) / len(parts))
+                   for p in parts for m in p.members]  # fmt: skip
+    else:
+        members = [_member_from_format_1(m.__dict__, info) for m in state["members"]]
+        members = [replace(m, weight=1.0 / len(members)) for m in members]
+    names = {m.representation["name"] for m in members}
+    info.update(format=PACKAGE_FORMAT, converted_from_format=1, representation=names.pop() if len(names) == 1 else "mixed")
+    return {"info": info, "members": members, "artifact_paths": {}, "_loaded": None, "_representations": None}
+
+
+def _member_from_format_1(old: dict[str, Any], info: dict[str, Any]) -> Member:
+    settings = old.get("settings") or {}
+    state: dict[str, Any] = {"format": STATE_FORMAT, "sample_rate": float(info["sample_rate"]), "window_s": float(info["window_s"])}
+    if "mean" in settings:  # a network: its standardisation, input kind and a hybrid's scaling
+        signal = info.get("input_kind", "signal").replace("signal", "window")
+        state.update(signal=signal, lead_mean=list(settings["mean"]), lead_std=list(settings["std"]))
+        if "clinical_center" in settings:
+            state.update(features="scaled", feature_center=list(settings["clinical_center"]),
+                         feature_scale=list(settings["clinical_scale"]))  # fmt: skip
+        state["name"] = signal + ("+features" if "clinical_center" in settings else "")
+        family = "network"
+    else:
+        state.update(name="features", signal=None, features="raw")
+        family = "classical"
+    return Member(old["artifact"], family, state, settings.get("calibration") or dict(IDENTITY))
+
+
+# Format-1 packages pickled these classes; they unpickle as EcgMiPackage (converted above).
+CombinedPackage = EcgMiPackage
+
+
+def check_format(info: dict[str, Any]) -> None:
+    """EcgMiError for a package format this ecg-mi does not read (:data:`READABLE_FORMATS`)."""
+    found = info.get("format", 1)
+    if found not in READABLE_FORMATS:
+        raise EcgMiError(f"model {info.get('model', '?')!r} is packaged in format {found!r} "
+                         f"(ecg-mi {info.get('ecg_mi_version', '?')}); this ecg-mi {ecg_mi_version()} reads formats "
+                         f"{', '.join(map(str, READABLE_FORMATS))}: install the ecg-mi that packaged it")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -265,12 +353,48 @@ def calibrated_package(packaged: Packaged, calibrator: Calibrator, raw_threshold
     :mod:`ecg_mi.calibration`) after the raw model, with the raw validation-chosen threshold
     mapped onto the calibrated scale (the map is strictly increasing: same decisions)."""
     python_model = packaged.python_model
-    members = [Member(m.artifact, {**m.settings, "calibration": calibrator}) for m in python_model.members]
+    members = [replace(m, calibration=calibrator) for m in python_model.members]
     threshold = float(apply_calibration(calibrator, np.array([raw_threshold]))[0])
     info = {**python_model.info, "threshold": threshold, "threshold_raw": float(raw_threshold),
             "threshold_rule": "max F1 on the validation part (raw P(MI)), mapped through the calibration",
             "calibration": calibrator}  # fmt: skip
-    return Packaged(type(python_model)(info, members), packaged.artifacts)
+    return Packaged(EcgMiPackage(info, members), packaged.artifacts)
+
+
+def ensemble(parts: list[Packaged]) -> Packaged:
+    """One package predicting the mean of ``parts``, each weighing equally whatever its number
+    of members: the fold models of one model (its fold ensemble), or several models' packages
+    (each possibly a fold ensemble). They must read the same input (rate, window, leads).
+
+    Threshold: the mean of the parts' thresholds — each on its calibrated scale and chosen on
+    validation parts only — so no test record influences it."""
+    if not parts:
+        raise DataError("an ensemble needs at least one packaged model")
+    first = parts[0].info
+    for part in parts[1:]:
+        differing = [k for k in ("sample_rate", "window_s", "leads") if part.info.get(k) != first.get(k)]
+        if differing:
+            raise DataError(f"cannot ensemble {first['model']!r} with {part.info['model']!r}: "
+                            f"they differ in {differing}")  # fmt: skip
+    members, artifacts = [], {}
+    for i, part in enumerate(parts):
+        total = sum(m.weight for m in part.python_model.members)
+        for member in part.python_model.members:
+            members.append(replace(member, artifact=f"p{i}-{member.artifact}", weight=member.weight / total / len(parts)))
+            artifacts[f"p{i}-{member.artifact}"] = part.artifacts[member.artifact]
+    models = list(dict.fromkeys(p.info["model"] for p in parts))
+    thresholds = [float(p.info["threshold"]) for p in parts]
+    info = {
+        **first, "format": PACKAGE_FORMAT, "model": ENSEMBLE_SEPARATOR.join(models), "threshold": float(np.mean(thresholds)),
+        "part_thresholds": thresholds, "threshold_rule": "mean of the parts' validation-chosen thresholds (calibrated scale)",
+        "runs": [r for p in parts for r in p.info.get("runs", [])],
+        "folds": [f for p in parts for f in p.info.get("folds", [])],
+        "calibration": {"method": "per member"},
+    }  # fmt: skip
+    if len(models) > 1:
+        info.update(family="ensemble", representation="mixed", parts=[
+            {k: p.info.get(k) for k in ("model", "family", "representation", "n_models", "runs", "folds")} for p in parts])  # fmt: skip
+    return Packaged(EcgMiPackage(info, members), artifacts)
 
 
 def log_package(packaged: Packaged, registered_model_name: str | None = None) -> ModelInfo:
@@ -297,19 +421,34 @@ def model_info(pyfunc_model: mlflow.pyfunc.PyFuncModel) -> dict[str, Any]:
     return dict(metadata)
 
 
-def load_package(uri: str, where: str) -> EcgMiPackage:
+def read_info(uri: str) -> dict[str, Any]:
+    """The ecg-mi metadata of the MLflow Model at ``uri``, read from its ``MLmodel`` before any
+    pickle is loaded, format checked; InputError for an MLflow Model ecg-mi did not package."""
+    try:
+        metadata = (Model.load(uri).metadata or {}).get(METADATA_KEY)
+    except Exception as exc:  # MlflowException, a missing file, a malformed MLmodel...
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{uri}: cannot read the MLflow model ({first[:300]})") from None
+    if not isinstance(metadata, dict) or not set(CONTRACT_KEYS) <= set(metadata):
+        raise InputError(f"{uri}: not an ecg-mi packaged model (no {METADATA_KEY!r} metadata "
+                         f"with {', '.join(CONTRACT_KEYS)})")  # fmt: skip
+    check_format(metadata)
+    return dict(metadata)
+
+
+def load_package(uri: str, where: str) -> Packaged:
     """The packaged model at ``uri`` (``runs:/<id>/model``), downloaded into ``where`` and
-    loaded; DataError when there is none (a run trained with ``tracking.log_model=false``
-    or before models were packaged)."""
+    loaded, with its artifacts (to join an ensemble); DataError when there is none (a run
+    trained with ``tracking.log_model=false``) or when it cannot score an example ECG."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=where)
-        loaded = mlflow.pyfunc.load_model(local)
-        package = loaded.unwrap_python_model()
     except (MlflowException, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{uri}: no packaged ecg-mi model ({first}); re-train with "
                         "tracking.log_model=true") from None  # fmt: skip
+    read_info(local)
+    package = mlflow.pyfunc.load_model(local).unwrap_python_model()
     if not isinstance(package, EcgMiPackage):
         raise DataError(f"{uri}: not an ecg-mi packaged model")
     # Before it joins a registered model: MLflow only warns when a logged model fails its input
@@ -320,113 +459,10 @@ def load_package(uri: str, where: str) -> EcgMiPackage:
     except Exception as exc:  # noqa: BLE001  (whatever the member raises, the package is unusable)
         raise DataError(f"{uri}: the packaged model cannot score an example ECG "
                         f"({type(exc).__name__}: {exc}); re-train it with this version") from None  # fmt: skip
-    return package
+    return Packaged(package, dict(package.artifact_paths))
 
 
-def ensemble(packages: list[EcgMiPackage]) -> Packaged:
-    """One package of every member of ``packages`` (the fold models of one model), which
-    predicts the mean of their probabilities.
-
-    Threshold: the mean of the packages' thresholds — each chosen on its own fold's
-    validation part — so no test record influences it (the pooled validation predictions
-    are not kept by the runs, and the pooled out-of-fold test predictions must not choose it).
-    """
-    if not packages:
-        raise DataError("an ensemble needs at least one packaged model")
-    first = packages[0].info
-    same = ("model", "family", "sample_rate", "window_s", "leads", "feature_version")
-    for package in packages[1:]:
-        differing = [k for k in same if package.info.get(k) != first.get(k)]
-        if differing or type(package) is not type(packages[0]):
-            raise DataError(f"cannot ensemble {first['model']!r} with {package.info['model']!r}: "
-                            f"they differ in {differing or ['family']}")  # fmt: skip
-    members, artifacts = [], {}
-    for i, package in enumerate(packages):
-        for member in package.members:
-            key = f"m{i}-{member.artifact}"
-            members.append(Member(key, member.settings))
-            artifacts[key] = package.artifact_paths[member.artifact]
-    thresholds = [float(p.info["threshold"]) for p in packages]
-    info = {
-        **first, "threshold": float(np.mean(thresholds)), "fold_thresholds": thresholds,
-        "threshold_rule": "mean of the fold models' validation-chosen (max-F1) thresholds",
-        "runs": [r for p in packages for r in p.info.get("runs", [])],
-        "folds": [f for p in packages for f in p.info.get("folds", [])],
-        "calibration": {"method": "per member",
-                        "members": [p.info.get("calibration", IDENTITY) for p in packages]},
-    }  # fmt: skip
-    return Packaged(type(packages[0])(info, members), artifacts)
-
-
-class CombinedPackage(EcgMiPackage):
-    """The mean P(MI) of packaged models of *different* models or families — e.g. a network's
-    fold ensemble and a feature model's. Each part predicts exactly as it would alone (its own
-    preprocessing, its members' calibration) and the parts weigh equally, whatever their
-    number of fold members. No Grad-CAM: a map of one part would not explain the mean."""
-
-    family = "ensemble"
-
-    def __init__(self, info: dict[str, Any], parts: list[EcgMiPackage]) -> None:
-        if len(parts) < 2:
-            raise ValueError("a combined package needs at least two parts")
-        self.parts = list(parts)
-        super().__init__(info, [m for part in self.parts for m in part.members])
-
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.check_compatible()
-        for part in self.parts:  # each part checks its own compatibility (feature version)
-            part.load_context(context)
-        self.artifact_paths = dict(context.artifacts)
-        self._loaded = list(self.parts)
-
-    def load_member(self, path: Path, member: Member) -> Any:
-        raise NotImplementedError("the parts load their own members")
-
-    def member_probs(self, model: Any, member: Member, prepared: Any) -> np.ndarray:
-        raise NotImplementedError("the parts score their own members")
-
-    def predict(self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
-        """P(MI) ``[N]``: the mean over the parts of each part's (calibrated) P(MI)."""
-        x = check_input(model_input, window_length(self.info))
-        self.loaded  # noqa: B018  (raises when not loaded through MLflow)
-        return np.mean([part.predict(context, x) for part in self.parts], axis=0).astype(np.float64)
-
-
-def combine(parts: list[Packaged]) -> Packaged:
-    """One package predicting the mean of ``parts`` (packages of different models, each
-    possibly a fold ensemble). They must read the same input (rate, window, leads).
-
-    Threshold: the mean of the parts' thresholds, each on its calibrated scale and chosen on
-    validation parts only, so no test record influences it."""
-    if len(parts) < 2:
-        raise DataError("combining needs two or more packaged models")
-    first = parts[0].info
-    same = ("sample_rate", "window_s", "leads")
-    for part in parts[1:]:
-        differing = [k for k in same if part.info.get(k) != first.get(k)]
-        if differing:
-            raise DataError(f"cannot combine {first['model']!r} with {part.info['model']!r}: "
-                            f"they differ in {differing}")  # fmt: skip
-    python_models, artifacts = [], {}
-    for i, part in enumerate(parts):
-        # Unique artifact keys across parts: the same key (``weights``) names each part's file.
-        members = [Member(f"p{i}-{m.artifact}", m.settings) for m in part.python_model.members]
-        artifacts.update({f"p{i}-{key}": path for key, path in part.artifacts.items()})
-        python_models.append(type(part.python_model)(part.info, members))
-    thresholds = [float(p.info["threshold"]) for p in parts]
-    info = {
-        **first, "model": ENSEMBLE_SEPARATOR.join(p.info["model"] for p in parts), "family": CombinedPackage.family,
-        "threshold": float(np.mean(thresholds)), "part_thresholds": thresholds,
-        "threshold_rule": "mean of the parts' validation-chosen thresholds (calibrated scale)",
-        "parts": [{k: p.info.get(k) for k in ("model", "family", "n_models", "runs", "folds", "feature_version")}
-                  for p in parts],
-        "runs": [r for p in parts for r in p.info.get("runs", [])],
-        "calibration": {"method": "per part", "parts": [p.info.get("calibration", IDENTITY) for p in parts]},
-    }  # fmt: skip
-    return Packaged(CombinedPackage(info, python_models), artifacts)
-
-
-__all__ = ["CHECKPOINT_ARTIFACT", "CONTRACT_KEYS", "METADATA_KEY", "MODEL_ARTIFACT", "CombinedPackage", "EcgMiPackage",
-           "Member", "Packaged", "calibrated_package", "check_input", "combine", "ecg_mi_version", "ensemble", "input_example",
-           "load_package", "log_package", "model_info", "pip_requirements", "signature",
-           "window_length"]  # fmt: skip
+__all__ = ["CONTRACT_KEYS", "METADATA_KEY", "MODEL_ARTIFACT", "PACKAGE_FORMAT", "EcgMiPackage", "Member",
+           "Packaged", "calibrated_package", "check_input", "ecg_mi_version", "ensemble", "input_example",
+           "load_member", "load_package", "log_package", "model_info", "pip_requirements", "read_info",
+           "signature", "weighted_mean", "window_length", "write_estimator"]  # fmt: skip

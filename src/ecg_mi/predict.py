@@ -131,18 +131,6 @@ class PackagedModel:
         return probs
 
 
-def _packaged_info(pyfunc: Any) -> dict[str, Any]:
-    """The ``ecg_mi`` metadata of a loaded model (via ``ecg_mi.packaging`` when present)."""
-    try:
-        from ecg_mi.packaging import model_info
-    except ImportError:  # packaging not installed in this tree: read the metadata directly
-        model_info = None
-    if model_info is not None:
-        return dict(model_info(pyfunc))
-    metadata = getattr(pyfunc.metadata, "metadata", None) or {}
-    return dict(metadata.get("ecg_mi") or {})
-
-
 def model_from_info(uri: str, pyfunc: Any, info: dict[str, Any]) -> PackagedModel:
     """Check the packaged metadata ``info`` and wrap ``pyfunc`` (InputError naming ``uri``)."""
     if not info:
@@ -172,7 +160,7 @@ def load_packaged(uri: str | None, tracking_uri: str | None = None) -> PackagedM
         InputError: the model cannot be loaded or is not an ecg-mi model.
     """
     if uri is None or not str(uri).strip():
-        raise ConfigError("model: missing; pass model=<MLflow model URI> "
+        raise ConfigError("model_uri: missing; pass model_uri=<MLflow model URI> "
                           "(runs:/<run id>/model or models:/ecg-mi@champion)")  # fmt: skip
     import mlflow
 
@@ -182,11 +170,14 @@ def load_packaged(uri: str | None, tracking_uri: str | None = None) -> PackagedM
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if str(uri).startswith(("runs:/", "models:/")):  # resolved through the tracking store
         mlflow.set_tracking_uri(ensure_store(resolve_tracking_uri(tracking_uri)))
+    from ecg_mi.packaging import read_info
+
+    read_info(str(uri))  # an MLflow Model ecg-mi packaged, in a format this ecg-mi reads
     try:
         # Downloaded into a folder removed once loaded: a package holds its weights in memory.
         with tempfile.TemporaryDirectory(prefix="ecg_mi_model_") as where:
             pyfunc = mlflow.pyfunc.load_model(str(uri), dst_path=where)
-        info = _packaged_info(pyfunc)
+        info = dict((pyfunc.metadata.metadata or {}).get("ecg_mi") or {})
     except EcgMiError:
         raise
     except Exception as exc:  # MlflowException, a missing artifact, an unpicklable model...

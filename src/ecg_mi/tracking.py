@@ -29,7 +29,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -211,20 +211,20 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 
 def find_finished_run(
-    experiment: str, uri: str, config_digest: str, fold_hash: str
+    experiment: str, uri: str, config_digests: Sequence[str], fold_hash: str
 ) -> mlflow.entities.Run | None:
-    """The newest FINISHED fold run of ``experiment`` with this config hash and fold hash."""
+    """The newest FINISHED fold run of ``experiment`` with one of these config hashes (the
+    current one, and the one older releases computed for the same config) and this fold hash."""
     client = tracking_client(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None
-    runs = client.search_runs(
+    runs = [run for digest in dict.fromkeys(config_digests) for run in client.search_runs(
         [found.experiment_id],
-        f"attributes.status = 'FINISHED' and tags.config_hash = '{config_digest}' "
-        f"and params.fold_hash = '{fold_hash}'",
+        f"attributes.status = 'FINISHED' and tags.config_hash = '{digest}' and params.fold_hash = '{fold_hash}'",
         order_by=["attributes.start_time DESC"], max_results=1,
-    )  # fmt: skip
-    return runs[0] if runs else None
+    )]  # fmt: skip
+    return max(runs, key=lambda run: run.info.start_time) if runs else None
 
 
 # Tags naming the process that owns a run, so that a later process can tell a dead owner's
@@ -286,21 +286,19 @@ def stale_reason(run: mlflow.entities.Run, now: float | None = None,
 
 
 def close_stale_runs(
-    experiment: str, uri: str, config_digest: str, fold_hash: str,
+    experiment: str, uri: str, config_digests: Sequence[str], fold_hash: str,
     stale_after_s: float = STALE_AFTER_S,
 ) -> int:  # fmt: skip
-    """Mark KILLED the RUNNING runs of ``experiment`` with this config hash whose owner is gone
-    (see :func:`stale_reason`); return how many. A run killed before it logged its fold hash
-    matches any fold hash (its config hash already names model, fold and data)."""
+    """Mark KILLED the RUNNING runs of ``experiment`` with one of these config hashes whose
+    owner is gone (see :func:`stale_reason`); return how many. A run killed before it logged its
+    fold hash matches any fold hash (its config hash already names model, fold and data)."""
     client = tracking_client(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return 0
-    running = client.search_runs(
-        [found.experiment_id],
-        f"attributes.status = 'RUNNING' and tags.config_hash = '{config_digest}'",
-        max_results=1000,
-    )
+    running = [run for digest in dict.fromkeys(config_digests) for run in client.search_runs(
+        [found.experiment_id], f"attributes.status = 'RUNNING' and tags.config_hash = '{digest}'", max_results=1000,
+    )]  # fmt: skip
     closed = 0
     for run in running:
         if run.data.params.get("fold_hash", fold_hash) != fold_hash:

@@ -35,8 +35,8 @@ from ecg_mi.calibration import (
 )
 from ecg_mi.config_checks import check_train_config
 from ecg_mi.errors import ConfigError, EcgMiError
-from ecg_mi.learners import build_model, check_fit_keys, learner_for
-from ecg_mi.packaging import CHECKPOINT_ARTIFACT, calibrated_package, log_package
+from ecg_mi.learners import architecture, build_model, check_fit_keys, describe, learner_for
+from ecg_mi.packaging import calibrated_package, log_package
 from ecg_mi.tracking import (
     close_stale_runs,
     config_hash,
@@ -138,28 +138,30 @@ def run(cfg: DictConfig) -> dict[str, float]:
 def _run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """:func:`run` with its files written to ``run_dir``."""
     pl.seed_everything(cfg.seed, workers=True)
-    learner_cls = learner_for(cfg.model.name)
+    learner_cls = learner_for(architecture(cfg.model))
     check_fit_keys(cfg, learner_cls)
     data = learner_cls.datamodule(cfg)
     uri = resolve_tracking_uri(cfg.tracking.uri)
     if process_rank() > 0:  # an extra DDP process (ddp/SLURM launchers): it fits, rank 0 reports
         learner_cls(cfg, run_dir).fit(build_model(cfg), data)
         return {}
-    run_name = f"{cfg.model.name}-fold{cfg.fold}"
-    digest = config_hash(learner_cls.hashed_config(cfg))
-    close_stale_runs(cfg.experiment_name, uri, digest, data.split.fold_hash)  # dead owners' runs
+    names = describe(cfg)
+    run_name = f"{names['model']}-fold{cfg.fold}"
+    # Runs of ecg-mi before the allow-listed hash carry the older digest: found as well.
+    digests = (config_hash(learner_cls.hashed_config(cfg)), config_hash(learner_cls.legacy_hashed_config(cfg)))
+    close_stale_runs(cfg.experiment_name, uri, digests, data.split.fold_hash)  # dead owners' runs
     if cfg.get("skip_finished"):
-        previous = find_finished_run(cfg.experiment_name, uri, digest, data.split.fold_hash)
+        previous = find_finished_run(cfg.experiment_name, uri, digests, data.split.fold_hash)
         if previous is not None:
             log.info("%s: skipped, run %s already finished with this config and fold hash",
                      run_name, previous.info.run_id)  # fmt: skip
             return {k: previous.data.metrics[k] for k in REQUIRED_METRICS}
-    tags = {"model": cfg.model.name, "fold": str(cfg.fold), "data": cfg.data.name, "kind": "fold",
-            "family": learner_cls.family, "config_hash": digest}  # fmt: skip
+    tags = {**names, "fold": str(cfg.fold), "data": cfg.data.name, "kind": "fold",
+            "family": learner_cls.family, "config_hash": digests[0]}  # fmt: skip
     with mlflow_run(cfg.experiment_name, run_name, uri, tags) as active:
         model = build_model(cfg)
         params = flatten(OmegaConf.to_container(cfg, resolve=True))
-        params.update({"model": cfg.model.name, "fold": str(cfg.fold)})
+        params.update({"model": names["model"], "fold": str(cfg.fold)})
         params["n_params"] = str(getattr(model, "n_params", ""))
         params.update({f"data.{k}": str(v) for k, v in data.split.summary().items()})
         params["fold_hash"] = data.split.fold_hash
@@ -169,9 +171,6 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         fit_info = learner.fit(model, data)
         mlflow.log_metrics(fit_info)
         mlflow.log_params({f"data.{k}": v for k, v in data.quality().items()})
-        if cfg.tracking.log_model:
-            for path in learner.save():
-                mlflow.log_artifact(str(path), artifact_path=CHECKPOINT_ARTIFACT)
         probs = {part: learner.predict(data, part) for part in ("val", "test")}
         results = score(probs, data)
         calibrator, calibrated, calibration_metrics = calibrate(probs, data, cfg, results["test_threshold"])

@@ -24,12 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ecg_mi.data.store import SignalStore
-from ecg_mi.errors import ConfigError
 from ecg_mi.features.delineate import _ms, bandpass, detect_beats
 from ecg_mi.utils.io import atomic_path
 
-#: Inputs a network can ask for (its class attribute ``input_kind``).
-INPUT_KINDS = ("signal", "median_beat")
 PRE_R_MS = 250.0  # window start before the R peak (ms)
 POST_R_MS = 550.0  # window end after the R peak (ms)
 MIN_BEATS = 2
@@ -115,10 +112,3 @@ def maps_on_strips(beat_maps: np.ndarray, strips: np.ndarray, fs: float) -> np.n
     (:func:`spread_over_beats` with the beats each strip's median was taken over)."""
     return np.stack([spread_over_beats(m, median_beat(s, fs).r_peaks, s.shape[-1], fs)
                      for m, s in zip(beat_maps, strips, strict=True)])  # fmt: skip
-
-
-def check_input_kind(kind: str) -> str:
-    """``kind`` if it is one of :data:`INPUT_KINDS`; ConfigError otherwise."""
-    if kind not in INPUT_KINDS:
-        raise ConfigError(f"network input {kind!r}; choose one of {list(INPUT_KINDS)}")
-    return kind

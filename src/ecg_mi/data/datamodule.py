@@ -1,8 +1,10 @@
-"""Lightning DataModules over one cohort/fold definition.
+"""The Lightning DataModule over one cohort/fold definition.
 
-:func:`prepare_fold` is the shared part — source index → fold file → train/val/test
-tables with metadata, missing-file handling — so the signal DataModule here and the
-feature-matrix DataModule build on exactly the same records and folds.
+:func:`prepare_fold` resolves the source index → fold file → train/val/test tables with
+metadata and missing-file handling; :class:`FoldDataModule` serves one fold through the
+model's :class:`~ecg_mi.representation.Representation`, fitted on the training part: batches of
+normalised signals ``[B, 12, L]`` (and a hybrid's scaled features) for the networks, feature
+matrices for the classical models — the same records and folds for both.
 """
 
 from __future__ import annotations
@@ -16,18 +18,15 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from sklearn.metrics import roc_auc_score
 from torch.utils.data import DataLoader, Dataset
 
-from ecg_mi.data.beats import beat_length, check_input_kind, load_or_compute_median_beats
 from ecg_mi.data.cohort import FoldFile, fold_file_for, train_val_split
-from ecg_mi.data.columns import AUX_PREFIX
 from ecg_mi.data.resample import check_sample_rate
 from ecg_mi.data.store import SignalStore, load_or_build
-from ecg_mi.data.teacher import check_teacher, cross_fitted_probabilities, soft_targets
 from ecg_mi.errors import ConfigError, DataError, InputError
-from ecg_mi.features.scaling import apply_scaling, fit_scaling
 from ecg_mi.paths import default_cache_dir
+from ecg_mi.representation import Representation
+from ecg_mi.targets import Targets
 
 log = logging.getLogger(__name__)
 
@@ -194,42 +193,33 @@ def _record_exists(path: str) -> bool:
 
 
 class SignalDataset(Dataset):
-    """Items ``(x [12, L] float32, y float32, row)`` from a memory-mapped cache (``signals``
-    a path) or from an array in memory (derived inputs such as median beats, small). With
-    ``clinical`` (``[n, 408]`` scaled features, in ``rows`` order) ``x`` is ``(signal, features)``.
+    """Items ``(x, y, i)``: ``x`` the representation's normalised signal input ``[12, L]``
+    float32 of row ``rows[i]`` of ``signals`` (a memory-mapped ``.npy`` path, or an array of
+    derived inputs such as median beats), or ``(signal, features)`` with a hybrid's scaled
+    features ``[n, F]`` (in ``rows`` order); ``y`` a scalar, or ``[1 + K]`` with auxiliary targets.
 
     The memmap is opened lazily in each worker process, so workers share the page cache
     instead of receiving a pickled copy of the array.
     """
 
-    def __init__(
-        self,
-        signals: Path | np.ndarray,
-        rows: np.ndarray,
-        labels: np.ndarray,
-        mean: np.ndarray,
-        std: np.ndarray,
-        clinical: np.ndarray | None = None,
-    ) -> None:
+    def __init__(self, signals: Path | np.ndarray, rows: np.ndarray, labels: np.ndarray,
+                 representation: Representation, features: np.ndarray | None = None) -> None:  # fmt: skip
         self.array_path = signals if isinstance(signals, Path) else None
         self.rows = rows
         self.labels = labels.astype(np.float32)
-        self.mean = mean.astype(np.float32)
-        self.std = std.astype(np.float32)
-        self.clinical = clinical
+        self.representation = representation
+        self.features = features
         self._signals: np.ndarray | None = None if self.array_path else signals
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> tuple[Any, torch.Tensor, int]:
-        """``(x, y, i)``: ``x`` ``[12, L]`` (or ``([12, L], [408])``), ``y`` a scalar, or
-        ``[1 + K]`` with auxiliary targets."""
         if self._signals is None:
             self._signals = np.load(self.array_path, mmap_mode="r")
-        x = torch.from_numpy(np.ascontiguousarray((self._signals[self.rows[i]] - self.mean) / self.std, dtype=np.float32))
-        if self.clinical is not None:
-            x = (x, torch.from_numpy(self.clinical[i]))
+        x = torch.from_numpy(self.representation.normalise_signal(self._signals[self.rows[i]]))
+        if self.features is not None:
+            x = (x, torch.from_numpy(self.features[i]))
         return x, torch.tensor(self.labels[i]), i
 
     def __getstate__(self) -> dict[str, Any]:
@@ -242,25 +232,15 @@ def loader_seed(seed: int, fold: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(fold)]).generate_state(1)[0])
 
 
-def lead_statistics(signals: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-lead mean and std ``[12, 1]`` (mV) over the given rows (the training part)."""
-    mean = np.zeros((12, 1), dtype=np.float64)
-    sq = np.zeros((12, 1), dtype=np.float64)
-    for start in range(0, len(rows), 256):
-        chunk = np.asarray(signals[np.sort(rows[start : start + 256])], dtype=np.float64)
-        mean += chunk.sum(axis=(0, 2))[:, None]
-        sq += (chunk**2).sum(axis=(0, 2))[:, None]
-    n = len(rows) * signals.shape[2]
-    mean /= n
-    std = np.sqrt(np.maximum(sq / n - mean**2, 1e-12))
-    return mean, std
-
-
 class FoldDataModule(pl.LightningDataModule):
-    """What every DataModule shares: one outer fold of one cohort (:func:`prepare_fold`).
+    """One outer fold of one cohort (:func:`prepare_fold`), served through ``representation``
+    (fitted on the training part in :meth:`setup`; :attr:`fitted`).
 
     Args:
         source: a data source (``_target_``-instantiated from ``conf/data/*.yaml``).
+        representation: what the model reads (``conf/representation/*.yaml``); default the window.
+        targets: the networks' training targets (:class:`~ecg_mi.targets.Targets`); default MI.
+        batch_size, num_workers, pin_memory: DataLoader settings (networks).
         sample_rate: Hz (500, 250 or 100).
         fold: the held-out test fold.
         n_folds, cohort, val_fraction, skip_missing, fold_file, seed, train_pool, also_at_rate: see
@@ -271,6 +251,11 @@ class FoldDataModule(pl.LightningDataModule):
     def __init__(
         self,
         source,
+        representation: Representation | None = None,
+        targets: Targets | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
         sample_rate: int = 100,
         fold: int = 0,
         n_folds: int = 5,
@@ -285,13 +270,22 @@ class FoldDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.source = source
+        self.representation = representation or Representation("window")
+        self.targets = targets or Targets()
+        self.batch_size, self.num_workers, self.pin_memory = int(batch_size), int(num_workers), bool(pin_memory)
         self.sample_rate = check_sample_rate(sample_rate)
         self.fold = fold
         self.seed = seed
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.split = prepare_fold(source, fold, self.sample_rate, n_folds, cohort, val_fraction,
                                   skip_missing, self.cache_dir, fold_file, seed, train_pool, also_at_rate)  # fmt: skip
+        self.targets.check_offered(self.split.train.columns, getattr(source, "name", source))
+        self.fitted: Representation | None = None  # the representation fitted on the training part
+        self.store: SignalStore | None = None
+        self.n_without_beats = 0
         self._feature_table = None
+        self._signal_inputs: np.ndarray | None = None
+        self._train_targets: np.ndarray | None = None
 
     @property
     def feature_table(self):
@@ -325,141 +319,94 @@ class FoldDataModule(pl.LightningDataModule):
             raise DataError(f"fold {self.fold}: no {part} records")
         return table[META_COLUMNS].reset_index(drop=True)
 
-
-class SignalDataModule(FoldDataModule):
-    """Fold-split ECG tensors ``[B, 12, L]`` for one outer fold.
-
-    Args (besides :class:`FoldDataModule`'s):
-        batch_size, num_workers, pin_memory: DataLoader settings.
-        normalize: per-lead standardisation fitted on the training part only.
-        aux_targets: names of the source's ``aux_<NAME>`` columns served as extra targets of
-            the *training* batches (``y`` ``[B, 1 + K]``, the MI label first); validation and
-            test batches keep ``y`` ``[B]``, so selection and scores concern MI alone.
-        input_kind: ``signal`` serves the 10 s strips; ``median_beat`` each strip's median beat
-            ``[12, T]`` (:mod:`ecg_mi.data.beats`; the network asks, ``input_kind`` of its class).
-        teacher: ``{estimator, weight, folds}`` (``data.teacher``; ``estimator`` a model config): the training batches' MI
-            target becomes ``(1 - weight) * label + weight * P(MI)`` of that feature model, cross-fitted
-            on the training part (:mod:`ecg_mi.data.teacher`); None = the labels.
-        clinical: also serve each record's 408 features, scaled with the training part's
-            median and interquartile range (:mod:`ecg_mi.features.scaling`; a hybrid network
-            asks, ``clinical_features`` of its class): ``x`` becomes ``(signal, features)``.
-    """
-
-    def __init__(
-        self,
-        source,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        normalize: bool = True,
-        aux_targets: list[str] | tuple[str, ...] = (),
-        input_kind: str = "signal",
-        teacher: dict[str, Any] | None = None,
-        clinical: bool = False,
-        **fold_kwargs: Any,
-    ) -> None:
-        super().__init__(source, **fold_kwargs)
-        self.clinical = bool(clinical)
-        self.clinical_scaling: tuple[np.ndarray, np.ndarray] | None = None  # (center, scale) [408]
-        self.input_kind = check_input_kind(input_kind)
-        self.teacher = check_teacher(teacher)
-        self.train_targets: np.ndarray | None = None  # the teacher's soft MI targets (training part)
-        self.aux_columns = [f"{AUX_PREFIX}{name}" for name in aux_targets]
-        offered = [c for c in self.split.train.columns if c.startswith(AUX_PREFIX)]
-        absent = [c for c in self.aux_columns if c not in offered]
-        if absent:
-            names = [c.removeprefix(AUX_PREFIX) for c in offered]
-            raise ConfigError(f"model.aux_targets: {[c.removeprefix(AUX_PREFIX) for c in absent]} not offered "
-                              f"by data source {getattr(source, 'name', source)!r} (it offers {names})")  # fmt: skip
-        self.batch_size = int(batch_size)
-        self.num_workers = int(num_workers)
-        self.pin_memory = bool(pin_memory)
-        self.normalize = normalize
-        self.store: SignalStore | None = None
-        self.beats: np.ndarray | None = None  # median beats of the store's rows (median_beat)
-        self.n_without_beats = 0
-        self.mean = self.std = None
-
     def setup(self, stage: str | None = None) -> None:
-        if self.store is not None:
+        """Cache what the representation derives (signals, median beats, features) and fit it
+        on the training part."""
+        if self.fitted is not None:
             return
-        self.store = load_or_build(
-            self.source, self.cohort_rows(), self.sample_rate, self.cache_dir
-        )
-        if self.input_kind == "median_beat":
-            self.beats, self.n_without_beats = load_or_compute_median_beats(self.store, self.cache_dir)
-            if self.n_without_beats:
-                log.warning("%d of %d records have fewer than 2 usable beats: their median beat is all zero",
-                            self.n_without_beats, len(self.beats))  # fmt: skip
-        if self.teacher:
-            self.train_targets = self._teacher_targets()
-        if self.clinical:
-            self.clinical_scaling = fit_scaling(self.feature_matrix(self.split.train))
-        train_rows = self.store.rows(self.split.train["record_id"].tolist())
-        if self.normalize:
-            self.mean, self.std = lead_statistics(self.inputs, train_rows)
-        else:
-            self.mean, self.std = np.zeros((12, 1)), np.ones((12, 1))
-
-    def clinical_inputs(self, part: pd.DataFrame) -> np.ndarray | None:
-        """``part``'s scaled features ``[n, 408]`` float32 for a hybrid network; None otherwise."""
-        if not self.clinical:
-            return None
-        self.setup()
-        return apply_scaling(self.feature_matrix(part), *self.clinical_scaling)
-
-    def _teacher_targets(self) -> np.ndarray:
-        train = self.split.train
-        labels = train["label"].to_numpy()
-        probabilities = cross_fitted_probabilities(
-            self.teacher["model"], self.feature_matrix(train), labels, train["patient_id"].to_numpy(),
-            self.teacher["folds"],
-        )  # fmt: skip
-        log.info("teacher %s: cross-fitted AUC %.3f on the %d training records (weight %.2f)", self.teacher["model"].model_name,
-                 roc_auc_score(labels, probabilities), len(labels), self.teacher["weight"])  # fmt: skip
-        return soft_targets(labels, probabilities, self.teacher["weight"])
+        representation, train = self.representation, self.split.train
+        signals = rows = features = None
+        if representation.signal is not None:
+            self.store = load_or_build(self.source, self.cohort_rows(), self.sample_rate, self.cache_dir)
+            signals, rows = self.signal_inputs, self.store.rows(train["record_id"].tolist())
+        if representation.features == "scaled":
+            features = self.feature_matrix(train)
+        self.fitted = representation.fit(self.sample_rate, signals, rows, features)
 
     @property
-    def inputs(self) -> np.ndarray:
-        """The model inputs ``[N, 12, L]`` (mV) in the store's row order: the strips, or their
-        median beats."""
-        if self.store is None:
-            self.setup()
-        return self.store.signals if self.beats is None else self.beats
+    def signal_inputs(self) -> np.ndarray:
+        """The representation's signal inputs ``[N, 12, T]`` (mV) in the store's row order: the
+        strips (memory-mapped), or their median beats (cached per record set)."""
+        if self._signal_inputs is None:
+            if self.store is None:
+                self.setup()
+            self._signal_inputs = self.store.signals
+            if self.representation.signal == "median_beat":
+                from ecg_mi.data.beats import load_or_compute_median_beats
+
+                self._signal_inputs, self.n_without_beats = load_or_compute_median_beats(self.store, self.cache_dir)
+                if self.n_without_beats:
+                    log.warning("%d of %d records have fewer than 2 usable beats: their median beat is all zero",
+                                self.n_without_beats, len(self._signal_inputs))  # fmt: skip
+        return self._signal_inputs
 
     def quality(self) -> dict[str, int]:
         """Counts of suspicious but kept records (flat, duplicated signals; with median-beat
         input, strips without usable beats), to log."""
         self.setup()
+        if self.store is None:
+            return dict(self.feature_table.quality)
         counts = self.store.quality()
-        if self.input_kind == "median_beat":
+        if self.representation.signal == "median_beat":
             counts["n_records_without_beats"] = self.n_without_beats
         return counts
 
     @property
     def input_length(self) -> int:
-        """Samples per model input: a 10 s strip, or a median beat."""
-        if self.input_kind == "median_beat":
-            return beat_length(self.sample_rate)
-        return int(round(10.0 * self.sample_rate))
+        """Samples of the signal input: a 10 s strip, or a median beat."""
+        return self.representation.input_length(self.sample_rate)
 
-    def _dataset(self, part: pd.DataFrame, targets: list[str], train: bool = False) -> SignalDataset:
-        if self.store is None:
-            self.setup()
+    # ------------------------------------------------------------------ classical models
+
+    def arrays(self, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(X [n, 408] float32 with NaN for unmeasurable features, y [n])`` of a part."""
+        meta = self.metadata(part)
+        return self.feature_matrix(meta), meta["label"].to_numpy()
+
+    def groups(self, part: str) -> np.ndarray:
+        """Patient ids of a part (for patient-grouped inner cross-validation)."""
+        return self.metadata(part)["patient_id"].to_numpy()
+
+    # ------------------------------------------------------------------ networks
+
+    def model_inputs(self, part: str) -> tuple[np.ndarray, ...]:
+        """The model inputs of every record of ``part`` in loader order, as its batches carry
+        them: ``(signal [n, 12, T],)`` or a hybrid's ``(signal, features [n, F])``."""
+        self.setup()
+        meta = self.metadata(part)
+        signal = self.fitted.normalise_signal(np.asarray(self.signal_inputs[self.store.rows(meta["record_id"].tolist())]))
+        return (signal,) if self.fitted.features != "scaled" else (signal, self._scaled_features(meta))
+
+    def _scaled_features(self, part: pd.DataFrame) -> np.ndarray:
+        return self.fitted.scale_features(self.feature_matrix(part))
+
+    def _dataset(self, part: pd.DataFrame, train: bool) -> SignalDataset:
+        self.setup()
+        if train:
+            if self._train_targets is None:
+                self._train_targets = self.targets.training(part, lambda: self.feature_matrix(part))
+            labels = self._train_targets
+        else:
+            labels = self.targets.evaluation(part)
         rows = self.store.rows(part["record_id"].tolist())
-        labels = part[targets].to_numpy(np.float64, copy=True)
-        if train and self.train_targets is not None:
-            labels[:, 0] = self.train_targets  # the teacher's soft MI targets
-        labels = labels if len(targets) > 1 else labels[:, 0]
-        signals = self.store.path if self.beats is None else self.beats
-        return SignalDataset(signals, rows, labels, self.mean, self.std, self.clinical_inputs(part))
+        signals = self.store.path if self.representation.signal == "window" else self.signal_inputs
+        features = self._scaled_features(part) if self.fitted.features == "scaled" else None
+        return SignalDataset(signals, rows, labels, self.fitted, features)
 
     def _loader(self, part: pd.DataFrame, shuffle: bool) -> DataLoader:
-        # Only the training batches carry the auxiliary targets (training signal, not selection).
-        targets = ["label", *self.aux_columns] if shuffle else ["label"]
         generator = torch.Generator().manual_seed(loader_seed(self.seed, self.fold))
         return DataLoader(
-            self._dataset(part, targets, train=shuffle), batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+            self._dataset(part, train=shuffle), batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
             pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0, generator=generator,
         )  # fmt: skip
 
@@ -474,27 +421,3 @@ class SignalDataModule(FoldDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
-
-
-class FeatureDataModule(FoldDataModule):
-    """The 408 clinical features of one outer fold as matrices (classical models).
-
-    Same cohort, folds and parts as :class:`SignalDataModule`; features are computed once
-    per (data set, sample rate, feature version) from the cached signals and cached too.
-    """
-
-    def setup(self, stage: str | None = None) -> None:
-        self.feature_table  # noqa: B018  (computed or read from its cache here, not mid-fit)
-
-    def quality(self) -> dict[str, int]:
-        """Counts of suspicious but kept records (flat, duplicated signals), to log."""
-        return dict(self.feature_table.quality)
-
-    def arrays(self, part: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(X [n, 408] float32 with NaN for unmeasurable features, y [n])`` of a part."""
-        meta = self.metadata(part)
-        return self.feature_matrix(meta), meta["label"].to_numpy()
-
-    def groups(self, part: str) -> np.ndarray:
-        """Patient ids of a part (for patient-grouped inner cross-validation)."""
-        return self.metadata(part)["patient_id"].to_numpy()

@@ -22,7 +22,6 @@ import pandas as pd  # noqa: E402
 from ecg_mi.calibration import N_CALIBRATION_BINS, brier_score, ece, reliability_table  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
 from ecg_mi.evaluate.stats import bootstrap_mean_ci  # noqa: E402
-from ecg_mi.models.registry import display_name as display  # noqa: E402
 from ecg_mi.utils.io import atomic_path  # noqa: E402
 
 CALIBRATED = "prob_calibrated"
@@ -54,7 +53,7 @@ def calibration_table(sweep: Sweep, n_bootstrap: int, seed: int, n_bins: int = N
         pooled = sweep.predictions[sweep.predictions["model"] == model]
         labels, raw = pooled["label"].to_numpy(dtype=float), pooled["prob"].to_numpy(dtype=float)
         calibrated, complete = calibrated_probs(pooled)
-        row = {"model": model, "name": display(model), "n_records": len(pooled),
+        row = {"model": model, "name": sweep.display(model), "n_records": len(pooled),
                "method": _methods(sweep, model), "calibrated": complete}  # fmt: skip
         for suffix, probs in (("raw", raw), ("calibrated", calibrated)):
             low, high = bootstrap_mean_ci((probs - labels) ** 2, pooled["patient_id"].to_numpy(), n_bootstrap, seed)

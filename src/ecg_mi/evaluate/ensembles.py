@@ -2,11 +2,11 @@
 
 An ensemble's P(MI) for a record is the mean of its members' *calibrated* P(MI) (each
 member's calibrator was fitted on its own fold's validation part, so the members share one
-probability scale). Its rows then go through the same Table 2, comparisons, subgroups and
+probability scale) — :func:`ecg_mi.packaging.weighted_mean`, the rule of the packaged ensemble. Its rows then go through the same Table 2, comparisons, subgroups and
 calibration code as any model: fold AUCs from each test fold's records, the pooled AUC with
 its patient-bootstrap CI, DeLong against the best. The F1 threshold of a fold is the mean of
 the members' validation-chosen thresholds on the calibrated scale, so no test record chooses
-it. The same ensemble as one packaged model: ``register=<name> model=resnet+random_forest+xgboost``
+it. The same ensemble as one packaged model: ``register=<name> model_name=resnet+random_forest+xgboost``
 (:mod:`ecg_mi.evaluate.register`).
 """
 
@@ -22,7 +22,9 @@ from ecg_mi import metrics
 from ecg_mi.errors import ConfigError
 from ecg_mi.evaluate.calibration import calibrated_probs
 from ecg_mi.evaluate.runs import Sweep
+from ecg_mi.learners import ENSEMBLE_ARM
 from ecg_mi.models.registry import ENSEMBLE_SEPARATOR, members_of
+from ecg_mi.packaging import weighted_mean
 
 _RECORD = ["record_id", "patient_id", "age", "sex", "label", "fold"]
 
@@ -40,7 +42,7 @@ def _mean_of_members(predictions: pd.DataFrame, name: str, members: Sequence[str
     for model, part in zip(members[1:], parts[1:], strict=True):
         if not part[["fold", "record_id"]].equals(parts[0][["fold", "record_id"]]):
             raise ConfigError(f"ensembles: {members[0]!r} and {model!r} scored different records")
-    pooled = parts[0][_RECORD].assign(prob=np.mean([p["prob"].to_numpy() for p in parts], axis=0))
+    pooled = parts[0][_RECORD].assign(prob=weighted_mean([p["prob"].to_numpy() for p in parts], [1.0] * len(parts)))
     return pooled.assign(prob_calibrated=pooled["prob"], model=name)
 
 
@@ -72,7 +74,8 @@ def ensemble_rows(sweep: Sweep, name: str) -> tuple[pd.DataFrame, pd.DataFrame, 
         threshold = float(group["threshold"].mean())
         labels, probs = test["label"].to_numpy(), test["prob"].to_numpy()
         rows.append({**group.iloc[0][["fold_hash", "n_folds", "data", "sample_rate"]].to_dict(),
-                     "model": name, "fold": int(fold), "run_id": None, "calibration": "members",
+                     "model": name, "fold": int(fold), "run_id": None, "calibration": "members", "arm": ENSEMBLE_ARM,
+                     "display": " + ".join(sweep.display(m) for m in members),
                      "test_auc": metrics.auc(probs, labels), "test_f1": metrics.f1_at(probs, labels, threshold),
                      "val_auc": _auc(val[val["fold"] == fold]), "test_threshold": threshold})  # fmt: skip
     return pd.DataFrame(rows), pooled, val

@@ -1,4 +1,4 @@
-"""External validation (``evaluate.py external=true model=<URI> data=<set>``): score a labelled
+"""External validation (``evaluate.py external=true model_uri=<URI> data=<set>``): score a labelled
 data set the model never saw with its packaged preprocessing and report the paper's figures.
 
 * **Records** come from the data config's source (``index()`` + ``read(row)``) restricted by
@@ -163,7 +163,7 @@ def check_external_config(cfg: DictConfig) -> None:
     """Raise one ConfigError for the keys the external route adds."""
     problems = []
     if not isinstance(cfg.get("model_uri"), str) or not cfg.model_uri.strip():
-        problems.append("model: missing; pass model=<MLflow model URI> (e.g. models:/ecg-mi@champion)")
+        problems.append("model_uri: missing; pass model_uri=<MLflow model URI> (e.g. models:/ecg-mi@champion)")
     if "data" not in cfg or "source" not in cfg.data:
         problems.append("data: missing; pass data=<data set> (e.g. data=ptbxl data.root=/other/ptbxl)")
     if problems:

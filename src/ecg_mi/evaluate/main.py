@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -10,56 +11,63 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ecg_mi.config_checks import check_evaluate_config
+from ecg_mi.data.datamodule import FoldDataModule
 from ecg_mi.errors import ConfigError, InputError
 from ecg_mi.evaluate.ensembles import add_ensembles
 from ecg_mi.evaluate.report import Settings, build_report
 from ecg_mi.evaluate.runs import collect, fetch
 from ecg_mi.evaluate.validation import CHOSEN, chosen_model
-from ecg_mi.packaging import CHECKPOINT_ARTIFACT
+from ecg_mi.learners import Learner
 from ecg_mi.paths import repo_root
 from ecg_mi.tracking import mlflow_run, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
 
-def explain_run(cfg: DictConfig, uri: str) -> dict[str, Path]:
-    """Grad-CAM for one finished network run (``explain=gradcam run_id=…``): rebuilds its data
-    and selected model from the run's ``config.yaml`` and ``checkpoint/`` through the model's
-    family, writes the figures and ``st_attention.csv`` to ``output_dir/gradcam-<run_id>/``
-    and logs them (and the ST-attention metrics) back to that run."""
-    from omegaconf import OmegaConf
+def rebuild_run(uri: str, run_id: str, out_dir: Path, **settings) -> tuple[Learner, FoldDataModule]:
+    """A finished fold run's learner holding its selected model, and its fold's DataModule
+    serving that model's fitted representation — both from the run's packaged model and its
+    ``config.yaml`` (``settings`` override keys of it, e.g. ``seed``)."""
+    from ecg_mi.learners import architecture, learner_for
+    from ecg_mi.packaging import MODEL_ARTIFACT, load_package
+    from ecg_mi.representation import Representation
 
-    from ecg_mi.learners import learner_for
-
-    if not cfg.run_id:
-        raise ConfigError("explain=gradcam needs run_id=<MLflow run id of a network run>")
     try:
-        MlflowClient(uri).get_run(cfg.run_id)
-        run_cfg = OmegaConf.load(fetch(uri, cfg.run_id, "config.yaml"))
-        model_dir = Path(fetch(uri, cfg.run_id, CHECKPOINT_ARTIFACT))
-        table = fetch(uri, cfg.run_id, "predictions.csv")
+        MlflowClient(uri).get_run(run_id)
+        run_cfg = OmegaConf.load(fetch(uri, run_id, "config.yaml"))
     except (MlflowException, OSError) as exc:
-        raise InputError(
-            f"run {cfg.run_id} in {uri}: cannot fetch config.yaml, {CHECKPOINT_ARTIFACT}/ and "
-            f"predictions.csv ({exc})"
-        ) from None
-    learner_cls = learner_for(run_cfg.model.name)
-    if learner_cls.explanation != cfg.explain:
-        raise ConfigError(f"run {cfg.run_id} trained {run_cfg.model.name!r} ({learner_cls.family} family); "
-                          f"explain={cfg.explain} needs a run whose family explains by it")  # fmt: skip
-    out_dir = _absolute(Path(cfg.output_dir)) / f"gradcam-{cfg.run_id}"
+        raise InputError(f"run {run_id} in {uri}: cannot fetch its config.yaml ({exc})") from None
     with open_dict(run_cfg):
-        run_cfg.explain.n_examples = int(cfg.n_examples)
-        run_cfg.seed = int(cfg.seed)
+        for key, value in settings.items():
+            OmegaConf.update(run_cfg, key, value)
+    mlflow.set_tracking_uri(uri)
+    with tempfile.TemporaryDirectory(prefix="ecg_mi_run_") as where:
+        package = load_package(f"runs:/{run_id}/{MODEL_ARTIFACT}", where).python_model
+    [(member, _, model)] = package.loaded
+    learner_cls = learner_for(architecture(run_cfg.model))
     learner = learner_cls(run_cfg, out_dir)
-    [model_file] = [p for p in model_dir.iterdir() if p.is_file()]
-    learner.load(model_file)
+    learner.model = model
     data = learner_cls.datamodule(run_cfg)
     data.setup()
-    predictions = pd.read_csv(table, dtype={"record_id": str}).set_index("record_id")
+    data.fitted = Representation.from_state(member.representation)  # the package's input contract
+    return learner, data
+
+
+def explain_run(cfg: DictConfig, uri: str) -> dict[str, Path]:
+    """Grad-CAM for one finished network run (``explain=gradcam run_id=…``, :func:`rebuild_run`):
+    writes the figures and ``st_attention.csv`` to ``output_dir/gradcam-<run_id>/`` and logs
+    them (and the ST-attention metrics) back to that run."""
+    if not cfg.run_id:
+        raise ConfigError("explain=gradcam needs run_id=<MLflow run id of a network run>")
+    out_dir = _absolute(Path(cfg.output_dir)) / f"gradcam-{cfg.run_id}"
+    learner, data = rebuild_run(uri, cfg.run_id, out_dir, **{"explain.n_examples": int(cfg.n_examples), "seed": int(cfg.seed)})
+    if learner.explanation != cfg.explain:
+        raise ConfigError(f"run {cfg.run_id} trained {learner.cfg.model.name!r} ({learner.family} family); "
+                          f"explain={cfg.explain} needs a run whose family explains by it")  # fmt: skip
+    predictions = pd.read_csv(fetch(uri, cfg.run_id, "predictions.csv"), dtype={"record_id": str}).set_index("record_id")
     probs = predictions.loc[data.metadata("test")["record_id"], "prob"].to_numpy()
     metrics, artifacts = learner.explain(data, probs)
     with mlflow.start_run(run_id=cfg.run_id):
@@ -82,10 +90,10 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     ``register=<name>``, ``model``'s fold ensemble registered: :mod:`ecg_mi.evaluate.register`)."""
     check_evaluate_config(cfg)
     uri = resolve_tracking_uri(cfg.tracking.uri)
-    if cfg.get("register"):  # `model=<name>` arrives as model_uri (see evaluate.py)
+    if cfg.get("register"):
         from ecg_mi.evaluate.register import register_ensemble
 
-        model = cfg.get("model_uri")
+        model = cfg.get("model_name")
         if model == CHOSEN:  # the sweep's model or ensemble with the best validation AUC
             sweep = collect(cfg.experiment_name, uri, allow_incomplete=cfg.allow_incomplete)
             sweep = add_ensembles(sweep, list(cfg.get("ensembles") or []))

@@ -1,15 +1,15 @@
 """Package a finished fold sweep of one model as one ensemble and register it.
 
-``python evaluate.py experiment_name=<exp> register=ecg-mi model=resnet [alias=champion]``:
-the packaged models of ``model``'s k fold runs become one MLflow Model predicting the mean
+``python evaluate.py experiment_name=<exp> register=ecg-mi model_name=resnet [alias=champion]``:
+the packaged models of ``model_name``'s k fold runs become one MLflow Model predicting the mean
 of their probabilities (threshold: the mean of the fold models' validation-chosen
 thresholds, see :func:`ecg_mi.packaging.ensemble`). It is logged in its own run of the
 experiment, tagged ``kind=ensemble`` (the report reads only ``kind=fold`` runs), registered
 under ``register`` and given the alias ``alias`` (aliases, not the deprecated stages), so
 ``models:/<register>@<alias>`` names it for ``predict.py`` and ``mlflow models serve``.
 
-``model=resnet+random_forest+xgboost`` registers the models' ensemble instead: each model's
-fold ensemble as above, averaged with equal weight (:func:`ecg_mi.packaging.combine`) — the
+``model_name=resnet+random_forest+xgboost`` registers the models' ensemble instead: each model's
+fold ensemble as above, averaged with equal weight (:func:`ecg_mi.packaging.ensemble` again) — the
 packaged form of the report's ``ensembles=[resnet+random_forest+xgboost]`` row.
 """
 
@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException
 from ecg_mi.errors import ConfigError, DataError
 from ecg_mi.evaluate.runs import model_fold_runs
 from ecg_mi.models.registry import members_of
-from ecg_mi.packaging import MODEL_ARTIFACT, combine, ensemble, load_package, log_package
+from ecg_mi.packaging import MODEL_ARTIFACT, ensemble, load_package, log_package
 from ecg_mi.tracking import mlflow_run, tracking_client
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def register_ensemble(experiment: str, model: str, name: str, alias: str, uri: s
     """Log ``model``'s fold ensemble of ``experiment`` in a ``kind=ensemble`` run, register
     it as a new version of ``name``, point ``alias`` at that version; return its URI."""
     if not model:
-        raise ConfigError(f"register={name} needs model=<the model whose fold runs to register>")
+        raise ConfigError(f"register={name} needs model_name=<the model whose fold runs to register>")
     members = members_of(model)
     every_run = {m: model_fold_runs(experiment, uri, m) for m in members}
     runs = [r for m in members for r in every_run[m]]
@@ -54,7 +54,7 @@ def register_ensemble(experiment: str, model: str, name: str, alias: str, uri: s
                       for r in every_run[m]])
             for m in members
         ]  # fmt: skip
-        packaged = parts[0] if len(parts) == 1 else combine(parts)
+        packaged = parts[0] if len(parts) == 1 else ensemble(parts)
         tags = {"kind": "ensemble", "model": model, "registered_model": name}
         with mlflow_run(experiment, f"{model}-ensemble", uri, tags):
             mlflow.log_params({

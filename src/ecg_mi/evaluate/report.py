@@ -40,9 +40,7 @@ from ecg_mi.evaluate.runs import Sweep  # noqa: E402
 from ecg_mi.evaluate.st_attention import st_attention_markdown, st_attention_section  # noqa: E402
 from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_test  # noqa: E402
 from ecg_mi.evaluate.validation import validation_aucs  # noqa: E402
-from ecg_mi.learners import arm_of as arm  # noqa: E402
 from ecg_mi.learners.network import NetworkLearner  # noqa: E402
-from ecg_mi.models.registry import display_name as display  # noqa: E402
 from ecg_mi.utils.io import atomic_path, atomic_write_text  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -77,7 +75,7 @@ def table2(sweep: Sweep, s: Settings) -> pd.DataFrame:
             pooled["label"], pooled["prob"], pooled["patient_id"], s.n_bootstrap, s.seed
         )
         rows.append({
-            "arm": arm(model), "model": model, "name": display(model), "folds": len(group),
+            "arm": sweep.arm(model), "model": model, "name": sweep.display(model), "folds": len(group),
             "auc_mean": group["test_auc"].mean(), "auc_sd": group["test_auc"].std(ddof=1),
             "f1_mean": group["test_f1"].mean(), "f1_sd": group["test_f1"].std(ddof=1),
             "pooled_auc": auc, "pooled_auc_low": low, "pooled_auc_high": high,
@@ -159,7 +157,7 @@ def subgroups(sweep: Sweep, s: Settings) -> pd.DataFrame:
                     auc, low, high = bootstrap_auc_ci(
                         part["label"], part["prob"], part["patient_id"], s.n_bootstrap, s.seed
                     )
-                rows.append({"model": model, "name": display(model), "variable": variable, "group": value,
+                rows.append({"model": model, "name": sweep.display(model), "variable": variable, "group": value,
                              "n": len(part), "n_mi": n_mi, "auc": auc, "auc_low": low, "auc_high": high,
                              "small": min(n_mi, n_ctrl) < s.min_group})  # fmt: skip
     return pd.DataFrame(rows)
@@ -187,8 +185,9 @@ def table2_markdown(table: pd.DataFrame, comparisons_table: pd.DataFrame, paper:
         lines.append(line)
     lines += ["", "Paired DeLong tests on pooled out-of-fold predictions:", "",
               "| comparison | A | B | AUC A | AUC B | A − B | p |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    names = dict(zip(table["model"], table["name"], strict=True))
     for c in comparisons_table.itertuples():
-        lines.append(f"| {c.comparison} | {display(c.model_a)} | {display(c.model_b)} | {c.auc_a:.3f} | "
+        lines.append(f"| {c.comparison} | {names[c.model_a]} | {names[c.model_b]} | {c.auc_a:.3f} | "
                      f"{c.auc_b:.3f} | {c.difference:+.3f} | {c.p_delong:.3g} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 

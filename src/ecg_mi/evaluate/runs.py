@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ecg_mi.errors import DataError, InputError
+from ecg_mi.learners import names_of
 from ecg_mi.tracking import tracking_client
 from ecg_mi.train import PREDICTION_FILES
 
@@ -35,6 +36,20 @@ class Sweep:
     # the record; only models every one of whose runs logged the file (runs logged before it
     # existed did not).
     val_predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def display(self, model: str) -> str:
+        """The report's name of ``model`` (its runs' ``display``)."""
+        return self._name(model, "display")
+
+    def arm(self, model: str) -> str:
+        """The report's family column of ``model`` (its runs' ``arm``)."""
+        return self._name(model, "arm")
+
+    def _name(self, model: str, key: str) -> str:
+        rows = self.runs[self.runs["model"] == model]
+        if key in rows and rows[key].notna().any():
+            return str(rows[key].dropna().iloc[0])
+        return names_of(model)[key]
 
 
 def _experiment(experiment: str, uri: str) -> tuple[MlflowClient, mlflow.entities.Experiment]:
@@ -65,6 +80,7 @@ def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
     rows = [
         {
             "model": r.data.params["model"], "fold": int(r.data.params["fold"]), "run_id": r.info.run_id,
+            **names_of(r.data.params["model"], r.data.tags),
             "fold_hash": r.data.params.get("fold_hash"), "n_folds": int(r.data.params.get("data.n_folds", 5)),
             "data": r.data.params.get("data.name"), "sample_rate": r.data.params.get("data.sample_rate"),
             "calibration": r.data.params.get("calibration.method"),  # None: logged before calibration

@@ -14,7 +14,7 @@ fitted on the labels it is scored against, from the runs' ``val_predictions.csv`
 
 The mean over folds ranks them; the first is the model to ship, chosen without a test record.
 Models whose runs predate ``val_predictions.csv`` get NaN and are never chosen. ``python
-evaluate.py register=<name> model=chosen 'ensembles=[a+b, a+b+c]'`` registers the first among the
+evaluate.py register=<name> model_name=chosen 'ensembles=[a+b, a+b+c]'`` registers the first among the
 sweep's models and those ensembles.
 """
 
@@ -27,7 +27,7 @@ from ecg_mi import metrics
 from ecg_mi.errors import DataError
 from ecg_mi.evaluate.runs import Sweep
 
-#: ``register=<name> model=chosen``: register the model :func:`chosen_model` picks.
+#: ``register=<name> model_name=chosen``: register the model :func:`chosen_model` picks.
 CHOSEN = "chosen"
 
 

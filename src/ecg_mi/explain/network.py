@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecg_mi.data.beats import maps_on_strips
 from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.explain.figures import gradcam_figure, pick_examples
 from ecg_mi.explain.gradcam import gradcam, lead_attributions
@@ -24,17 +23,15 @@ def explain_network(model: torch.nn.Module, data, probs: np.ndarray, out_dir: Pa
     ``n_examples`` records under ``gradcam/``."""
     model = model.cpu().eval()
     meta = data.metadata("test")
-    rows = data.store.rows(meta["record_id"].tolist())
-    raw = np.asarray(data.store.signals[rows])  # mV, for delineation and plots
-    x = torch.from_numpy(((np.asarray(data.inputs[rows]) - data.mean) / data.std).astype(np.float32))
-    clinical = data.clinical_inputs(data.split.test)  # a hybrid's features: passed along, not explained
-    inputs = [x] if clinical is None else [x, torch.from_numpy(clinical)]
-    batches = [[a[i : i + 64] for a in inputs] for i in range(0, len(x), 64)]
+    raw = np.asarray(data.store.signals[data.store.rows(meta["record_id"].tolist())])  # mV, for delineation and plots
+    # The test batches' inputs (a hybrid's features are passed along, not explained).
+    inputs = [torch.from_numpy(a) for a in data.model_inputs("test")]
+    batches = [[a[i : i + 64] for a in inputs] for i in range(0, len(raw), 64)]
     cams = np.concatenate([gradcam(model, *batch) for batch in batches])
     per_lead = np.concatenate([lead_attributions(model, *batch) for batch in batches])
     fs = float(data.sample_rate)
-    if data.input_kind == "median_beat":  # maps over the beat, shown on every beat of the strip
-        cams, per_lead = maps_on_strips(cams, raw, fs), maps_on_strips(per_lead, raw, fs)
+    # Maps over a median beat are shown on every beat of the strip.
+    cams, per_lead = data.fitted.map_on_windows(cams, raw), data.fitted.map_on_windows(per_lead, raw)
     masks = [st_mask(signal, fs) for signal in raw]
     ratios = np.array([st_ratio(cam, mask) for cam, mask in zip(cams, masks, strict=True)])
     table = meta.assign(prob=probs, st_ratio=ratios)

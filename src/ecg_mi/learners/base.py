@@ -20,14 +20,28 @@ from ecg_mi.data.datamodule import FoldDataModule
 from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.data.windows import DEFAULT_PAD_TOLERANCE_S, DEFAULT_WINDOW_S
 from ecg_mi.errors import ConfigError
-from ecg_mi.models.registry import FIT_KEYS, constructor_config, get_model_class, is_ensemble
-from ecg_mi.packaging import PACKAGE_FORMAT, Packaged, ecg_mi_version
+from ecg_mi.models.base import LEGACY_MODELS
+from ecg_mi.models.registry import (
+    FIT_KEYS,
+    constructor_config,
+    display_name,
+    get_model_class,
+    is_ensemble,
+    members_of,
+)
+from ecg_mi.packaging import PACKAGE_FORMAT, EcgMiPackage, Member, Packaged, ecg_mi_version
+from ecg_mi.representation import Representation
+from ecg_mi.targets import Targets
 from ecg_mi.utils.config import build
 
 Artifact = tuple[Path, str | None]  # (file, MLflow artifact folder)
 
-#: Config keys that say where or how verbosely to log, never what is computed.
-UNHASHED_KEYS = ("skip_finished", "tracking", "explain", "experiment_name", "optimized_metric")
+#: The config keys whose values change what any model computes (dotted paths; a subtree counts
+#: whole). A key not named here — where to log, how verbosely, how many loader workers, any option
+#: added later — never changes a run's config hash, so ``skip_finished`` finds the run again.
+HASHED_KEYS = ("seed", "fold", "calibration", "model", "representation", "data.name", "data.source",
+               "data.sample_rate", "data.n_folds", "data.cohort", "data.val_fraction", "data.skip_missing",
+               "data.fold_file", "data.train_pool", "data.also_at_rate")  # fmt: skip
 
 
 class Learner(ABC):
@@ -38,20 +52,39 @@ class Learner(ABC):
     family: ClassVar[str]
     arm: ClassVar[str]  # the report's name for the family ("raw ECG", "clinical features")
     explanation: ClassVar[str]  # what explain() computes ("gradcam", "importance")
-    #: Dotted config keys besides :data:`UNHASHED_KEYS` that do not change this family's results.
-    unhashed: ClassVar[tuple[str, ...]] = ()
+    #: Config keys besides :data:`HASHED_KEYS` that change this family's results.
+    hashed: ClassVar[tuple[str, ...]] = ()
+    #: Keys the config hash of ecg-mi before the representation left out (read old runs' hashes).
+    legacy_unhashed: ClassVar[tuple[str, ...]] = ()
     #: The :data:`~ecg_mi.models.registry.FIT_KEYS` this family implements.
     fit_keys: ClassVar[tuple[str, ...]] = ()
+    #: Model file name of :meth:`write_model` in the package.
+    model_file: ClassVar[str]
+    #: The representation the family's models read unless told otherwise (``conf/representation/``).
+    representation: ClassVar[str]
 
     def __init__(self, cfg: DictConfig, run_dir: Path, run_id: str | None = None,
                  uri: str | None = None) -> None:  # fmt: skip
         self.cfg, self.run_dir, self.run_id, self.uri = cfg, Path(run_dir), run_id, uri
-        self.model: Any = None  # the trained model once fit() or load() ran
+        self.model: Any = None  # the trained model once fit() ran or a package was read
+
+    @classmethod
+    def datamodule(cls, cfg: DictConfig) -> FoldDataModule:
+        """The fold's DataModule serving the representation this family reads."""
+        data = cfg.data
+        return FoldDataModule(representation=representation_of(cfg), targets=cls.targets(cfg),
+                              batch_size=data.batch_size, num_workers=data.num_workers, pin_memory=data.pin_memory,
+                              **fold_settings(cfg))  # fmt: skip
+
+    @classmethod
+    def targets(cls, cfg: DictConfig) -> Targets | None:
+        """What the family learns besides the MI label (networks: auxiliary and teacher targets)."""
+        return None
 
     @classmethod
     @abstractmethod
-    def datamodule(cls, cfg: DictConfig) -> FoldDataModule:
-        """The fold's DataModule serving what this family consumes."""
+    def check_representation(cls, representation: Representation) -> None:
+        """ConfigError when this family cannot read ``representation``."""
 
     @abstractmethod
     def fit(self, model: Any, data: FoldDataModule) -> dict[str, float]:
@@ -66,30 +99,30 @@ class Learner(ABC):
         """Metrics and files explaining the trained model on the test part."""
 
     @abstractmethod
-    def save(self) -> list[Path]:
-        """Write the trained model into ``run_dir``; the files to log under ``checkpoint/``."""
+    def write_model(self, path: Path) -> None:
+        """Write the trained model to ``path`` (read back by :func:`ecg_mi.packaging.load_member`)."""
 
-    @abstractmethod
-    def load(self, path: Path) -> Any:
-        """Load a model written by :meth:`save` (``path``: its main file) as ``self.model``."""
-
-    @abstractmethod
     def package(self, data: FoldDataModule, threshold: float) -> Packaged:
-        """The trained model as a self-contained MLflow pyfunc (:mod:`ecg_mi.packaging`):
-        its PythonModel (metadata from :meth:`package_info`, the family's preprocessing
-        fitted on ``data``'s training part) and its weight files, written under ``run_dir``."""
+        """The trained model as a self-contained MLflow pyfunc (:mod:`ecg_mi.packaging`): its
+        model file, written under ``run_dir``, and the representation fitted on ``data``'s
+        training part; ``threshold`` is the run's validation-chosen ``test_threshold``."""
+        path = self.run_dir / "package" / self.model_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.write_model(path)
+        data.setup()
+        member = Member("model", self.family, data.fitted.state())
+        return Packaged(EcgMiPackage(self.package_info(threshold, data.fitted), [member]), {"model": str(path)})
 
-    def package_info(self, threshold: float) -> dict[str, Any]:
-        """The packaged model's ecg-mi metadata (the contract of :mod:`ecg_mi.packaging`):
-        ``threshold`` is the run's validation-chosen ``test_threshold``."""
+    def package_info(self, threshold: float, representation: Representation) -> dict[str, Any]:
+        """The packaged model's ecg-mi metadata (the contract of :mod:`ecg_mi.packaging`)."""
         from ecg_mi.features import FEATURE_VERSION
 
         cfg = self.cfg
         return {
-            "format": PACKAGE_FORMAT, "model": str(cfg.model.name), "family": self.family,
-            "sample_rate": int(cfg.data.sample_rate), "window_s": float(DEFAULT_WINDOW_S),
-            "pad_tolerance_s": float(DEFAULT_PAD_TOLERANCE_S), "leads": list(STANDARD_LEADS),
-            "units": "mV", "threshold": float(threshold),
+            "format": PACKAGE_FORMAT, "model": model_label(cfg), "family": self.family,
+            "representation": representation.name, "sample_rate": int(cfg.data.sample_rate),
+            "window_s": float(DEFAULT_WINDOW_S), "pad_tolerance_s": float(DEFAULT_PAD_TOLERANCE_S),
+            "leads": list(STANDARD_LEADS), "units": "mV", "threshold": float(threshold),
             "threshold_rule": "max F1 on the validation part", "n_models": 1,
             "feature_version": FEATURE_VERSION, "ecg_mi_version": ecg_mi_version(),
             "data": str(cfg.data.name), "runs": [self.run_id] if self.run_id else [],
@@ -98,11 +131,36 @@ class Learner(ABC):
 
     @classmethod
     def hashed_config(cls, cfg: DictConfig) -> dict[str, Any]:
-        """The resolved config without the keys that do not change this family's results."""
+        """The resolved values of :data:`HASHED_KEYS` and this family's :attr:`hashed` keys."""
         config = OmegaConf.to_container(cfg, resolve=True)
-        for key in (*UNHASHED_KEYS, *cls.unhashed):
+        picked = {}
+        for key in (*HASHED_KEYS, *cls.hashed):
+            node = config
+            for part in key.split("."):
+                node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT
+            if node is not _ABSENT:
+                picked[key] = node
+        return picked
+
+    @classmethod
+    def legacy_hashed_config(cls, cfg: DictConfig) -> dict[str, Any]:
+        """What ecg-mi hashed before the representation (every key but a deny-list), computed
+        for ``cfg`` as that release would have composed it: old runs' ``config_hash`` tags."""
+        config = OmegaConf.to_container(cfg, resolve=True)
+        representation = config.pop("representation", None) or {}
+        for model in (config.get("model"), ((config.get("data") or {}).get("teacher") or {}).get("estimator")):
+            for key in ("representation", "architecture"):
+                (model or {}).pop(key, None)
+        if representation.get("features") == "scaled":  # hybrids carried their feature count
+            config["model"]["n_clinical"] = Representation("legacy", "median_beat", "scaled").n_features
+        for key in (*LEGACY_UNHASHED, *cls.legacy_unhashed):
             _drop(config, key.split("."))
         return config
+
+
+_ABSENT = object()
+#: Keys the config hash left out before :data:`HASHED_KEYS` replaced the deny-list.
+LEGACY_UNHASHED = ("skip_finished", "tracking", "explain", "experiment_name", "optimized_metric")
 
 
 def _drop(config: dict[str, Any], path: list[str]) -> None:
@@ -124,6 +182,66 @@ def fold_settings(cfg: DictConfig) -> dict[str, Any]:
         seed=cfg.seed, cache_dir=data.cache_dir, train_pool=data.get("train_pool", "cohort"),
         also_at_rate=data.get("also_at_rate"),
     )  # fmt: skip
+
+
+def representation_of(cfg: DictConfig) -> Representation:
+    """The (unfitted) representation ``cfg.representation`` instantiates, checked against the
+    family of ``cfg.model`` (ConfigError naming what that family reads)."""
+    node = cfg.get("representation")
+    if not node or "_target_" not in node:
+        raise ConfigError("representation: missing; choose one of conf/representation/ (e.g. representation=window)")
+    representation = build(node, "representation")
+    learner_for(architecture(cfg.model)).check_representation(representation)
+    return representation
+
+
+def architecture(model: DictConfig | dict[str, Any]) -> str:
+    """The registered architecture a model config builds (a recipe's ``architecture``, else its name)."""
+    return str(model.get("architecture") or model["name"])
+
+
+def model_label(cfg: DictConfig) -> str:
+    """The name of the model a run trains, as runs, reports and packages show it: the model
+    config's ``name``, and ``<name>@<representation>`` when the representation is not the one
+    that model config reads by default (``model=resnet representation=median_beat``)."""
+    name, default = str(cfg.model.name), cfg.model.get("representation")
+    chosen = (cfg.get("representation") or {}).get("name", default)
+    return name if default is None or chosen == default else f"{name}@{chosen}"
+
+
+def describe(cfg: DictConfig) -> dict[str, str]:
+    """The run tags that name what a run trained: ``model`` (:func:`model_label`),
+    ``architecture``, ``representation`` and :func:`model_names`' ``display`` and ``arm``."""
+    name, representation = architecture(cfg.model), str(cfg.representation.name)
+    return {"model": model_label(cfg), "architecture": name, "representation": representation,
+            **model_names(name, representation)}  # fmt: skip
+
+
+def model_names(architecture_name: str, representation: str | None = None) -> dict[str, str]:
+    """``display`` (the report's name: the architecture's, with the representation when it is not
+    its family's own, e.g. ``ResNet (median beat)``) and ``arm`` (the report's family column) of
+    a registered architecture reading ``representation`` (default: its family's own)."""
+    learner = learner_for(architecture_name)
+    representation = representation or learner.representation
+    display = display_name(architecture_name)
+    if representation != learner.representation:
+        display = f"{display} ({representation.replace('_', ' ').replace('+', ' + ')})"
+    arm = HYBRID_ARM if learner.family == "network" and representation.endswith("features") else learner.arm
+    return {"display": display, "arm": arm}
+
+
+def names_of(label: str, tags: dict[str, str] | None = None) -> dict[str, str]:
+    """``display`` and ``arm`` of the model a run tagged ``model=label`` trained: its own tags
+    (:func:`describe`), else — runs of older releases — what its name says."""
+    tags = tags or {}
+    if tags.get("display") and tags.get("arm"):
+        return {"display": tags["display"], "arm": tags["arm"]}
+    if is_ensemble(label):
+        return {"display": " + ".join(names_of(m)["display"] for m in members_of(label)), "arm": ENSEMBLE_ARM}
+    try:
+        return model_names(*LEGACY_MODELS.get(label, (label, None)))
+    except ConfigError:  # a model this install does not know
+        return {"display": label, "arm": "other"}
 
 
 _FAMILIES: dict[str, type[Learner]] = {}
@@ -163,24 +281,16 @@ ENSEMBLE_ARM = "ensemble"
 HYBRID_ARM = "raw ECG + features"
 
 
-def arm_of(model_name: str) -> str:
-    """The report arm of ``model_name``: its family's, :data:`HYBRID_ARM` for a network that
-    also reads the features, :data:`ENSEMBLE_ARM` for an ensemble ``a+b``, "other" for a
-    model this install does not know."""
-    if is_ensemble(model_name):
-        return ENSEMBLE_ARM
-    try:
-        learner = learner_for(model_name)
-    except ConfigError:
-        return "other"
-    return HYBRID_ARM if getattr(get_model_class(model_name), "clinical_features", False) else learner.arm
-
-
 def build_model(cfg: DictConfig) -> Any:
-    """The registered model named by ``cfg.model.name`` (via ``_target_``), unfitted; the
-    model config's :data:`~ecg_mi.models.registry.FIT_KEYS` are the learner's, not its."""
-    get_model_class(cfg.model.name)  # unknown names fail here, listing the known ones
-    return build(constructor_config(OmegaConf.to_container(cfg.model, resolve=True)), "model", _convert_="all")
+    """The model ``cfg.model`` configures (via ``_target_``), unfitted, reading what
+    ``cfg.representation`` gives it (a hybrid's feature count); the model config's
+    :data:`~ecg_mi.models.registry.FIT_KEYS` are the learner's, not its."""
+    get_model_class(architecture(cfg.model))  # unknown names fail here, listing the known ones
+    node = constructor_config(OmegaConf.to_container(cfg.model, resolve=True))
+    n_features = representation_of(cfg).n_features
+    if n_features:
+        node["n_clinical"] = n_features
+    return build(node, "model", _convert_="all")
 
 
 def check_fit_keys(cfg: DictConfig, learner: type[Learner]) -> None:
@@ -192,5 +302,6 @@ def check_fit_keys(cfg: DictConfig, learner: type[Learner]) -> None:
                               f"({cfg.model.name} is one); only {_supporting(key)} do")
 
 
-__all__ = ["Artifact", "Learner", "arm_of", "build_model", "check_fit_keys", "fold_settings",
-           "learner_for", "list_families", "register_family"]  # fmt: skip
+__all__ = ["ENSEMBLE_ARM", "HASHED_KEYS", "Artifact", "Learner", "architecture", "build_model", "check_fit_keys",
+           "describe", "fold_settings", "learner_for", "list_families", "model_label", "model_names", "names_of",
+           "register_family", "representation_of"]  # fmt: skip

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import pickle
 import time
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
-from omegaconf import DictConfig
 from sklearn.base import clone
 
-from ecg_mi.data.datamodule import FeatureDataModule
-from ecg_mi.learners.base import Artifact, Learner, fold_settings, register_family
-from ecg_mi.packaging import BATCH, EcgMiPackage, Member, Packaged, check_feature_version
-from ecg_mi.utils.io import atomic_path
-
-MODEL_FILE = "model.pkl"
+from ecg_mi.data.datamodule import FoldDataModule
+from ecg_mi.errors import ConfigError
+from ecg_mi.learners.base import Artifact, Learner, register_family
+from ecg_mi.packaging import EcgMiPackage, write_estimator
+from ecg_mi.representation import Representation
 
 
 @register_family
@@ -41,15 +38,19 @@ class ClassicalLearner(Learner):
     fit_keys = ("refit_on_val",)
     _val_probs: np.ndarray | None = None  # the first fit's validation P(MI) when refitted
     explanation = "importance"
-    # Nothing of the network training reaches a feature model: changing it re-uses the run.
-    unhashed = ("trainer", "callbacks", "augment", "data.batch_size", "data.num_workers",
-                "data.pin_memory", "data.aux_targets", "data.teacher")  # fmt: skip
+    representation = "features"
+    model_file = "model.pkl"
+    # Nothing of the network training reaches a feature model: HASHED_KEYS alone.
+    legacy_unhashed = ("trainer", "callbacks", "augment", "data.batch_size", "data.num_workers",
+                       "data.pin_memory", "data.aux_targets", "data.teacher")  # fmt: skip
 
     @classmethod
-    def datamodule(cls, cfg: DictConfig) -> FeatureDataModule:
-        return FeatureDataModule(**fold_settings(cfg))
+    def check_representation(cls, representation: Representation) -> None:
+        if representation.for_networks or representation.features != "raw":
+            raise ConfigError(f"representation={representation.name}: a classical model reads the 408 "
+                              "features alone (representation=features)")  # fmt: skip
 
-    def fit(self, model: Any, data: FeatureDataModule) -> dict[str, float]:
+    def fit(self, model: Any, data: FoldDataModule) -> dict[str, float]:
         X, y = data.arrays("train")
         started = time.perf_counter()
         self.model = model.fit(X, y, groups=data.groups("train"))
@@ -65,7 +66,7 @@ class ClassicalLearner(Learner):
             info.update(self._refit_on_val(data, X, y))
         return info
 
-    def _refit_on_val(self, data: FeatureDataModule, X_train: np.ndarray, y_train: np.ndarray) -> dict[str, float]:
+    def _refit_on_val(self, data: FoldDataModule, X_train: np.ndarray, y_train: np.ndarray) -> dict[str, float]:
         """Keep the validation P(MI) of the model fitted so far, then fit a clone of it on the
         training part (``X_train``, ``y_train``, as fitted) and the validation part together
         (see the class docstring)."""
@@ -77,7 +78,7 @@ class ClassicalLearner(Learner):
         self.model = clone(self.model).fit(X, y, groups=groups)
         return {"refit_seconds": time.perf_counter() - started, "n_refit": float(len(y))}
 
-    def predict(self, data: FeatureDataModule, part: str) -> np.ndarray:
+    def predict(self, data: FoldDataModule, part: str) -> np.ndarray:
         if part == "val" and self._val_probs is not None:
             return self._val_probs  # the first fit's: the refitted model has seen these records
         return self._probs(data.arrays(part)[0])
@@ -86,49 +87,16 @@ class ClassicalLearner(Learner):
         """P(MI) ``[n]`` of the current model for the feature rows ``X``."""
         return self.model.predict_proba(X)[:, 1].astype(np.float64)
 
-    def explain(self, data: FeatureDataModule, probs: np.ndarray) -> tuple[dict[str, float], list[Artifact]]:
+    def explain(self, data: FoldDataModule, probs: np.ndarray) -> tuple[dict[str, float], list[Artifact]]:
         """Permutation importance on the test fold (+ XGBoost gain/weight)."""
         from ecg_mi.explain.importance import explain_classical
 
         repeats = int(self.cfg.explain.permutation_repeats)
         return explain_classical(self.model, data, self.run_dir, repeats, int(self.cfg.seed))
 
-    def save(self) -> list[Path]:
-        target = self.run_dir / MODEL_FILE
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(pickle.dumps(self.model))
-        return [target]
-
-    def load(self, path: Path) -> Any:
-        self.model = pickle.loads(Path(path).read_bytes())
-        return self.model
-
-    def package(self, data: FeatureDataModule, threshold: float) -> Packaged:
-        """The fitted estimator (its imputation/scaling inside) as a :class:`ClassicalPackage`,
-        which computes the 408 features from the signal itself."""
-        [path] = self.save()
-        return Packaged(ClassicalPackage(self.package_info(threshold), [Member("estimator")]),
-                        {"estimator": str(path)})  # fmt: skip
+    def write_model(self, path: Path) -> None:
+        write_estimator(self.model, path)
 
 
-class ClassicalPackage(EcgMiPackage):
-    """Classical models: the features of :data:`~ecg_mi.features.FEATURE_VERSION` computed
-    once per batch, then each member's ``predict_proba``."""
-
-    family = "classical"
-
-    def check_compatible(self) -> None:
-        super().check_compatible()
-        check_feature_version(self.info)
-
-    def load_member(self, path: Path, member: Member) -> Any:
-        return pickle.loads(Path(path).read_bytes())
-
-    def prepare(self, x: np.ndarray) -> np.ndarray:
-        from ecg_mi.features import signal_features
-
-        fs = int(self.info["sample_rate"])
-        return np.concatenate([signal_features(x[i : i + BATCH], fs) for i in range(0, len(x), BATCH)])
-
-    def member_probs(self, model: Any, member: Member, prepared: np.ndarray) -> np.ndarray:
-        return model.predict_proba(prepared)[:, 1].astype(np.float64)
+# Format-1 packages (before the representation) pickled this class; they load as EcgMiPackage.
+ClassicalPackage = EcgMiPackage

@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import numpy as np
@@ -18,29 +17,18 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, WeightAveraging
 
 from ecg_mi.cli import stop_signals_held
-from ecg_mi.data.beats import maps_on_strips, median_beats
-from ecg_mi.data.datamodule import SignalDataModule
+from ecg_mi.data.datamodule import FoldDataModule
 from ecg_mi.errors import ConfigError, EcgMiError
-from ecg_mi.features import signal_features
-from ecg_mi.features.scaling import apply_scaling
-from ecg_mi.learners.base import Artifact, Learner, fold_settings, register_family
-from ecg_mi.models.registry import get_model_class
-from ecg_mi.packaging import (
-    BATCH,
-    EcgMiPackage,
-    Member,
-    Packaged,
-    check_feature_version,
-    check_input,
-    window_length,
-)
+from ecg_mi.learners.base import Artifact, Learner, register_family
+from ecg_mi.packaging import EcgMiPackage
+from ecg_mi.representation import Representation
+from ecg_mi.targets import Targets
 from ecg_mi.tracking import log_metrics_at
 from ecg_mi.utils.config import build
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "best.ckpt"
-WEIGHTS = "weights.pt"  # the packaged model's weights (state dict + constructor arguments)
 
 
 class MlflowEpochMetrics(Callback):
@@ -211,21 +199,30 @@ class NetworkLearner(Learner):
     family = "network"
     arm = "raw ECG"
     explanation = "gradcam"
-    # Loader and console settings: same batches, same numbers.
-    unhashed = ("data.num_workers", "data.pin_memory", "trainer.enable_progress_bar",
-                "trainer.enable_model_summary", "trainer.log_every_n_steps")  # fmt: skip
+    representation = "window"
+    model_file = "weights.pt"  # state dict + constructor arguments (models.base.save_weights)
+    hashed = ("data.batch_size", "data.aux_targets", "data.teacher", "augment", "callbacks",
+              *(f"trainer.{key}" for key in ("accelerator", "devices", "num_nodes", "strategy", "precision",
+                                             "max_epochs", "min_epochs", "max_steps", "deterministic", "benchmark",
+                                             "sync_batchnorm", "accumulate_grad_batches", "gradient_clip_val",
+                                             "gradient_clip_algorithm", "limit_train_batches", "limit_val_batches",
+                                             "val_check_interval", "check_val_every_n_epoch")))  # fmt: skip
+    legacy_unhashed = ("data.num_workers", "data.pin_memory", "trainer.enable_progress_bar",
+                       "trainer.enable_model_summary", "trainer.log_every_n_steps")  # fmt: skip
 
     @classmethod
-    def datamodule(cls, cfg: DictConfig) -> SignalDataModule:
-        data = cfg.data
-        network = get_model_class(cfg.model.name)  # what the network reads (ECGClassifier's defaults)
-        teacher = data.get("teacher")
-        return SignalDataModule(batch_size=data.batch_size, num_workers=data.num_workers,
-                                pin_memory=data.pin_memory, aux_targets=list(cfg.model.get("aux_targets") or []),
-                                input_kind=getattr(network, "input_kind", "signal"), teacher=OmegaConf.to_container(teacher, resolve=True) if teacher else None,
-                                clinical=getattr(network, "clinical_features", False), **fold_settings(cfg))  # fmt: skip
+    def targets(cls, cfg: DictConfig) -> Targets:
+        teacher = cfg.data.get("teacher")
+        return Targets(list(cfg.model.get("aux_targets") or []),
+                       OmegaConf.to_container(teacher, resolve=True) if teacher else None)  # fmt: skip
 
-    def fit(self, model: pl.LightningModule, data: SignalDataModule) -> dict[str, float]:
+    @classmethod
+    def check_representation(cls, representation: Representation) -> None:
+        if not representation.for_networks:
+            raise ConfigError(f"representation={representation.name}: a network reads a signal "
+                              "(window or median_beat, optionally + features)")  # fmt: skip
+
+    def fit(self, model: pl.LightningModule, data: FoldDataModule) -> dict[str, float]:
         checkpoint, callbacks = build_callbacks(self.cfg, self.run_dir / "checkpoints")
         if self.run_id:
             callbacks.append(MlflowEpochMetrics(self.run_id, self.uri))
@@ -239,11 +236,11 @@ class NetworkLearner(Learner):
             return {}
         if not checkpoint.best_model_path:
             raise EcgMiError(f"{type(model).__name__}: training ended without a checkpoint")
-        self.load(Path(checkpoint.best_model_path))
+        self.model = type(model).load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
         state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
         return {"epochs_trained": trainer.current_epoch, "best_epoch": int(state["epoch"])}
 
-    def predict(self, data: SignalDataModule, part: str) -> np.ndarray:
+    def predict(self, data: FoldDataModule, part: str) -> np.ndarray:
         trainer_cfg = self.cfg.trainer
         predictor = pl.Trainer(
             accelerator=trainer_cfg.accelerator, devices=1, precision=trainer_cfg.precision,
@@ -252,130 +249,16 @@ class NetworkLearner(Learner):
         loader = getattr(data, f"{part}_dataloader")()
         return torch.cat(predictor.predict(self.model, dataloaders=loader)).float().numpy()
 
-    def explain(self, data: SignalDataModule, probs: np.ndarray) -> tuple[dict[str, float], list[Artifact]]:
+    def explain(self, data: FoldDataModule, probs: np.ndarray) -> tuple[dict[str, float], list[Artifact]]:
         """Grad-CAM on the test fold (see :func:`ecg_mi.explain.network.explain_network`)."""
         from ecg_mi.explain.network import explain_network
 
         return explain_network(self.model, data, probs, self.run_dir,
                                int(self.cfg.explain.n_examples), int(self.cfg.seed))  # fmt: skip
 
-    def save(self) -> list[Path]:
-        return [self.run_dir / "checkpoints" / CHECKPOINT]
-
-    def load(self, path: Path) -> Any:
-        model_cls = get_model_class(self.cfg.model.name)
-        self.model = model_cls.load_from_checkpoint(str(path), map_location="cpu")
-        return self.model
-
-    def package(self, data: SignalDataModule, threshold: float) -> Packaged:
-        """The selected network's weights (a state dict, no optimiser state) and the
-        training part's per-lead mean/std (mV) as a :class:`NetworkPackage`."""
-        target = self.run_dir / "package" / WEIGHTS
-        target.parent.mkdir(parents=True, exist_ok=True)
-        save_weights(self.model, target)
-        data.setup()  # mean/std are fitted on the training part in setup()
-        settings = {"mean": np.ravel(data.mean).tolist(), "std": np.ravel(data.std).tolist()}
-        info = {**self.package_info(threshold), "input_kind": type(self.model).input_kind}
-        if data.clinical:  # a hybrid: the features' training median and IQR travel with it
-            center, scale = data.clinical_scaling
-            settings.update(clinical_center=center.tolist(), clinical_scale=scale.tolist())
-            info["clinical_features"] = True
-        package = NetworkPackage(info, [Member("weights", settings)])
-        return Packaged(package, {"weights": str(target)})
+    def write_model(self, path: Path) -> None:
+        self.model.save_weights(path)
 
 
-def save_weights(model: pl.LightningModule, path: Path) -> None:
-    """``model``'s registry name, constructor arguments and CPU state dict: plain data that
-    :func:`load_weights` reads with ``weights_only=True`` (no pickled code runs)."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"model": model.model_name, "hparams": dict(model.hparams), "state_dict": state}, path)
-
-
-def load_weights(path: Path) -> pl.LightningModule:
-    """The network saved by :func:`save_weights`, in eval mode on the CPU."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    network = get_model_class(saved["model"])(**saved["hparams"])
-    try:
-        network.load_state_dict(saved["state_dict"])
-    except RuntimeError as exc:  # the installed architecture differs from the packaged one
-        first = str(exc).splitlines()[0]
-        raise EcgMiError(f"{path}: weights do not fit the installed {saved['model']!r} ({first})") from None
-    return network.eval()
-
-
-class NetworkPackage(EcgMiPackage):
-    """Networks: each 10 s window turned into the network's input (itself, or its median
-    beat: ``info["input_kind"]``), each lead standardised with the member's training
-    mean/std, then the sigmoid of the network's logit; Grad-CAM on the same input, laid
-    back on the window."""
-
-    family = "network"
-
-    def load_member(self, path: Path, member: Member) -> pl.LightningModule:
-        return load_weights(path)
-
-    @property
-    def on_beats(self) -> bool:
-        """Whether the network reads median beats (packages made before them read strips)."""
-        return self.info.get("input_kind", "signal") == "median_beat"
-
-    @property
-    def reads_features(self) -> bool:
-        """Whether the network is a hybrid that also reads the 408 clinical features."""
-        return bool(self.info.get("clinical_features"))
-
-    def check_compatible(self) -> None:
-        super().check_compatible()
-        if self.reads_features:
-            check_feature_version(self.info)
-
-    def prepare(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """The network input of windows ``x`` ``[N, 12, L]`` mV (median beats when asked; a
-        window without two usable beats gets the all-zero beat, with a warning counting them)
-        and, for a hybrid, the windows' 408 features (None otherwise)."""
-        fs = float(self.info["sample_rate"])
-        features = signal_features(x, fs) if self.reads_features else None
-        if not self.on_beats:
-            return x, features
-        beats, n_without = median_beats(x, fs)
-        if n_without:
-            log.warning("%d of %d windows have fewer than 2 usable beats: scored on an all-zero median beat",
-                        n_without, len(x))  # fmt: skip
-        return beats, features
-
-    @staticmethod
-    def standardise(prepared: tuple[np.ndarray, np.ndarray | None], member: Member) -> tuple[np.ndarray, ...]:
-        """The member's inputs: ``(x - mean) / std`` per lead, float32 as in
-        :class:`SignalDataset`, and a hybrid's features scaled with its training median/IQR."""
-        x, features = prepared
-        mean = np.asarray(member.settings["mean"], dtype=np.float64).astype(np.float32)[:, None]
-        std = np.asarray(member.settings["std"], dtype=np.float64).astype(np.float32)[:, None]
-        if features is None:
-            return ((x - mean) / std,)
-        center, scale = (np.asarray(member.settings[k], dtype=np.float64) for k in ("clinical_center", "clinical_scale"))
-        return (x - mean) / std, apply_scaling(features, center, scale)
-
-    @staticmethod
-    def batches(inputs: tuple[np.ndarray, ...]) -> Iterator[tuple[torch.Tensor, ...]]:
-        """``inputs`` in tensors of :data:`BATCH` records."""
-        for i in range(0, len(inputs[0]), BATCH):
-            yield tuple(torch.from_numpy(np.ascontiguousarray(a[i : i + BATCH])) for a in inputs)
-
-    def member_probs(self, model: pl.LightningModule, member: Member, prepared: tuple) -> np.ndarray:
-        with torch.inference_mode():
-            chunks = [torch.sigmoid(model(*batch).float()) for batch in self.batches(self.standardise(prepared, member))]
-        return torch.cat(chunks).numpy().astype(np.float64)
-
-    def gradcam(self, x: np.ndarray) -> np.ndarray:
-        """Grad-CAM ``[N, L]`` in [0, 1] (:func:`ecg_mi.explain.gradcam.gradcam` on each
-        member's standardised input), averaged over the members; ``x`` as for predict."""
-        from ecg_mi.explain.gradcam import gradcam  # captum: imported only when asked
-
-        x = check_input(x, window_length(self.info))
-        prepared = self.prepare(x)
-        maps = []
-        for model, member in zip(self.loaded, self.members, strict=True):
-            batches = self.batches(self.standardise(prepared, member))
-            maps.append(np.concatenate([gradcam(model, signal.clone(), *rest) for signal, *rest in batches]))
-        cam = np.mean(maps, axis=0)
-        return maps_on_strips(cam, x, float(self.info["sample_rate"])) if self.on_beats else cam
+# Format-1 packages (before the representation) pickled this class; they load as EcgMiPackage.
+NetworkPackage = EcgMiPackage

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
 from torchmetrics.classification import BinaryAUROC
 
-from ecg_mi.errors import ConfigError
+from ecg_mi.errors import ConfigError, EcgMiError
 
 SCHEDULERS = ("onecycle", "cosine", "none")
 
@@ -66,7 +68,11 @@ class ECGClassifier(pl.LightningModule):
     AdamW; schedule per step: one-cycle, cosine or none; optional :class:`Augment` on
     training batches. Logged each epoch: ``train_loss``, ``val_loss``, ``val_auc``.
     Best-epoch selection and early stopping on ``val_auc`` are callbacks of the train
-    route, shared by every network. ``aux_targets`` (e.g. the other PTB-XL diagnostic classes)
+    route, shared by every network. ``n_clinical`` > 0 makes it a hybrid: it also reads that
+    many scaled clinical features (the representation's second input) through a small MLP
+    (``clinical_width`` units, dropout ``clinical_dropout`` on its input) whose output joins the
+    pooled maps before one linear logit; an architecture supports it by calling
+    :meth:`attach_clinical` last. ``aux_targets`` (e.g. the other PTB-XL diagnostic classes)
     add a multi-label head on the pooled features, trained with weight ``aux_weight`` beside
     the MI loss; it never changes P(MI) at prediction. ``max_epochs`` is this network's epoch
     budget (null: the trainer's), capped by the sweep's ``trainer.max_epochs``, so networks that
@@ -79,12 +85,6 @@ class ECGClassifier(pl.LightningModule):
     family = "network"
     #: Tiny settings of this network for fast tests (subclasses override).
     smoke_settings: dict[str, Any] = {}
-    #: The input the network is built for (:data:`ecg_mi.data.beats.INPUT_KINDS`): the data
-    #: module serves it, and a packaged model turns every 10 s window into it.
-    input_kind = "signal"
-    #: Whether the network also reads the record's 408 clinical features (a hybrid): batches
-    #: then carry ``x`` as ``(signal, features)`` and :meth:`forward` takes both.
-    clinical_features = False
 
     def __init__(
         self,
@@ -97,6 +97,9 @@ class ECGClassifier(pl.LightningModule):
         aux_weight: float = 0.5,
         max_epochs: int | None = None,
         test_windows: int = 1,
+        n_clinical: int = 0,
+        clinical_width: int = 64,
+        clinical_dropout: float = 0.3,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -118,6 +121,19 @@ class ECGClassifier(pl.LightningModule):
             nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.LazyLinear(len(aux_targets)))
             if aux_targets else None
         )  # fmt: skip
+        self.clinical: nn.Module | None = None  # a hybrid's feature branch (attach_clinical)
+
+    def attach_clinical(self, width: int) -> None:
+        """Make a hybrid when ``n_clinical`` > 0: the feature MLP, and a head on the pooled maps
+        (``width`` channels) joined with its output. Called last by an architecture's
+        ``__init__``, after its own head, so the parameters are created in a fixed order."""
+        hp = self.hparams
+        if not hp.n_clinical:
+            return
+        # Dropout on the input features first: 408 correlated inputs on ≈1,300 training records.
+        self.clinical = nn.Sequential(nn.Dropout(hp.clinical_dropout), nn.Linear(hp.n_clinical, hp.clinical_width),
+                                      nn.ReLU(inplace=True), nn.Dropout(0.2))  # fmt: skip
+        self.head = nn.Linear(width + hp.clinical_width, 1)
 
     def setup(self, stage: str) -> None:
         """Lightning's hook before the optimiser is built: size the auxiliary head."""
@@ -134,19 +150,24 @@ class ECGClassifier(pl.LightningModule):
             self.train(was_training)
 
     def check_interface(self) -> None:
-        """Refuse a network without its ``features`` stage and ``head`` (ConfigError)."""
+        """Refuse a network without its ``features`` stage and ``head``, or asked for clinical
+        features it does not attach (ConfigError)."""
+        name = getattr(self, "model_name", type(self).__name__)
         for part in ("features", "head"):
             if not isinstance(getattr(self, part, None), nn.Module):
                 raise ConfigError(
-                    f"model {getattr(self, 'model_name', type(self).__name__)!r}: a network must set "
+                    f"model {name!r}: a network must set "
                     f"self.{part} (an nn.Module): features [B, 12, L] -> [B, C, T], head -> [B, 1] logits"
                 )
+        if self.hparams.n_clinical and self.clinical is None:
+            raise ConfigError(f"model {name!r} cannot read clinical features beside the signal; "
+                              "choose a representation without them")  # fmt: skip
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B]`` for signals ``[B, 12, L]``."""
-        if self.hparams.test_windows > 1 and self.augment.crop and not self.training:
+    def forward(self, x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B]`` for signals ``[B, 12, L]`` (and a hybrid's features ``[B, F]``)."""
+        if self.hparams.test_windows > 1 and self.augment.crop and not self.training and not rest:
             return self.window_logits(x)
-        return self.logits_and_maps(x)[0]
+        return self.logits_and_maps(x, *rest)[0]
 
     def window_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[B]``: the logit of the mean P(MI) over ``test_windows`` evenly spaced
@@ -160,9 +181,14 @@ class ECGClassifier(pl.LightningModule):
 
     def logits_and_maps(self, signal: torch.Tensor, *rest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``[B]`` and the convolutional maps ``[B, C, T]`` (the auxiliary head's input)
-        of a training batch; ``rest`` holds a hybrid's other inputs."""
+        of a training batch; ``rest`` holds a hybrid's scaled features."""
         maps = self.features(signal)
-        return self.head(maps).squeeze(-1), maps
+        if self.clinical is None:
+            return self.head(maps).squeeze(-1), maps
+        if not rest:
+            raise ValueError(f"{type(self).__name__} reads {self.hparams.n_clinical} clinical features beside the signal: none given")
+        both = torch.cat([maps.mean(dim=-1), self.clinical(rest[0])], dim=1)
+        return self.head(both).squeeze(-1), maps
 
     @staticmethod
     def batch_inputs(x: torch.Tensor | tuple | list) -> tuple[torch.Tensor, ...]:
@@ -213,3 +239,47 @@ class ECGClassifier(pl.LightningModule):
     def n_params(self) -> int:
         self.materialize()
         return sum(p.numel() for p in self.parameters())
+
+    def predict_proba(self, *inputs: np.ndarray) -> np.ndarray:
+        """``[n, 2]`` class probabilities (column 1 = P(MI), float64) of model inputs as numpy
+        arrays (the representation's: ``(signal,)`` or ``(signal, features)``), scored
+        :data:`BATCH` records at a time on the CPU: the scikit-learn interface the packaged
+        model calls on every member."""
+        self.eval()
+        chunks = []
+        with torch.inference_mode():
+            for i in range(0, len(inputs[0]), BATCH):
+                batch = [torch.from_numpy(np.ascontiguousarray(a[i : i + BATCH])) for a in inputs]
+                chunks.append(torch.sigmoid(self(*batch).float()))
+        p = torch.cat(chunks).numpy().astype(np.float64)
+        return np.stack([1 - p, p], axis=1)
+
+    def save_weights(self, path: Path) -> None:
+        """Registry name, constructor arguments and CPU state dict: plain data that
+        :func:`load_weights` reads with ``weights_only=True`` (no pickled code runs)."""
+        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        torch.save({"model": self.model_name, "hparams": dict(self.hparams), "state_dict": state}, path)
+
+
+#: Records per forward pass when scoring (bounds memory for large N).
+BATCH = 64
+#: Networks registered as classes of their own before the representation, by name: (architecture,
+#: representation). Their saved hyperparameters hold the settings the old class defaulted (e.g.
+#: resnet_beat's kernel_size=5), so their weights load into the architecture.
+LEGACY_MODELS = {"resnet_beat": ("resnet", "median_beat"), "resnet_hybrid": ("resnet", "median_beat+features"),
+                 "xresnet1d_beat": ("xresnet1d", "median_beat"), "resnet1d_wang_beat": ("resnet1d_wang", "median_beat")}  # fmt: skip
+
+
+def load_weights(path: Path) -> ECGClassifier:
+    """The network saved by :meth:`ECGClassifier.save_weights`, in eval mode on the CPU."""
+    from ecg_mi.models.registry import get_model_class
+
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    name = LEGACY_MODELS.get(saved["model"], (saved["model"],))[0]
+    network = get_model_class(name)(**saved["hparams"])
+    try:
+        network.load_state_dict(saved["state_dict"])
+    except RuntimeError as exc:  # the installed architecture differs from the packaged one
+        first = str(exc).splitlines()[0]
+        raise EcgMiError(f"{path}: weights do not fit the installed {name!r} ({first})") from None
+    return network.eval()

@@ -32,3 +32,4 @@ class CNN(ECGClassifier):
             blocks += [conv_bn_relu(c_in, c_out, kernel_size), nn.MaxPool1d(pool)]
         self.features = nn.Sequential(*blocks)
         self.head = classifier_head(channels[-1], dropout)
+        self.attach_clinical(channels[-1])

@@ -96,3 +96,4 @@ class Inception(ECGClassifier):
             conv_bn_relu(in_leads, stem_channels, 7, stem_stride), *blocks
         )
         self.head = classifier_head(c_out, dropout)
+        self.attach_clinical(c_out)

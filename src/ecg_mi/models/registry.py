@@ -59,11 +59,19 @@ def get_model_class(name: str) -> type:
 #: Keys of a model config that the train route reads (how the model is fitted), not arguments
 #: of the model's constructor.
 FIT_KEYS = ("refit_on_val",)
+#: Keys of a model config that describe the recipe, not the model's constructor: the
+#: representation it reads unless told otherwise, and the registered architecture it builds when
+#: its name is a recipe's (``resnet_beat`` builds ``resnet`` with its own settings).
+RECIPE_KEYS = ("representation", "architecture")
 
 
 def constructor_config(node: dict[str, Any]) -> dict[str, Any]:
-    """A model config (``conf/model/<name>.yaml``, resolved) without its :data:`FIT_KEYS`."""
-    return {k: v for k, v in node.items() if k not in FIT_KEYS}
+    """A model config (``conf/model/<name>.yaml``, resolved) as the registry's constructor
+    takes it: without :data:`FIT_KEYS` and :data:`RECIPE_KEYS`, ``name`` the architecture."""
+    config = {k: v for k, v in node.items() if k not in (*FIT_KEYS, *RECIPE_KEYS)}
+    if node.get("architecture"):
+        config["name"] = node["architecture"]
+    return config
 
 
 #: Joins the models of an ensemble in one name (``resnet+random_forest``).
@@ -88,15 +96,15 @@ def display_name(name: str) -> str:
     return parts[0].display_name if len(parts) == 1 and parts[0] else name
 
 
-def create_model(name: str, **kwargs: Any) -> Any:
+def create_model(name: str, check: bool = True, **kwargs: Any) -> Any:
     """Instantiate the model registered as ``name`` with ``kwargs``; its family's interface
-    is checked (``check_interface``), so a malformed model fails here, not after training."""
+    is checked (``check_interface``; ``check=False`` skips it), so a malformed model fails
+    here, not after training."""
     cls = get_model_class(name)
     try:
         model = cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"model {name!r}: bad settings ({exc})") from None
-    check = getattr(model, "check_interface", None)
-    if check is not None:
-        check()
+    if check and hasattr(model, "check_interface"):
+        model.check_interface()
     return model

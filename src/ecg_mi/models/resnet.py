@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
 from ecg_mi.models.base import ECGClassifier
@@ -53,7 +52,9 @@ class ResidualUnit(nn.Module):
 
 @register_model("resnet", display="ResNet")
 class ResNet(ECGClassifier):
-    """Paper ResNet. ``channels`` sets the width of each residual unit (3 by default)."""
+    """Paper ResNet. ``channels`` sets the width of each residual unit (3 by default). On the
+    median beat (``conf/model/resnet_beat.yaml``) its stem is not strided and its kernels are
+    shorter, since the input is 12× shorter than the strip."""
 
     smoke_settings = {"channels": [8, 16, 16]}
 
@@ -77,53 +78,7 @@ class ResNet(ECGClassifier):
                  for c_in, c_out in zip([channels[0], *channels[:-1]], channels, strict=True)]  # fmt: skip
         self.features = nn.Sequential(*stem, *units)
         self.head = classifier_head(channels[-1], dropout)
-
-
-@register_model("resnet_beat", display="ResNet (median beat)")
-class ResNetBeat(ResNet):
-    """The paper's ResNet on the median beat (:mod:`ecg_mi.data.beats`, ``[12, 80]`` at
-    100 Hz) instead of the 10 s strip: no strided stem and shorter kernels, since the input
-    is 12× shorter. Settings chosen on the validation parts (BENCHMARKS.md, issue 18)."""
-
-    input_kind = "median_beat"
-
-    def __init__(self, kernel_size: int = 5, stem_kernel: int = 7, stem_stride: int = 1, **kwargs) -> None:
-        super().__init__(kernel_size=kernel_size, stem_kernel=stem_kernel, stem_stride=stem_stride, **kwargs)
-
-
-@register_model("resnet_hybrid", display="ResNet (median beat + features)")
-class ResNetHybrid(ResNetBeat):
-    """The median-beat ResNet that also reads the record's 408 clinical features (a hybrid).
-
-    The pooled convolutional features ``[B, C]`` of the beat and a small MLP's view
-    ``[B, clinical_width]`` of the features — imputed and scaled by the data module with the
-    training part's median and interquartile range, clipped to ±5 — are concatenated before
-    one linear logit. ``features`` stays the convolutional stage (Grad-CAM's layer, the
-    auxiliary head's input); ``head`` maps the concatenation, not the maps, to the logit.
-    """
-
-    clinical_features = True
-    smoke_settings = {"channels": [8, 16, 16], "clinical_width": 8}
-
-    def __init__(self, n_clinical: int = 408, clinical_width: int = 64, clinical_dropout: float = 0.3,
-                 **kwargs) -> None:  # fmt: skip
-        super().__init__(**kwargs)
-        width = self.head[-1].in_features  # the last residual unit's channels
-        # Dropout on the input features first: 408 correlated inputs on ≈1,300 training records.
-        self.clinical = nn.Sequential(nn.Dropout(clinical_dropout), nn.Linear(n_clinical, clinical_width),
-                                      nn.ReLU(inplace=True), nn.Dropout(0.2))  # fmt: skip
-        self.head = nn.Linear(width + clinical_width, 1)
-
-    def forward(self, x: torch.Tensor, clinical: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``[B]`` for median beats ``[B, 12, T]`` and scaled features ``[B, 408]``."""
-        return self.logits_and_maps(x, clinical)[0]
-
-    def logits_and_maps(self, signal: torch.Tensor, clinical: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        if clinical is None:
-            raise ValueError(f"{type(self).__name__} reads the 408 clinical features beside the signal: none given")
-        maps = self.features(signal)
-        both = torch.cat([maps.mean(dim=-1), self.clinical(clinical)], dim=1)
-        return self.head(both).squeeze(-1), maps
+        self.attach_clinical(channels[-1])
 
 
 @register_model("resnet1d_wang", display="ResNet1d (Wang)")
@@ -153,10 +108,4 @@ class ResNet1dWang(ECGClassifier):
                  for i in range(n_units)]  # fmt: skip
         self.features = nn.Sequential(conv_bn_relu(in_leads, channels, stem_kernel, stem_stride), *units)
         self.head = benchmark_head(channels, head_width, dropout)
-
-
-@register_model("resnet1d_wang_beat", display="ResNet1d (Wang, median beat)")
-class ResNet1dWangBeat(ResNet1dWang):
-    """resnet1d_wang on the median beat (``[12, 80]`` at 100 Hz, :mod:`ecg_mi.data.beats`)."""
-
-    input_kind = "median_beat"
+        self.attach_clinical(channels)

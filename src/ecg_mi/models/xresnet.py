@@ -90,14 +90,4 @@ class XResNet1d(ECGClassifier):
                 c_in = width * expansion
         self.features = nn.Sequential(*stem, *blocks)
         self.head = benchmark_head(c_in, head_width, dropout)
-
-
-@register_model("xresnet1d_beat", display="XResNet1d (median beat)")
-class XResNet1dBeat(XResNet1d):
-    """xresnet1d on the median beat (``[12, 80]`` at 100 Hz, :mod:`ecg_mi.data.beats`): no
-    strided stem and no stem pooling, since the input is 12× shorter than the strip."""
-
-    input_kind = "median_beat"
-
-    def __init__(self, stem_stride: int = 1, stem_pool: bool = False, **kwargs) -> None:
-        super().__init__(stem_stride=stem_stride, stem_pool=stem_pool, **kwargs)
+        self.attach_clinical(c_in)

@@ -1,4 +1,4 @@
-"""Distillation from a feature model (ecg_mi.data.teacher): cross-fitted, patient-grouped soft
+"""Distillation from a feature model (ecg_mi.targets.teacher): cross-fitted, patient-grouped soft
 targets, checked settings."""
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from conftest import model_config
-from ecg_mi.data.teacher import check_teacher, cross_fitted_probabilities, soft_targets
 from ecg_mi.errors import ConfigError
 from ecg_mi.models import create_model
+from ecg_mi.targets.teacher import check_teacher, cross_fitted_probabilities, soft_targets
 
 
 def _twins(n_patients: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
