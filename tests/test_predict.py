@@ -155,7 +155,7 @@ def test_failed_run_leaves_an_existing_csv_untouched(tmp_path, standin_model, wr
         (["input={in}"], "error: model_uri: missing; pass model_uri=<MLflow model URI>"),
         (["model={model}", "input={in}"], "error: model={model}: pass model_uri=<MLflow model URI> instead"),
         (["model_uri={model}", "input={tmp}/nothing/*.xml"], "error: {tmp}/nothing/*.xml: matches no file"),
-        (["model_uri={tmp}/no-model", "input={in}"], "error: {tmp}/no-model: cannot read the MLflow model"),
+        (["model_uri={tmp}/no-model", "input={in}"], "error: {tmp}/no-model: cannot load the MLflow model"),
         (["model_uri={model}", "input={in}", "output={in}/r0.hea/out.csv"], "error: {in}/r0.hea/out.csv: cannot write there"),
     ],
     ids=["missing-model", "model-is-a-config-group", "input-matches-nothing", "unloadable-model", "output-not-writable"],

@@ -45,6 +45,7 @@ import importlib.metadata
 import logging
 import os
 import pickle
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -425,10 +426,15 @@ def read_info(uri: str) -> dict[str, Any]:
     """The ecg-mi metadata of the MLflow Model at ``uri``, read from its ``MLmodel`` before any
     pickle is loaded, format checked; InputError for an MLflow Model ecg-mi did not package."""
     try:
-        metadata = (Model.load(uri).metadata or {}).get(METADATA_KEY)
+        if os.path.exists(uri):
+            metadata = (Model.load(uri).metadata or {}).get(METADATA_KEY)
+        else:  # only the MLmodel file, into a folder removed at once (Model.load leaves its copy)
+            with tempfile.TemporaryDirectory(prefix="ecg_mi_mlmodel_") as where:
+                local = mlflow.artifacts.download_artifacts(f"{uri.rstrip('/')}/MLmodel", dst_path=where)
+                metadata = (Model.load(local).metadata or {}).get(METADATA_KEY)
     except Exception as exc:  # MlflowException, a missing file, a malformed MLmodel...
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{uri}: cannot read the MLflow model ({first[:300]})") from None
+        raise InputError(f"{uri}: cannot load the MLflow model ({first[:300]})") from None
     if not isinstance(metadata, dict) or not set(CONTRACT_KEYS) <= set(metadata):
         raise InputError(f"{uri}: not an ecg-mi packaged model (no {METADATA_KEY!r} metadata "
                          f"with {', '.join(CONTRACT_KEYS)})")  # fmt: skip
