@@ -133,3 +133,35 @@ def test_a_state_of_an_unknown_format_is_refused_naming_it():
     state = {**Representation("window").fit(100, np.zeros((1, 12, 5)), np.arange(1)).state(), "format": STATE_FORMAT + 1}
     with pytest.raises(EcgMiError, match=f"format {STATE_FORMAT + 1}; this ecg-mi reads format {STATE_FORMAT}"):
         Representation.from_state(state)
+
+
+# ---- one implementation of the input contract
+
+#: Where each step of turning a record into model inputs may be coded: nowhere else in src/.
+CONTRACT_HOMES = {
+    "median_beat": {"data/beats.py"}, "median_beats": {"data/beats.py", "representation.py"},
+    "lead_mean": {"representation.py"}, "lead_std": {"representation.py"},
+    "feature_center": {"representation.py"}, "feature_scale": {"representation.py"},
+}  # fmt: skip
+
+
+def names_used(path):
+    """Every name and attribute a module reads or calls (not keyword arguments or strings)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
+        n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+    }
+
+
+def test_normalisation_and_beats_are_coded_in_one_module_each():
+    from pathlib import Path
+
+    import ecg_mi
+
+    root = Path(ecg_mi.__file__).parent
+    strays = sorted(f"{name} in {path.relative_to(root)}" for path in root.rglob("*.py")
+                    for name in names_used(path) & set(CONTRACT_HOMES)
+                    if str(path.relative_to(root)) not in CONTRACT_HOMES[name])  # fmt: skip
+    assert not strays, "the input contract is coded outside its module: " + ", ".join(strays)
