@@ -278,6 +278,10 @@ def standin_python_model(explain: bool = True):
 
     class StandIn(mlflow.pyfunc.PythonModel):
         def predict(self, context, model_input, params=None):
+            import os
+            import time
+
+            time.sleep(float(os.environ.get("ECG_MI_STANDIN_DELAY_S", "0")))  # to stop a run mid-way
             x = np.asarray(model_input, dtype=np.float32)
             return 1.0 / (1.0 + np.exp(-4.0 * x.mean(axis=(1, 2))))
 

@@ -8,19 +8,32 @@ Most tests use a stand-in pyfunc model with the packaging contract's metadata
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import cardiosoft_xml, compose_config, make_signal
+from conftest import REPO, cardiosoft_xml, compose_config, make_signal
 from ecg_mi.data.readers import read_ecg
 from ecg_mi.errors import ConfigError, DataError, InputError
 from ecg_mi.predict import COLUMNS, run, select_ecg_files, stitch
 
 COLUMN_LIST = ["path", "record_id", "format", "status", "error", "fs_in", "n_leads_in", "duration_s",
-               "prob_mi", "pred_mi", "threshold", "model_uri"]  # fmt: skip
+               "prob_mi", "pred_mi", "threshold", "model_uri", "signal_sha256", "duplicate_of"]  # fmt: skip
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """Every file below ``folder`` and the SHA-256 of its bytes."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
 
 
 def sigmoid_mean(windows: np.ndarray) -> np.ndarray:
@@ -156,9 +169,26 @@ def test_failed_run_leaves_an_existing_csv_untouched(tmp_path, standin_model, wr
         (["model={model}", "input={in}"], "error: model={model}: pass model_uri=<MLflow model URI> instead"),
         (["model_uri={model}", "input={tmp}/nothing/*.xml"], "error: {tmp}/nothing/*.xml: matches no file"),
         (["model_uri={tmp}/no-model", "input={in}"], "error: {tmp}/no-model: cannot load the MLflow model"),
-        (["model_uri={model}", "input={in}", "output={in}/r0.hea/out.csv"], "error: {in}/r0.hea/out.csv: cannot write there"),
+        (["model_uri={model}", "input={in}", "output={model}/MLmodel/out.csv"], "error: {model}/MLmodel/out.csv: {model}/MLmodel is a file"),
+        (["model_uri={model}", "input={in}", "output={in}/r0.hea"], "error: {in}/r0.hea: is one of the input files"),
+        (["model_uri={model}", "input={in}/r0", "output={in}/r0.dat"], "error: {in}/r0.dat: is one of the input files"),
+        (["model_uri={model}", "input={in}", "output={in}/sub/out.csv"], "error: {in}/sub/out.csv: is inside the input folder"),
+        (["model_uri={model}", "input={in}/r0", "output={tmp}"], "error: {tmp}: is a folder"),
+        (["model_uri={model}", "input={in}/r0", "gradcam=true", "gradcam_dir={in}/r0.hea"], "error: {in}/r0.hea: is one of the input files"),
+        (["model_uri={model}", "input={in}/r0", "gradcam=true", "gradcam_dir={model}/MLmodel"], "error: {model}/MLmodel: is a file; gradcam_dir="),
+        (["model_uri={model}", "input={in}/r0", "output=123"], "error: output=123: must be a path"),
+        (["model_uri={model}", "input={in}/r0", "output=[a,b]"], "error: output=['a', 'b']: must be a path"),
+        (["model_uri={model}", "input={in}/r0", "tracking.uri=123"], "error: tracking.uri=123: must be a tracking URI"),
+        (["model_uri={model}", "input={in}/r0", "gradcam=maybe"], "error: gradcam='maybe': must be true or false"),
+        (["model_uri={model}", "input={in}/r0", "resume=1"], "error: resume=1: must be true or false"),
+        (["model_uri={model}", "input={in}/r0", "batch_size=0"], "error: batch_size=0: must be a positive integer"),
+        (["model_uri={model}", "input={in}/r0", "input_list={tmp}/none.txt"], "error: input and input_list: pass one"),
+        (["model_uri={model}", "input_list={tmp}/none.txt"], "error: {tmp}/none.txt: cannot read the input list"),
     ],
-    ids=["missing-model", "model-is-a-config-group", "input-matches-nothing", "unloadable-model", "output-not-writable"],
+    ids=["missing-model", "model-is-a-config-group", "input-matches-nothing", "unloadable-model", "output-under-a-file",
+         "output-is-an-input", "output-is-an-input-signal-file", "output-inside-the-inputs", "output-is-a-folder",
+         "gradcam-dir-is-an-input", "gradcam-dir-is-a-file", "output-int", "output-list", "tracking-uri-int",
+         "gradcam-not-bool", "resume-not-bool", "batch-size-0", "input-and-input-list", "input-list-missing"],
 )  # fmt: skip
 def test_cli_errors_are_one_line_exit_2(run_cli, tmp_path, standin_model, write_wfdb, args, message):
     write_wfdb(tmp_path / "in", "r0")
@@ -166,12 +196,13 @@ def test_cli_errors_are_one_line_exit_2(run_cli, tmp_path, standin_model, write_
     args = [a.format(**fill) for a in args]
     if not any(a.startswith("output=") for a in args):
         args.append(f"output={tmp_path / 'out.csv'}")
-    done = run_cli("predict.py", *args, f"hydra.run.dir={tmp_path}/hydra")
+    before = tree_digest(tmp_path)
+    done = run_cli("predict.py", *args)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message.format(**fill)), done.stderr
     assert "Traceback" not in done.stderr
-    assert not (tmp_path / "out.csv").exists()
+    assert tree_digest(tmp_path) == before  # nothing written, nothing changed
 
 
 def test_gradcam_writes_one_png_per_record(tmp_path, standin_model, mixed_folder):
@@ -225,3 +256,73 @@ def test_real_trained_run_scores_files(tmp_path, compose_train, mixed_folder, mo
         predict(uri, mixed_folder, tmp_path / "out.csv", *(["gradcam=true"] if model == "cnn" else []))
     rows = pd.read_csv(tmp_path / "out.csv").set_index("record_id")
     assert rows.loc[["rec1", "cs"], "prob_mi"].between(0, 1).all()
+
+
+# ---- never touch the inputs, stops and resume, any file name, duplicates
+
+
+def test_no_file_is_left_in_the_working_directory(tmp_path, standin_model, write_wfdb):
+    record, work = write_wfdb(tmp_path / "in", "r0"), tmp_path / "work"
+    work.mkdir()
+    done = subprocess.run([sys.executable, str(REPO / "predict.py"), f"model_uri={standin_model()}",
+                           f"input={record}", f"output={tmp_path / 'p.csv'}"], cwd=work, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(work.iterdir()) == []  # no outputs/ folder, no log file
+
+
+def test_a_partial_file_left_behind_needs_resume(tmp_path, standin_model, write_wfdb):
+    record = write_wfdb(tmp_path / "in", "r0")
+    (tmp_path / "out.csv.partial").write_text("path\n")
+    with pytest.raises(InputError, match="pass resume=true"):
+        predict(standin_model(), record, tmp_path / "out.csv")
+
+
+def test_sigterm_keeps_the_scored_rows_and_resume_scores_only_the_rest(tmp_path, standin_model, write_wfdb):
+    for i in range(8):
+        write_wfdb(tmp_path / "in", f"r{i}", make_signal(1000, 100, seed=i))
+    out, partial, model = tmp_path / "out.csv", tmp_path / "out.csv.partial", standin_model()
+    command = [sys.executable, str(REPO / "predict.py"), f"model_uri={model}", f"input={tmp_path / 'in'}",
+               f"output={out}", "batch_size=1"]  # fmt: skip
+    env = {**os.environ, "ECG_MI_STANDIN_DELAY_S": "0.5"}
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not partial.exists() or len(partial.read_text().splitlines()) < 3):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr and not out.exists()
+    kept = pd.read_csv(partial)
+    assert 2 <= len(kept) < 8 and (kept["status"] == "ok").all()
+    done = subprocess.run(command + ["resume=true"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"{len(kept)} resumed from out.csv.partial" in done.stdout
+    table = pd.read_csv(out)
+    assert sorted(table["record_id"]) == [f"r{i}" for i in range(8)] and not partial.exists()
+    resumed = table.set_index("path").loc[kept["path"], "prob_mi"].to_numpy()
+    np.testing.assert_array_equal(resumed, kept["prob_mi"].to_numpy())  # every digit kept
+
+
+@pytest.mark.parametrize("name", ["with space", "comma,name", "brackets[1]", "equals=sign", "quote'and\"double", "paren(1)"])
+def test_any_file_name_can_be_scored_through_an_input_list(tmp_path, run_cli, standin_model, write_wfdb, name):
+    record = write_wfdb(tmp_path / "in", "r0")
+    weird = tmp_path / "in" / f"{name}.hea"
+    weird.write_text(Path(f"{record}.hea").read_text())  # the header names r0.dat, which stays beside it
+    listing = tmp_path / "inputs.txt"
+    listing.write_text(f"{weird}\n")
+    done = run_cli("predict.py", f"model_uri={standin_model()}", f"input_list={listing}", f"output={tmp_path / 'p.csv'}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    assert table["path"].tolist() == [str(weird)] and table["status"].tolist() == ["ok"]
+
+
+def test_identical_signals_under_two_names_are_flagged(tmp_path, standin_model, write_wfdb):
+    write_wfdb(tmp_path / "in", "a", make_signal(1000, 100, seed=1))
+    write_wfdb(tmp_path / "in", "b", make_signal(1000, 100, seed=1))
+    write_wfdb(tmp_path / "in", "c", make_signal(1000, 100, seed=2))
+    table = predict(standin_model(), tmp_path / "in", tmp_path / "out.csv").set_index("record_id")
+    assert table.loc["b", "duplicate_of"] == str(tmp_path / "in" / "a.hea")
+    assert table.loc["a", "duplicate_of"] == "" and table.loc["c", "duplicate_of"] == ""
+    assert table.loc["a", "signal_sha256"] == table.loc["b", "signal_sha256"] != table.loc["c", "signal_sha256"]
+

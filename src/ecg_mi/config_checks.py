@@ -112,6 +112,8 @@ POSITIVE_INT = "must be a positive integer"
 NON_NEGATIVE_INT = "must be an integer >= 0"
 SEED = f"must be an integer in 0..{MAX_SEED}"
 BOOL = "must be true or false"
+TRACKING_URI = "must be a tracking URI (sqlite:///…, http://…) or null"
+PATH = "must be a path (quote it if it holds , [ ] = or spaces: 'key=\"a, b.csv\"')"
 
 TRAIN_RULES: tuple[Rule, ...] = (
     Rule("seed", seed_value, SEED),
@@ -150,6 +152,7 @@ TRAIN_RULES: tuple[Rule, ...] = (
     Rule("explain.n_examples", int_at_least(0), NON_NEGATIVE_INT),
     Rule("explain.permutation_repeats", positive_int, POSITIVE_INT),
     Rule("tracking.log_model", is_bool, BOOL),
+    Rule("tracking.uri", _nullable(non_empty_str), TRACKING_URI),
 )
 
 EVALUATE_RULES: tuple[Rule, ...] = (
@@ -166,6 +169,19 @@ EVALUATE_RULES: tuple[Rule, ...] = (
     Rule("run_id", _nullable(non_empty_str), "must be an MLflow run id or null"),
     Rule("register", _nullable(non_empty_str), "must be a registered-model name or null"),
     Rule("alias", alias_value, "must be letters, digits, _ or -, and neither latest nor v<number>"),
+    Rule("tracking.uri", _nullable(non_empty_str), TRACKING_URI),
+)
+
+PREDICT_RULES: tuple[Rule, ...] = (
+    Rule("model_uri", _nullable(non_empty_str), "must be an MLflow model URI (runs:/…, models:/…, a folder)"),
+    Rule("input", _nullable(non_empty_str), PATH),
+    Rule("input_list", _nullable(non_empty_str), PATH),
+    Rule("output", _nullable(non_empty_str), PATH),
+    Rule("gradcam", is_bool, BOOL),
+    Rule("gradcam_dir", _nullable(non_empty_str), PATH),
+    Rule("batch_size", positive_int, POSITIVE_INT),
+    Rule("resume", is_bool, BOOL),
+    Rule("tracking.uri", _nullable(non_empty_str), TRACKING_URI),
 )
 
 
@@ -200,6 +216,11 @@ def _raise(found: list[str]) -> None:
 def check_train_config(cfg: DictConfig) -> None:
     """Raise one ConfigError listing every bad value of a ``train.py`` config."""
     _raise(problems(cfg, TRAIN_RULES))
+
+
+def check_predict_config(cfg: DictConfig) -> None:
+    """Raise one ConfigError listing every bad value of a ``predict.py`` config."""
+    _raise(problems(cfg, PREDICT_RULES))
 
 
 def check_evaluate_config(cfg: DictConfig) -> None:

@@ -12,7 +12,7 @@ Policies:
   explicitly is always tried. In a folder or glob, files that are evidently not ECG exports
   are skipped and counted, not reported as errors: hidden files, documentation and tables
   (:data:`SKIPPED_SUFFIXES`: licences, ``SOURCE.txt``, READMEs, CSV/JSON sidecars, images),
-  the run's own output CSV and Grad-CAM folder, and WFDB signal files (``.dat``, ``.xyz``…)
+  and WFDB signal files (``.dat``, ``.xyz``…)
   listed by a ``.hea`` header beside them — a WFDB record is read through its header, so it
   gets one row, not one per file. Anything else that no reader accepts (an orphan ``.dat``,
   a corrupt export, an unknown XML) is a row with ``status=error``.
@@ -21,6 +21,19 @@ Policies:
   then exits 2 with ``error: <input>: N of M files could not be scored (see <csv>)`` if any
   row failed. An exception that is not an :class:`~ecg_mi.errors.EcgMiError` (a reader bug)
   is also confined to its row, as ``internal error (<type>: <message>)``.
+* **Never over or inside the inputs** — before anything is loaded, ``output`` and
+  ``gradcam_dir`` are refused (one line, exit 2) when they name an input file (a WFDB
+  record's signal files included), lie inside an input folder, are a folder where a file is
+  expected or a file where a folder is expected, or cannot be written.
+* **Stops and resume** — rows are appended, one batch at a time, to ``<output>.partial``; the
+  CSV itself is written atomically at the end and the partial file removed. A stopped run
+  (SIGTERM 143, SIGINT 130) keeps the rows it scored there; ``resume=true`` scores only the
+  records that file lacks. A partial file left behind is never overwritten silently.
+* **Any file name** — ``input_list=<text file>`` names the inputs one path per line, read
+  literally (no glob, no Hydra parsing: commas, brackets, ``=`` and quotes are plain characters).
+* **Duplicates** — ``signal_sha256`` is the digest of a record's signal (float32 mV, standard
+  lead order, with its rate); a record whose signal equals an earlier one's is still scored and
+  names that record's path in ``duplicate_of``.
 * **Grad-CAM** (``gradcam=true``, network models only): one 12-lead PNG per scored record
   in ``<csv stem>_gradcam/`` beside the CSV, named after the input path relative to the
   input root (``/`` → ``__``) so records with the same id in different folders never clash.
@@ -29,6 +42,7 @@ Policies:
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import os
 import tempfile
@@ -46,13 +60,13 @@ from ecg_mi.data.readers.wfdb_export import header_signal_files
 from ecg_mi.data.record import STANDARD_LEADS, Record, canonical_lead_name
 from ecg_mi.data.windows import DEFAULT_WINDOW_S, model_windows, window_starts
 from ecg_mi.errors import ConfigError, DataError, EcgMiError, InputError
-from ecg_mi.utils.io import write_probabilities_csv
+from ecg_mi.utils.io import read_csv_table, write_probabilities_csv
 
 log = logging.getLogger(__name__)
 
 #: The columns of the predictions CSV, in order.
 COLUMNS = ("path", "record_id", "format", "status", "error", "fs_in", "n_leads_in", "duration_s",
-           "prob_mi", "pred_mi", "threshold", "model_uri")  # fmt: skip
+           "prob_mi", "pred_mi", "threshold", "model_uri", "signal_sha256", "duplicate_of")  # fmt: skip
 
 #: Suffixes (lower case) of files a folder or glob input skips as evidently not ECG exports.
 SKIPPED_SUFFIXES = frozenset({
@@ -218,23 +232,16 @@ def is_companion(path: Path) -> bool:
     return path.name.startswith(".") or path.suffix.lower() in SKIPPED_SUFFIXES
 
 
-def select_ecg_files(files: Iterable[Path], exclude: Iterable[Path] = ()) -> tuple[list[Path], int]:
+def select_ecg_files(files: Iterable[Path]) -> tuple[list[Path], int]:
     """The candidate ECG files among ``files`` (sorted) and how many were skipped as
-    companions (see module docstring); paths under any of ``exclude`` are dropped too."""
+    companions (see module docstring)."""
     files = sorted({Path(f) for f in files})
-    excluded = [Path(e).resolve() for e in exclude]
     signal_files = wfdb_signal_files(files)
-
-    def skip(path: Path) -> bool:
-        resolved = path.resolve()
-        under_excluded = any(resolved == e or e in resolved.parents for e in excluded)
-        return under_excluded or is_companion(path) or path in signal_files
-
-    kept = [f for f in files if not skip(f)]
+    kept = [f for f in files if not (is_companion(f) or f in signal_files)]
     return kept, len(files) - len(kept)
 
 
-def expand_input(spec: str | None, exclude: Iterable[Path] = ()) -> Inputs:
+def expand_input(spec: str | None) -> Inputs:
     """Resolve ``input=``: a file, a WFDB record name, a folder (recursive) or a glob.
 
     Raises:
@@ -255,25 +262,86 @@ def expand_input(spec: str | None, exclude: Iterable[Path] = ()) -> Inputs:
         root = Path(os.path.commonpath([str(p.parent) for p in found])) if found else Path(".")
     else:
         raise InputError(f"{spec}: no such file or folder")
-    files, skipped = select_ecg_files(found, exclude)
+    files, skipped = select_ecg_files(found)
     if not files:
         what = f"holds only {skipped} non-ECG companion file(s)" if skipped else "matches no file"
         raise InputError(f"{spec}: {what}")
     return Inputs(spec, files, root, skipped, collection=True)
 
 
+def read_input_list(list_file: str) -> Inputs:
+    """The inputs named by ``list_file``, one path per line (blank lines skipped), each read
+    literally: a file, a WFDB record name or a folder (searched like ``input=``)."""
+    try:
+        lines = Path(list_file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{list_file}: cannot read the input list ({getattr(exc, 'strerror', None) or exc})") from None
+    named = [Path(line) for line in lines if line.strip()]
+    missing = [str(p) for p in named if not (p.exists() or Path(f"{p}.hea").is_file())]
+    if not named or missing:
+        raise InputError(f"{list_file}: " + (f"no such file or folder: {missing[0]!r}"
+                                             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                                             if missing else "names no input"))  # fmt: skip
+    folders = [p for p in named if p.is_dir()]
+    found = [p for p in named if not p.is_dir()] + [f for d in folders for f in d.rglob("*") if f.is_file()]
+    files, skipped = select_ecg_files(found) if folders else (list(dict.fromkeys(found)), 0)
+    if not files:
+        raise InputError(f"{list_file}: names only {skipped} non-ECG companion file(s)")
+    root = Path(os.path.commonpath([str(p.resolve().parent) for p in files]))
+    return Inputs(list_file, files, root, skipped, collection=True)
+
+
+def input_files(inputs: Inputs) -> set[Path]:
+    """Every file the inputs read (resolved): the files named and their WFDB signal files."""
+    named = {f.resolve() for f in inputs.files if f.exists()}
+    headers = [f for f in inputs.files if f.suffix.lower() == ".hea" or Path(f"{f}.hea").is_file()]
+    headers = [h if h.suffix.lower() == ".hea" else Path(f"{h}.hea") for h in headers]
+    return named | {h.resolve() for h in headers} | {f.resolve() for f in wfdb_signal_files(headers)}
+
+
+def input_folders(inputs: Inputs) -> list[Path]:
+    """The folders the inputs were searched in (resolved); none for files named one by one."""
+    if Path(inputs.spec).is_dir():
+        return [Path(inputs.spec).resolve()]
+    return [inputs.root.resolve()] if inputs.collection and glob.has_magic(inputs.spec) else []
+
+
+def check_outputs(output: Path, figures: Path | None, inputs: Inputs) -> None:
+    """Refuse, before any work, outputs that would write over or inside the inputs, a folder
+    where a file is expected, a file where a folder is expected, or a place that cannot be
+    written (see module docstring). InputError naming the output."""
+    read, folders = input_files(inputs), input_folders(inputs)
+    for path, what in ((output, "output"), (figures, "gradcam_dir")):
+        if path is None:
+            continue
+        resolved = path.resolve()
+        if resolved in read:
+            raise InputError(f"{path}: is one of the input files; {what}= must name a new place (inputs are never written)")
+        inside = next((f for f in folders if f in resolved.parents or f == resolved), None)
+        if inside is not None:
+            raise InputError(f"{path}: is inside the input folder {inside}; write the {what} elsewhere")
+    if figures is not None and figures.exists() and not figures.is_dir():
+        raise InputError(f"{figures}: is a file; gradcam_dir= must name a folder")
+    check_writable(output)
+    if figures is not None:
+        check_writable(figures / "check.png")
+
+
 def check_writable(output: str | Path) -> Path:
-    """Make sure the CSV can be written at ``output`` (its folder created if need be).
+    """Make sure a file can be written at ``output`` (its missing folders are made when it is
+    written, not here).
 
     Raises:
-        InputError: ``output`` is a folder, or its folder cannot be created or written.
+        InputError: ``output`` is a folder, lies under a file, or its folder cannot be written.
     """
     output = Path(output)
     if output.is_dir():
         raise InputError(f"{output}: is a folder; output= must name a CSV file")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=output.parent):
+    existing = next(p for p in [output.parent, *output.parent.parents] if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"{output}: {existing} is a file, not a folder")
+    try:  # the nearest existing folder takes a file: nothing is created before the work starts
+        with tempfile.TemporaryFile(dir=existing):
             pass  # writing a file there works (a check os.access cannot make for root)
     except OSError as exc:
         raise InputError(f"{output}: cannot write there ({exc.strerror or exc})") from None
@@ -293,6 +361,14 @@ class Scored:
     windows: np.ndarray | None = None
     prob: float = float("nan")
     error: str | None = None
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the record's signal (float32 mV, standard lead order) and rate; '' unread."""
+        if self.record is None:
+            return ""
+        signal = np.ascontiguousarray(self.record.signal, dtype=np.float32)
+        return hashlib.sha256(signal.tobytes() + f"|{signal.shape}|{float(self.record.fs)!r}".encode()).hexdigest()
 
 
 def one_line(text: str, limit: int = 500) -> str:
@@ -360,7 +436,8 @@ def _format_of(path: Path) -> str:
 
 def prediction_row(path: Path, scored: Scored, model: PackagedModel) -> dict[str, Any]:
     """One CSV row (:data:`COLUMNS`) for the record read from ``path``."""
-    row: dict[str, Any] = {"path": str(path), "threshold": model.threshold, "model_uri": model.uri}
+    row: dict[str, Any] = {"path": str(path), "threshold": model.threshold, "model_uri": model.uri,
+                           "signal_sha256": scored.digest}  # fmt: skip
     if scored.error is not None or scored.record is None:
         name = path.name[: -len(".hea")] if path.suffix == ".hea" else path.stem
         return {**row, "record_id": name, "format": _format_of(path), "status": "error",
@@ -427,36 +504,107 @@ def gradcam_folder(cfg: DictConfig, output: Path) -> Path:
     return Path(cfg.gradcam_dir) if cfg.get("gradcam_dir") else output.with_name(f"{output.stem}_gradcam")
 
 
+def partial_path(output: Path) -> Path:
+    """Where a run appends its rows batch by batch: ``<output>.partial``."""
+    return output.with_name(output.name + ".partial")
+
+
+def resumed_rows(partial: Path, resume: bool, model_uri: str) -> list[dict[str, Any]]:
+    """The rows a stopped run left in ``partial`` (``resume=true``); none when there is no such
+    file. InputError for a partial file that ``resume`` does not take or another model wrote."""
+    if not partial.exists():
+        return []
+    if not resume:
+        raise InputError(f"{partial}: a stopped run left its rows here; pass resume=true to score only the "
+                         "records it lacks, or remove the file")  # fmt: skip
+    table = read_csv_table(partial, "partial predictions", dtype={"record_id": str}, keep_default_na=False,
+                           na_values={c: [""] for c in ("fs_in", "n_leads_in", "duration_s", "prob_mi", "pred_mi")})  # fmt: skip
+    if list(table.columns) != list(COLUMNS) or set(table["model_uri"]) - {model_uri}:
+        raise InputError(f"{partial}: not the partial predictions of model_uri={model_uri}; remove it to start anew")
+    return table.to_dict("records")
+
+
+def append_rows(rows: list[dict[str, Any]], partial: Path) -> None:
+    """Append ``rows`` to ``partial`` (header first when new), flushed to disk; a stop signal
+    waits for the write to end, so a batch is all there or not at all."""
+    from ecg_mi.cli import stop_signals_held
+
+    with stop_signals_held():
+        new = not partial.exists()
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "a", encoding="utf-8", newline="") as handle:
+            predictions_table(rows).to_csv(handle, index=False, header=new, lineterminator="\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def mark_duplicates(rows: list[dict[str, Any]]) -> None:
+    """``duplicate_of`` of each row: the path of the first earlier row with the same signal."""
+    first: dict[str, str] = {}
+    for row in rows:
+        digest = row.get("signal_sha256") or ""
+        row["duplicate_of"] = first.get(digest, "") if digest else ""
+        if digest:
+            first.setdefault(digest, row["path"])
+
+
+def select_inputs(cfg: DictConfig) -> Inputs:
+    """The inputs of ``input=`` or ``input_list=`` (exactly one of them)."""
+    if cfg.get("input_list") and cfg.get("input"):
+        raise ConfigError("input and input_list: pass one of them, not both")
+    if cfg.get("input_list"):
+        return read_input_list(cfg.input_list)
+    return expand_input(cfg.get("input"))
+
+
 def run(cfg: DictConfig) -> pd.DataFrame:
-    """Score ``cfg.input`` with ``cfg.model`` into ``cfg.output`` (see module docstring).
+    """Score the inputs with ``cfg.model_uri`` into ``cfg.output`` (see module docstring).
 
     Returns the predictions table. Raises DataError (exit 2) after writing the CSV when some
     records could not be scored.
     """
+    from ecg_mi.config_checks import check_predict_config
+
+    check_predict_config(cfg)
     if not cfg.get("output"):
         raise ConfigError("output: missing; pass output=<predictions CSV>")
     output = Path(cfg.output)
     figures = gradcam_folder(cfg, output) if cfg.gradcam else None
-    inputs = expand_input(cfg.get("input"), exclude=[output] + ([figures] if figures else []))
-    check_writable(output)
-    if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
-        raise ConfigError(f"batch_size={cfg.batch_size!r}: must be a positive integer")
+    inputs = select_inputs(cfg)
+    check_outputs(output, figures, inputs)
     model = load_packaged(cfg.get("model_uri"), cfg.tracking.uri)
     if figures is not None and model.explainer is None:
         raise ConfigError(f"{model.uri}: gradcam=true needs a network model; this one is "
                           f"{model.info.get('model', '?')} ({model.info.get('family', '?')} family)")  # fmt: skip
-    rows = []
-    files = progress(inputs.files, "scoring", enabled=inputs.collection)
-    for scored in score_records(files, read_ecg, model, cfg.batch_size):
-        rows.append(prediction_row(scored.key, scored, model))
+    partial = partial_path(output)
+    rows = resumed_rows(partial, bool(cfg.resume), model.uri)
+    done = {row["path"] for row in rows}
+    todo = [f for f in inputs.files if str(f) not in done]
+    pending: list[dict[str, Any]] = []
+    for scored in score_records(progress(todo, "scoring", enabled=inputs.collection), read_ecg, model, cfg.batch_size):
+        pending.append(prediction_row(scored.key, scored, model))
         if figures is not None and scored.error is None:
             write_gradcam(scored, model, figures / figure_name(scored.key, inputs.root))
+        if len(pending) >= cfg.batch_size:
+            append_rows(pending, partial)
+            rows, pending = rows + pending, []
+    if pending:
+        append_rows(pending, partial)
+    rows += pending
+    order = {str(f): i for i, f in enumerate(inputs.files)}
+    rows = sorted(rows, key=lambda row: order.get(row["path"], len(order)))
+    mark_duplicates(rows)
     table = predictions_table(rows)
     write_probabilities_csv(table, output)  # atomic: readers see the old file or the new one
+    partial.unlink(missing_ok=True)
     n_bad = int((table["status"] != "ok").sum())
     skipped = f"; {inputs.skipped} companion file(s) skipped (WFDB signal files, docs)" if inputs.skipped else ""
+    resumed = f"; {len(done)} resumed from {partial.name}" if done else ""
     print(f"scored {len(table) - n_bad} of {len(table)} records with {model.uri} "
-          f"({int(table['pred_mi'].sum())} predicted MI){skipped}: {output}")  # fmt: skip
+          f"({int(table['pred_mi'].sum())} predicted MI){skipped}{resumed}: {output}")  # fmt: skip
+    n_dup = int((table["duplicate_of"] != "").sum())
+    if n_dup:
+        print(f"{n_dup} record(s) repeat the signal of an earlier one (column duplicate_of)")
     if figures is not None:
         print(f"Grad-CAM figures: {figures}")
     if n_bad:
