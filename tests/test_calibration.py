@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ecg_mi.calibration import (
+    prior_shift,
     apply_calibration,
     brier_score,
     choose_method,
@@ -132,3 +133,28 @@ def test_cross_fitted_isotonic_does_not_learn_the_labels_it_is_scored_against():
         in_sample.append(auc(np.round(fitted, 6), labels) - raw)
         held_out.append(auc(np.round(crossed, 6), labels) - raw)
     assert np.mean(in_sample) > 0.02 and np.mean(held_out) < 0.005
+
+
+# ---- a site's prevalence
+
+
+def test_prior_shift_is_the_identity_at_the_same_prevalence():
+    probs = np.linspace(0, 1, 11)
+    np.testing.assert_allclose(prior_shift(probs, 0.3, 0.3), probs)
+
+
+def test_prior_shift_moves_the_odds_by_the_prevalences_odds_ratio():
+    shifted = prior_shift(np.array([0.5]), 1 / 3, 0.15)[0]
+    assert shifted / (1 - shifted) == pytest.approx((0.15 / 0.85) / 0.5)
+
+
+def test_prior_shift_recalibrates_a_sample_drawn_at_a_lower_prevalence():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=60_000)
+    probs = 1 / (1 + np.exp(-(2 * scores - np.log(2))))  # calibrated: P(MI | score)
+    labels = (rng.random(60_000) < probs).astype(int)
+    source = labels.mean()  # ≈ 0.36
+    keep = (labels == 0) | (rng.random(60_000) < 0.15 / 0.85 * (1 - source) / source)  # MI thinned to 15 %
+    labels, probs = labels[keep], probs[keep]
+    before, after = ece(labels, probs), ece(labels, prior_shift(probs, source, labels.mean()))
+    assert before > 0.05 and after < 0.01

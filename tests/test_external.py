@@ -140,3 +140,32 @@ def test_train_on_some_ptbxl_patients_validate_on_the_others(tmp_path, shared_pt
     print(m.to_string())  # the figures, for the record (-s)
     assert m["auc_low"] <= m["auc"] <= m["auc_high"] and m["n_records"] > 300
     assert 0 <= m["f1"] <= 1 and 0 <= m["brier"] <= 1 and 0 <= m["ece"] <= 1
+
+
+@pytest.mark.slow  # trains a model, scores 120 records, logs and registers a version (~1 min)
+def test_recalibration_registers_a_new_version_that_applies_it(tmp_path, compose_train):
+    import mlflow
+
+    from ecg_mi.calibration import apply_calibration
+    from ecg_mi.packaging import input_example
+    from ecg_mi.train import run as train
+
+    train(compose_train("model=logistic_regression"))
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    [trained] = client.search_runs([client.get_experiment_by_name("ecg-mi-synthetic").experiment_id])
+    uri = f"runs:/{trained.info.run_id}/model"
+    out = tmp_path / "site"
+    external(uri, out, "data=synthetic", "data.source.n_records=120", "data.source.seed=7", "recalibrate=true",
+             "register=site", "external_experiment=site-check")  # fmt: skip
+    info = mlflow.models.get_model_info("models:/site/1").metadata["ecg_mi"]
+    assert info["site_calibration"]["method"] in ("platt", "isotonic", "none") and 0 < info["prevalence"] < 1
+    x = np.concatenate([input_example(100), input_example(100) * 1.5])
+    before, after = (mlflow.pyfunc.load_model(u).predict(x) for u in (uri, "models:/site/1"))
+    np.testing.assert_allclose(after, apply_calibration(info["site_calibration"], before))
+    metrics = pd.read_csv(out / "metrics.csv").iloc[0]
+    assert 0 <= metrics["ece_recalibrated"] <= 1 and "prob_recalibrated" in pd.read_csv(out / "predictions.csv")
+
+
+def test_recalibration_needs_a_registered_name(tmp_path, standin_model):
+    with pytest.raises(ConfigError, match="register=<name>"):
+        external(standin_model(), tmp_path / "x", "data=synthetic", "recalibrate=true", "external_experiment=e")

@@ -464,3 +464,14 @@ def test_served_model_answers_with_the_pyfunc_probabilities(store, registered, t
         server.wait(timeout=30)
     np.testing.assert_allclose(np.asarray(answer, dtype=np.float64), expected, rtol=1e-6)
 
+
+
+def test_an_ensemble_refuses_a_site_recalibrated_part():
+    from conftest import standin_info
+    from ecg_mi.packaging import EcgMiPackage, Member, Packaged, ensemble, site_calibrated_package
+
+    part = Packaged(EcgMiPackage(standin_info(), [Member("model", "classical", {"name": "features"})]), {"model": "m"})
+    recalibrated = site_calibrated_package(part, {"method": "platt", "a": 1.0, "b": -0.5}, 0.15, "site A")
+    assert recalibrated.info["threshold"] < part.info["threshold"]  # moved with the map
+    with pytest.raises(DataError, match="recalibrated for a site"):
+        ensemble([recalibrated, part])

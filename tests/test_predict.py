@@ -21,6 +21,7 @@ import pytest
 
 from conftest import REPO, cardiosoft_xml, compose_config, make_signal
 from ecg_mi.data.readers import read_ecg
+from ecg_mi.calibration import prior_shift
 from ecg_mi.errors import ConfigError, DataError, InputError
 from ecg_mi.predict import COLUMNS, run, select_ecg_files, stitch
 
@@ -326,3 +327,19 @@ def test_identical_signals_under_two_names_are_flagged(tmp_path, standin_model, 
     assert table.loc["a", "duplicate_of"] == "" and table.loc["c", "duplicate_of"] == ""
     assert table.loc["a", "signal_sha256"] == table.loc["b", "signal_sha256"] != table.loc["c", "signal_sha256"]
 
+
+
+def test_prevalence_moves_p_mi_to_the_site_and_keeps_the_decisions(tmp_path, standin_model, write_wfdb):
+    for i in range(4):
+        write_wfdb(tmp_path / "in", f"r{i}", make_signal(1000, 100, seed=i) + 0.1 * i)
+    model = standin_model()
+    plain = predict(model, tmp_path / "in", tmp_path / "a.csv", "train_prevalence=0.333")
+    shifted = predict(model, tmp_path / "in", tmp_path / "b.csv", "train_prevalence=0.333", "prevalence=0.15")
+    np.testing.assert_allclose(shifted["prob_mi"], prior_shift(plain["prob_mi"].to_numpy(), 0.333, 0.15))
+    assert shifted["pred_mi"].tolist() == plain["pred_mi"].tolist()
+
+
+def test_prevalence_needs_the_packaged_one(tmp_path, standin_model, write_wfdb):
+    record = write_wfdb(tmp_path / "in", "r0")
+    with pytest.raises(ConfigError, match="pass train_prevalence="):
+        predict(standin_model(), record, tmp_path / "out.csv", "prevalence=0.15")

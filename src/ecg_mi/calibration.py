@@ -118,6 +118,16 @@ def apply_calibration(calibrator: Calibrator | None, probs: np.ndarray) -> np.nd
     raise ValueError(f"unknown calibration method {method!r}; known: {', '.join(CANDIDATES)}")
 
 
+def prior_shift(probs: np.ndarray, source: float, target: float) -> np.ndarray:
+    """P(MI) of a model calibrated where MI had prevalence ``source``, moved to a site where it
+    has prevalence ``target`` (both fractions in (0, 1)): the odds are multiplied by the ratio of
+    the prevalences' odds (Saerens, Latinne & Decaestecker 2002, assuming P(ECG | MI) and
+    P(ECG | no MI) are the same at both sites). Strictly increasing: ranks are unchanged."""
+    probs = np.clip(np.asarray(probs, dtype=float), 0.0, 1.0)
+    ratio = (target / (1.0 - target)) / (source / (1.0 - source))
+    return probs * ratio / (probs * ratio + (1.0 - probs))
+
+
 def fit_platt(probs: np.ndarray, labels: np.ndarray) -> Calibrator | None:
     """Platt scaling on ``logit(probs)`` (smoothed targets); None when the fitted slope is
     not positive (a map that would reverse or flatten the ranking)."""
@@ -228,4 +238,4 @@ def calibration_scores(labels: dict[str, np.ndarray], raw: dict[str, np.ndarray]
 __all__ = ["CANDIDATES", "IDENTITY", "METHODS", "N_CALIBRATION_BINS", "Calibrator", "apply_calibration",
            "brier_score", "calibration_scores", "choose_method", "cross_fit_briers", "cross_fitted", "ece",
            "expected_calibration_error", "fit_calibration", "fit_isotonic", "fit_method", "fit_platt",
-           "reliability_table"]  # fmt: skip
+           "prior_shift", "reliability_table"]  # fmt: skip

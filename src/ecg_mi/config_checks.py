@@ -170,6 +170,9 @@ EVALUATE_RULES: tuple[Rule, ...] = (
     Rule("register", _nullable(non_empty_str), "must be a registered-model name or null"),
     Rule("alias", alias_value, "must be letters, digits, _ or -, and neither latest nor v<number>"),
     Rule("tracking.uri", _nullable(non_empty_str), TRACKING_URI),
+    Rule("recalibrate", is_bool, BOOL),
+    *(Rule(key, _nullable(number_in(0, 1, low_open=True)), "must be a fraction in (0, 1) or null")
+      for key in ("prevalence", "train_prevalence")),
 )
 
 PREDICT_RULES: tuple[Rule, ...] = (
@@ -181,6 +184,8 @@ PREDICT_RULES: tuple[Rule, ...] = (
     Rule("gradcam_dir", _nullable(non_empty_str), PATH),
     Rule("batch_size", positive_int, POSITIVE_INT),
     Rule("resume", is_bool, BOOL),
+    *(Rule(key, _nullable(number_in(0, 1, low_open=True)), "must be a fraction in (0, 1) or null")
+      for key in ("prevalence", "train_prevalence")),
     Rule("tracking.uri", _nullable(non_empty_str), TRACKING_URI),
 )
 

@@ -260,12 +260,13 @@ class EcgMiPackage(mlflow.pyfunc.PythonModel):
         self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None
     ) -> np.ndarray:
         """P(MI) ``[N]`` float64 for ``model_input`` float32 ``[N, 12, L]`` mV: the weighted
-        mean of the members' calibrated P(MI)."""
+        mean of the members' calibrated P(MI), through the site's recalibration if it has one
+        (:func:`site_calibrated_package`)."""
         x = check_input(model_input, window_length(self.info))
         derived = Derived(x, float(self.info["sample_rate"]))
         probs = [apply_calibration(member.calibration, model.predict_proba(*representation.inputs(derived))[:, 1])
                  for member, representation, model in self.loaded]  # fmt: skip
-        return weighted_mean(probs, [m.weight for m in self.members])
+        return apply_calibration(self.info.get("site_calibration"), weighted_mean(probs, [m.weight for m in self.members]))
 
     def gradcam(self, x: np.ndarray) -> np.ndarray:
         """Grad-CAM ``[N, L]`` in [0, 1] on the windows ``x`` (as for :meth:`predict`): each
@@ -362,6 +363,21 @@ def calibrated_package(packaged: Packaged, calibrator: Calibrator, raw_threshold
     return Packaged(EcgMiPackage(info, members), packaged.artifacts)
 
 
+def site_calibrated_package(packaged: Packaged, calibrator: Calibrator, prevalence: float, source: str) -> Packaged:
+    """``packaged`` recalibrated for a site: ``calibrator`` (fitted on a labelled sample of the
+    site, ``source`` says which) maps the package's P(MI), and the threshold moves with it (the
+    map is strictly increasing: same decisions); ``prevalence`` is the sample's MI share."""
+    info = dict(packaged.info)
+    if info.get("site_calibration"):
+        raise DataError(f"model {info['model']!r} is already recalibrated for a site ({info.get('site_source')}); "
+                        "recalibrate the model it was made from")  # fmt: skip
+    threshold = float(apply_calibration(calibrator, np.array([float(info["threshold"])]))[0])
+    info.update(site_calibration=calibrator, site_source=source, prevalence=float(prevalence),
+                threshold=threshold, threshold_before_site=float(info["threshold"]))  # fmt: skip
+    python_model = packaged.python_model
+    return Packaged(EcgMiPackage(info, python_model.members), packaged.artifacts)
+
+
 def ensemble(parts: list[Packaged]) -> Packaged:
     """One package predicting the mean of ``parts``, each weighing equally whatever its number
     of members: the fold models of one model (its fold ensemble), or several models' packages
@@ -372,6 +388,10 @@ def ensemble(parts: list[Packaged]) -> Packaged:
     if not parts:
         raise DataError("an ensemble needs at least one packaged model")
     first = parts[0].info
+    recalibrated = [p.info["model"] for p in parts if p.info.get("site_calibration")]
+    if recalibrated:
+        raise DataError(f"cannot ensemble {recalibrated[0]!r}: it is recalibrated for a site; ensemble the models "
+                        "it was made from, then recalibrate the ensemble")  # fmt: skip
     for part in parts[1:]:
         differing = [k for k in ("sample_rate", "window_s", "leads") if part.info.get(k) != first.get(k)]
         if differing:
@@ -392,6 +412,8 @@ def ensemble(parts: list[Packaged]) -> Packaged:
         "folds": [f for p in parts for f in p.info.get("folds", [])],
         "calibration": {"method": "per member"},
     }  # fmt: skip
+    if all("prevalence" in p.info for p in parts):
+        info["prevalence"] = float(np.mean([p.info["prevalence"] for p in parts]))
     if len(models) > 1:
         info.update(family="ensemble", representation="mixed", parts=[
             {k: p.info.get(k) for k in ("model", "family", "representation", "n_models", "runs", "folds")} for p in parts])  # fmt: skip

@@ -34,6 +34,9 @@ Policies:
 * **Duplicates** — ``signal_sha256`` is the digest of a record's signal (float32 mV, standard
   lead order, with its rate); a record whose signal equals an earlier one's is still scored and
   names that record's path in ``duplicate_of``.
+* **Site prevalence** — ``prevalence=<fraction>`` moves P(MI) from the MI prevalence the model's
+  calibration assumed (packaged; ``train_prevalence=`` for older packages) to the site's
+  (:func:`at_prevalence`); the threshold moves with it, so ``pred_mi`` is unchanged.
 * **Grad-CAM** (``gradcam=true``, network models only): one 12-lead PNG per scored record
   in ``<csv stem>_gradcam/`` beside the CSV, named after the input path relative to the
   input root (``/`` → ``__``) so records with the same id in different folders never clash.
@@ -47,7 +50,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from ecg_mi.calibration import prior_shift
 from ecg_mi.data.readers import detect_format, read_ecg
 from ecg_mi.data.readers.wfdb_export import header_signal_files
 from ecg_mi.data.record import STANDARD_LEADS, Record, canonical_lead_name
@@ -104,6 +108,7 @@ class PackagedModel:
     threshold: float
     leads: tuple[str, ...] = STANDARD_LEADS
     info: dict[str, Any] = field(default_factory=dict)
+    prevalence_shift: tuple[float, float] | None = None  # (packaged, site) MI prevalence
 
     @property
     def window(self) -> int:
@@ -142,7 +147,23 @@ class PackagedModel:
         if probs.shape[0] != windows.shape[0]:
             raise InputError(f"{self.uri}: the model returned {probs.shape[0]} probabilities "
                              f"for {windows.shape[0]} windows")  # fmt: skip
-        return probs
+        return probs if self.prevalence_shift is None else prior_shift(probs, *self.prevalence_shift)
+
+
+def at_prevalence(model: PackagedModel, prevalence: float | None, packaged: float | None = None) -> PackagedModel:
+    """``model`` whose P(MI) is moved to a site where MI has ``prevalence`` (a fraction;
+    :func:`~ecg_mi.calibration.prior_shift`) from the prevalence its calibration assumed
+    (``packaged``, else the package's own ``prevalence``); the threshold moves with it, so the
+    decisions are the model's. ``prevalence=None``: unchanged."""
+    if prevalence is None:
+        return model
+    source = packaged if packaged is not None else model.info.get("prevalence")
+    if source is None:
+        raise ConfigError(f"{model.uri}: the package does not say the MI prevalence its calibration assumed "
+                          "(packaged before ecg-mi recorded it); pass train_prevalence=<fraction>, e.g. 0.333 "
+                          "for the 1:2 cohort")  # fmt: skip
+    threshold = float(prior_shift(np.array([model.threshold]), float(source), float(prevalence))[0])
+    return replace(model, prevalence_shift=(float(source), float(prevalence)), threshold=threshold)
 
 
 def model_from_info(uri: str, pyfunc: Any, info: dict[str, Any]) -> PackagedModel:
@@ -572,7 +593,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     figures = gradcam_folder(cfg, output) if cfg.gradcam else None
     inputs = select_inputs(cfg)
     check_outputs(output, figures, inputs)
-    model = load_packaged(cfg.get("model_uri"), cfg.tracking.uri)
+    model = at_prevalence(load_packaged(cfg.get("model_uri"), cfg.tracking.uri), cfg.prevalence, cfg.train_prevalence)
     if figures is not None and model.explainer is None:
         raise ConfigError(f"{model.uri}: gradcam=true needs a network model; this one is "
                           f"{model.info.get('model', '?')} ({model.info.get('family', '?')} family)")  # fmt: skip

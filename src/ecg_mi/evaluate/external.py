@@ -44,7 +44,8 @@ from ecg_mi.evaluate.report import Settings, subgroup_figure, subgroups, write_c
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
 from ecg_mi.evaluate.stats import bootstrap_auc_ci  # noqa: E402
 from ecg_mi.metrics import f1_at  # noqa: E402
-from ecg_mi.predict import PackagedModel, load_packaged, progress, score_records  # noqa: E402
+from ecg_mi.calibration import apply_calibration  # noqa: E402
+from ecg_mi.predict import PackagedModel, at_prevalence, load_packaged, progress, score_records  # noqa: E402
 from ecg_mi.utils.io import atomic_path, atomic_write_text  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -84,14 +85,20 @@ def external_metrics(table: pd.DataFrame, threshold: float, n_bootstrap: int, se
     return metrics, curve
 
 
-def reliability_figure(curve: pd.DataFrame, probs: np.ndarray, metrics: dict[str, Any], path: Path) -> Path:
-    """Reliability diagram (observed MI fraction vs mean P(MI) per bin) over a histogram."""
+def reliability_figure(curve: pd.DataFrame, probs: np.ndarray, metrics: dict[str, Any], path: Path,
+                       after: pd.DataFrame | None = None) -> Path:  # fmt: skip
+    """Reliability diagram (observed MI fraction vs mean P(MI) per bin) over a histogram;
+    ``after``: the recalibrated model's curve beside it (its ECE in ``metrics['ece_recalibrated']``)."""
     fig, (ax, hist) = plt.subplots(2, 1, figsize=(6, 7), sharex=True, height_ratios=[3, 1])
     filled = curve[curve["n"] > 0]
     ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
     ax.plot(filled["mean_prob"], filled["frac_mi"], "o-", label="model")
-    ax.set(ylabel="observed MI fraction", xlim=(0, 1), ylim=(0, 1.02),
-           title=f"Reliability: Brier {metrics['brier']:.3f}, ECE {metrics['ece']:.3f}")  # fmt: skip
+    title = f"Reliability: Brier {metrics['brier']:.3f}, ECE {metrics['ece']:.3f}"
+    if after is not None:
+        shown = after[after["n"] > 0]
+        ax.plot(shown["mean_prob"], shown["frac_mi"], "s--", label="recalibrated (cross-fitted)")
+        title += f" → {metrics['ece_recalibrated']:.3f}"
+    ax.set(ylabel="observed MI fraction", xlim=(0, 1), ylim=(0, 1.02), title=title)
     ax.legend(loc="upper left", fontsize=8)
     hist.hist(probs, bins=curve["bin_low"].tolist() + [1.0], color="grey")
     hist.set(xlabel="predicted P(MI)", ylabel="records")
@@ -159,9 +166,61 @@ def score_source(source: Any, rows: pd.DataFrame, model: PackagedModel, native: 
 # ---------------------------------------------------------------------------- the route
 
 
+def registered_name(uri: str) -> str | None:
+    """The registered model of a ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` URI."""
+    if not uri.startswith("models:/"):
+        return None
+    name = uri[len("models:/") :].split("/")[0].split("@")[0]
+    return name or None
+
+
+def recalibration(table: pd.DataFrame, seed: int) -> tuple[dict[str, Any], np.ndarray]:
+    """The site's recalibrator (Platt, isotonic or none, chosen by cross-fitted Brier on the
+    scored sample, :func:`~ecg_mi.calibration.fit_calibration`) and the sample's P(MI) under
+    it cross-fitted (each patient's records mapped by a recalibrator fitted without them), the
+    honest figure for its ECE."""
+    from ecg_mi.calibration import cross_fitted, fit_calibration
+
+    labels, probs = table["label"].to_numpy().astype(int), table["prob"].to_numpy()
+    groups = table["patient_id"].astype(str).to_numpy()
+    calibrator, _ = fit_calibration(probs, labels, groups, "auto", seed=seed)
+    held_out = cross_fitted(probs, labels, groups, [calibrator["method"]], seed=seed)
+    return calibrator, held_out.get(calibrator["method"], probs)
+
+
+def log_recalibrated(cfg: DictConfig, calibrator: dict[str, Any], table: pd.DataFrame) -> str:
+    """Log the packaged model recalibrated on ``table`` in the active run and register it as
+    a new version of the model's registered name (or ``register=``); its ``models:/`` URI."""
+    import tempfile
+
+    from mlflow import MlflowClient
+
+    from ecg_mi.packaging import load_package, log_package, site_calibrated_package
+
+    name = cfg.get("register") or registered_name(str(cfg.model_uri))
+    source = f"{cfg.data.name}: {len(table)} records, {int(table['label'].sum())} MI"
+    with tempfile.TemporaryDirectory(prefix="ecg_mi_recalibrate_") as where:
+        packaged = site_calibrated_package(load_package(str(cfg.model_uri), where), calibrator,
+                                           float(table["label"].mean()), source)  # fmt: skip
+        logged = log_package(packaged, registered_model_name=name)
+    version = logged.registered_model_version
+    MlflowClient().update_model_version(name, version, description=(
+        f"{cfg.model_uri} recalibrated ({calibrator['method']}) on {source}, prevalence "
+        f"{table['label'].mean():.3f}; threshold {packaged.info['threshold_before_site']:.4f} → "
+        f"{packaged.info['threshold']:.4f} (same decisions)."))  # fmt: skip
+    return f"models:/{name}/{version}"
+
+
 def check_external_config(cfg: DictConfig) -> None:
     """Raise one ConfigError for the keys the external route adds."""
     problems = []
+    if cfg.get("recalibrate") and cfg.get("prevalence") is not None:
+        problems.append("recalibrate=true and prevalence: pass one (the recalibration is fitted on the site's sample)")
+    if cfg.get("recalibrate") and not (cfg.get("register") or registered_name(str(cfg.get("model_uri")))):
+        problems.append("recalibrate=true: name the registered model for the new version (register=<name>), "
+                        "or pass model_uri=models:/<name>@<alias>")
+    if cfg.get("recalibrate") and not cfg.get("external_experiment"):
+        problems.append("recalibrate=true needs external_experiment (the run that logs the new version)")
     if not isinstance(cfg.get("model_uri"), str) or not cfg.model_uri.strip():
         problems.append("model_uri: missing; pass model_uri=<MLflow model URI> (e.g. models:/ecg-mi@champion)")
     if "data" not in cfg or "source" not in cfg.data:
@@ -177,7 +236,8 @@ def _subgroups(table: pd.DataFrame, name: str, settings: Settings) -> pd.DataFra
     return subgroups(sweep, settings)
 
 
-def _log_run(cfg: DictConfig, uri: str, model: PackagedModel, metrics: dict, files: dict[str, Path]) -> None:
+def _log_run(cfg: DictConfig, uri: str, model: PackagedModel, metrics: dict, files: dict[str, Path],
+             calibrator: dict[str, Any] | None = None, table: pd.DataFrame | None = None) -> str | None:  # fmt: skip
     import mlflow
 
     from ecg_mi.tracking import mlflow_run
@@ -191,12 +251,15 @@ def _log_run(cfg: DictConfig, uri: str, model: PackagedModel, metrics: dict, fil
                             if isinstance(v, int | float) and np.isfinite(v)})  # fmt: skip
         for path in files.values():
             mlflow.log_artifact(str(path), artifact_path="external")
+        if calibrator is not None and table is not None:
+            return log_recalibrated(cfg, calibrator, table)
+    return None
 
 
 def run_external(cfg: DictConfig, uri: str, out_dir: Path) -> dict[str, Path]:
     """Externally validate ``cfg.model`` on ``cfg.data`` into ``out_dir`` (module docstring)."""
     check_external_config(cfg)
-    model = load_packaged(cfg.model_uri, uri)
+    model = at_prevalence(load_packaged(cfg.model_uri, uri), cfg.get("prevalence"), cfg.get("train_prevalence"))
     source = instantiate(cfg.data.source)
     native = native_rate_for(source, model.sample_rate, cfg.data.sample_rate)
     rows = cohort_of(source, dict(cfg.data.get("cohort") or {}))
@@ -212,6 +275,14 @@ def run_external(cfg: DictConfig, uri: str, out_dir: Path) -> dict[str, Path]:
                         age_bands=[tuple(b) for b in cfg.age_bands])  # fmt: skip
     metrics, curve = external_metrics(table, model.threshold, settings.n_bootstrap, settings.seed)
     metrics.update({"n_skipped": len(skipped), "model_sample_rate": model.sample_rate})
+    calibrator, after = None, None
+    if cfg.get("recalibrate"):
+        calibrator, held_out = recalibration(table, settings.seed)
+        after = reliability_table(table["label"].to_numpy().astype(int), held_out)
+        metrics.update({"ece_recalibrated": expected_calibration_error(after),
+                        "brier_recalibrated": brier_score(table["label"].to_numpy().astype(int), held_out),
+                        "recalibration": calibrator["method"]})  # fmt: skip
+        table = table.assign(prob_recalibrated=apply_calibration(calibrator, table["prob"].to_numpy()))
     name = str(model.info.get("model", "model"))
     groups = _subgroups(table, name, settings)
     title = f"{model.uri} ({name}, {model.info.get('family', '?')}) on {cfg.data.name}"
@@ -225,7 +296,7 @@ def run_external(cfg: DictConfig, uri: str, out_dir: Path) -> dict[str, Path]:
     write_csv(curve, files["reliability.csv"])
     write_csv(groups, files["subgroups.csv"])
     write_csv(skipped, files["skipped.csv"])
-    reliability_figure(curve, table["prob"].to_numpy(), metrics, files["reliability.png"])
+    reliability_figure(curve, table["prob"].to_numpy(), metrics, files["reliability.png"], after)
     subgroup_figure(groups, files["subgroups.png"])
     atomic_write_text(files["README.md"], "\n".join([
         f"# {summary}", f"Read at {native} Hz, scored at the model's {model.sample_rate:g} Hz in "
@@ -234,7 +305,10 @@ def run_external(cfg: DictConfig, uri: str, out_dir: Path) -> dict[str, Path]:
         f"{settings.n_bootstrap} patient resamples, seed {settings.seed}.", "",
         "![reliability](reliability.png)", "", "![subgroups](subgroups.png)", ""]))  # fmt: skip
     if cfg.get("external_experiment"):
-        _log_run(cfg, uri, model, metrics, files)
+        version = _log_run(cfg, uri, model, metrics, files, calibrator, table)
+        if version:
+            print(f"recalibrated ({calibrator['method']}; ECE {metrics['ece']:.3f} → {metrics['ece_recalibrated']:.3f} "
+                  f"cross-fitted) and registered as {version}")  # fmt: skip
     print(summary)
     print(f"report: {files['README.md']}")
     return files

@@ -90,6 +90,10 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     ``register=<name>``, ``model``'s fold ensemble registered: :mod:`ecg_mi.evaluate.register`)."""
     check_evaluate_config(cfg)
     uri = resolve_tracking_uri(cfg.tracking.uri)
+    if cfg.get("external"):  # register= there names the recalibrated model's registered name
+        from ecg_mi.evaluate.external import run_external
+
+        return run_external(cfg, uri, _absolute(Path(cfg.external_dir)))
     if cfg.get("register"):
         from ecg_mi.evaluate.register import register_ensemble
 
@@ -102,10 +106,6 @@ def run(cfg: DictConfig) -> dict[str, Path]:
                      sorted(sweep.runs["model"].unique()))  # fmt: skip
         print(register_ensemble(cfg.experiment_name, model, cfg.register, cfg.alias, uri))
         return {}
-    if cfg.get("external"):
-        from ecg_mi.evaluate.external import run_external
-
-        return run_external(cfg, uri, _absolute(Path(cfg.external_dir)))
     if cfg.explain == "gradcam":
         return explain_run(cfg, uri)
     if cfg.explain:

@@ -111,7 +111,10 @@ class Learner(ABC):
         self.write_model(path)
         data.setup()
         member = Member("model", self.family, data.fitted.state())
-        return Packaged(EcgMiPackage(self.package_info(threshold, data.fitted), [member]), {"model": str(path)})
+        info = self.package_info(threshold, data.fitted)
+        # What the calibrated P(MI) assumes: the MI share of the validation part it was fitted on.
+        info["prevalence"] = float(data.metadata("val")["label"].mean())
+        return Packaged(EcgMiPackage(info, [member]), {"model": str(path)})
 
     def package_info(self, threshold: float, representation: Representation) -> dict[str, Any]:
         """The packaged model's ecg-mi metadata (the contract of :mod:`ecg_mi.packaging`)."""
