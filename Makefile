@@ -11,7 +11,7 @@ SERVER_BACKEND   ?= sqlite:///$(CURDIR)/mlflow-server.db
 SERVER_ARTIFACTS ?= $(CURDIR)/mlartifacts
 SERVER_HOST      ?= 127.0.0.1
 
-.PHONY: install train test test-slow test-all bench benchmark best ui mlflow-server lint clean
+.PHONY: install train test test-slow test-all bench benchmark best ui serve mlflow-server lint clean
 
 # Re-installs when pyproject.toml changes. torch is pinned to the CPU build on disk.
 $(STAMP): pyproject.toml
@@ -53,6 +53,13 @@ best: install
 	$(BIN)/python train.py -m experiment=best_cpu
 	$(BIN)/python evaluate.py experiment_name=ecg-mi-best_cpu 'ensembles=[$(BEST_ENSEMBLES)]' paper=true
 	$(BIN)/python evaluate.py experiment_name=ecg-mi-best_cpu register=ecg-mi model_name=chosen 'ensembles=[$(BEST_ENSEMBLES)]' alias=best
+
+## Serve a packaged model over HTTP on loopback with its input gate (src/ecg_mi/serve.py):
+## make serve MODEL=models:/ecg-mi@best; POST {"inputs": [N x 12 x L mV]} to /invocations.
+SERVE_PORT ?= 5002
+serve: install
+	@test -n "$(MODEL)" || { echo "error: MODEL: missing; make serve MODEL=<model URI, e.g. models:/ecg-mi@best>" >&2; exit 2; }
+	$(BIN)/python -m ecg_mi.serve --model-uri "$(MODEL)" --host 127.0.0.1 --port $(SERVE_PORT)
 
 ## MLflow UI over the default store, on loopback only.
 ui: install
