@@ -57,9 +57,11 @@ best: install
 ## Serve a packaged model over HTTP on loopback with its input gate (src/ecg_mi/serve.py):
 ## make serve MODEL=models:/ecg-mi@best; POST {"inputs": [N x 12 x L mV]} to /invocations.
 SERVE_PORT ?= 5002
-serve: install
-	@test -n "$(MODEL)" || { echo "error: MODEL: missing; make serve MODEL=<model URI, e.g. models:/ecg-mi@best>" >&2; exit 2; }
+serve: $(if $(MODEL),install,serve-needs-model)
 	$(BIN)/python -m ecg_mi.serve --model-uri "$(MODEL)" --host 127.0.0.1 --port $(SERVE_PORT)
+
+serve-needs-model:  # checked before the install
+	@echo "error: MODEL: missing; make serve MODEL=<model URI, e.g. models:/ecg-mi@best>" >&2; exit 2
 
 ## MLflow UI over the default store, on loopback only.
 ui: install
