@@ -38,7 +38,7 @@ from ecg_mi.tracking import resolve_tracking_uri
 def fold_tables(experiment: str, model: str, uri: str) -> tuple[pd.DataFrame, dict[int, str], dict[int, float]]:
     """The model's pooled test predictions, its run id per fold and each fold's validation-part
     MI prevalence (what its calibration assumed)."""
-    sweep = collect(experiment, uri)
+    sweep = collect(experiment, uri, allow_incomplete=True)  # other models of the sweep may still run
     runs = sweep.runs[sweep.runs["model"] == model].set_index("fold")["run_id"].to_dict()
     predictions = sweep.predictions[sweep.predictions["model"] == model]
     prevalence = {}
