@@ -38,8 +38,8 @@ import pandas as pd
 from ecg_mi.errors import EcgMiError
 from ecg_mi.evaluate.publish import commit, machine, replace_section
 from ecg_mi.evaluate.runs import collect
-from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_test
 from ecg_mi.paths import repo_root
+from ecg_mi.stats import bootstrap_auc_ci, delong_test
 from ecg_mi.tracking import resolve_tracking_uri
 
 ROOT = repo_root()

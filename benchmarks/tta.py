@@ -38,8 +38,8 @@ from sklearn.metrics import roc_auc_score
 from ecg_mi.evaluate.main import rebuild_run
 from ecg_mi.evaluate.publish import commit, machine, replace_section
 from ecg_mi.evaluate.runs import model_fold_runs
-from ecg_mi.evaluate.stats import delong_test
 from ecg_mi.paths import repo_root
+from ecg_mi.stats import delong_test
 from ecg_mi.tracking import resolve_tracking_uri
 
 STRIP_ARMS = ("resnet", "xresnet1d", "resnet1d_wang")

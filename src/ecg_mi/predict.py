@@ -151,9 +151,10 @@ def model_from_info(uri: str, pyfunc: Any, info: dict[str, Any]) -> PackagedMode
     return PackagedModel(uri, pyfunc, sample_rate, window_s, threshold, leads, info)
 
 
-def load_packaged(uri: str | None, tracking_uri: str | None = None) -> PackagedModel:
+def load_for_scoring(uri: str | None, tracking_uri: str | None = None) -> PackagedModel:
     """Load the MLflow model at ``uri`` (``runs:/<id>/model``, ``models:/ecg-mi@champion``,
-    a local folder) with its packaged preprocessing.
+    a local folder) with its packaged preprocessing, to score records (its downloaded files are
+    removed once loaded; :func:`ecg_mi.packaging.download_package` keeps them, to re-package).
 
     Raises:
         ConfigError: no URI given.
@@ -441,7 +442,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     check_writable(output)
     if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
         raise ConfigError(f"batch_size={cfg.batch_size!r}: must be a positive integer")
-    model = load_packaged(cfg.get("model_uri"), cfg.tracking.uri)
+    model = load_for_scoring(cfg.get("model_uri"), cfg.tracking.uri)
     if figures is not None and model.explainer is None:
         raise ConfigError(f"{model.uri}: gradcam=true needs a network model; this one is "
                           f"{model.info.get('model', '?')} ({model.info.get('family', '?')} family)")  # fmt: skip

@@ -42,9 +42,9 @@ from ecg_mi.data.cohort import select_cohort  # noqa: E402
 from ecg_mi.errors import ConfigError, DataError  # noqa: E402
 from ecg_mi.evaluate.report import Settings, subgroup_figure, subgroups, write_csv  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
-from ecg_mi.evaluate.stats import bootstrap_auc_ci  # noqa: E402
 from ecg_mi.metrics import f1_at  # noqa: E402
-from ecg_mi.predict import PackagedModel, load_packaged, progress, score_records  # noqa: E402
+from ecg_mi.predict import PackagedModel, load_for_scoring, progress, score_records  # noqa: E402
+from ecg_mi.stats import bootstrap_auc_ci  # noqa: E402
 from ecg_mi.utils.io import atomic_path, atomic_write_text  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def _log_run(cfg: DictConfig, uri: str, model: PackagedModel, metrics: dict, fil
 def run_external(cfg: DictConfig, uri: str, out_dir: Path) -> dict[str, Path]:
     """Externally validate ``cfg.model`` on ``cfg.data`` into ``out_dir`` (module docstring)."""
     check_external_config(cfg)
-    model = load_packaged(cfg.model_uri, uri)
+    model = load_for_scoring(cfg.model_uri, uri)
     source = instantiate(cfg.data.source)
     native = native_rate_for(source, model.sample_rate, cfg.data.sample_rate)
     rows = cohort_of(source, dict(cfg.data.get("cohort") or {}))

@@ -11,7 +11,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ecg_mi.evaluate.runs import Sweep, fold_tables  # noqa: E402
-from ecg_mi.explain.importance import aggregate  # noqa: E402
 from ecg_mi.utils.io import atomic_path  # noqa: E402
 
 TOP = 20
@@ -76,3 +75,11 @@ def _png(fig: plt.Figure, path: Path) -> Path:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
+
+
+def aggregate(per_fold: list[pd.DataFrame], value: str) -> pd.DataFrame:
+    """Mean, sd and fold count of ``value`` per feature over folds, sorted by the mean."""
+    stacked = pd.concat([t[["feature", value]].assign(fold=i) for i, t in enumerate(per_fold)])
+    summary = stacked.groupby("feature")[value].agg(["mean", "std", "count"]).reset_index()
+    summary.columns = ["feature", f"{value}_mean", f"{value}_sd", "folds"]
+    return summary.sort_values(f"{value}_mean", ascending=False).reset_index(drop=True)

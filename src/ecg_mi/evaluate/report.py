@@ -12,7 +12,7 @@ Every number comes from the fold runs' ``predictions.csv`` and metrics in MLflow
 * **Chosen on validation**: every model and ensemble ranked by the mean AUC of its calibrated
   P(MI) on the folds' validation parts (``val_predictions.csv``), the choice of what to ship
   made without the test folds.
-* **Calibration** (:mod:`ecg_mi.evaluate.calibration`): Brier score and ECE of the pooled
+* **Calibration** (:mod:`ecg_mi.evaluate.reliability`): Brier score and ECE of the pooled
   predictions, raw → calibrated, and a reliability diagram.
 * With ``paper=True`` the paper's UK Biobank Table 2 (``paper_table2.csv``; Wang, Qi & Xu
   2022, Table 2, typed from ../shared/PAPER.md) is shown beside ours.
@@ -34,13 +34,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
-from ecg_mi.evaluate.calibration import calibration_markdown, calibration_table, reliability_figure  # noqa: E402
 from ecg_mi.evaluate.importance import importance_section  # noqa: E402
+from ecg_mi.evaluate.reliability import calibration_markdown, calibration_table, reliability_figure  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
 from ecg_mi.evaluate.st_attention import st_attention_markdown, st_attention_section  # noqa: E402
-from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_test  # noqa: E402
 from ecg_mi.evaluate.validation import validation_aucs  # noqa: E402
 from ecg_mi.learners.network import NetworkLearner  # noqa: E402
+from ecg_mi.stats import bootstrap_auc_ci, delong_test  # noqa: E402
 from ecg_mi.utils.io import atomic_path, atomic_write_text  # noqa: E402
 
 log = logging.getLogger(__name__)

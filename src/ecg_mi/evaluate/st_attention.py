@@ -9,7 +9,7 @@ import pandas as pd
 
 from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.evaluate.runs import Sweep, fold_tables
-from ecg_mi.explain.st_attention import compare_groups
+from ecg_mi.explain.st_segment import compare_groups
 from ecg_mi.utils.io import atomic_path
 
 

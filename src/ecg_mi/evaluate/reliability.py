@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 
 from ecg_mi.calibration import N_CALIBRATION_BINS, brier_score, ece, reliability_table  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
-from ecg_mi.evaluate.stats import bootstrap_mean_ci  # noqa: E402
+from ecg_mi.stats import bootstrap_mean_ci  # noqa: E402
 from ecg_mi.utils.io import atomic_path  # noqa: E402
 
 CALIBRATED = "prob_calibrated"
