@@ -41,6 +41,7 @@ from ecg_mi.evaluate.runs import collect
 from ecg_mi.paths import repo_root
 from ecg_mi.stats import bootstrap_auc_ci, delong_test
 from ecg_mi.tracking import resolve_tracking_uri
+from ecg_mi.utils.reporting import markdown_table, with_ci
 
 ROOT = repo_root()
 FOLDS = "0,1,2,3,4"
@@ -236,8 +237,7 @@ def predictions(arm: str, seed: int, uri: str) -> tuple[pd.DataFrame, pd.DataFra
 
 
 def pooled_auc(pooled: pd.DataFrame, column: str) -> str:
-    auc, low, high = bootstrap_auc_ci(pooled["label"], pooled[column], pooled["patient_id"], 1000, 0)
-    return f"{auc:.3f} [{low:.3f}, {high:.3f}]"
+    return with_ci(*bootstrap_auc_ci(pooled["label"], pooled[column], pooled["patient_id"], 1000, 0))
 
 
 def arm_rows(arms: list[str], seeds: list[int], uri: str) -> tuple[list[dict], dict]:
@@ -286,13 +286,6 @@ def ensemble_rows(found: dict) -> list[dict]:
     return rows
 
 
-def markdown(frame: pd.DataFrame) -> str:
-    head = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", action="store_true", help="train the arms' missing runs first")
@@ -315,12 +308,12 @@ def main() -> int:
     rows, found = arm_rows(arms, seeds, uri)
     if not rows:
         raise SystemExit("[ablation] no finished arm yet: run with --run")
-    text = markdown(pd.DataFrame(rows))
+    text = markdown_table(pd.DataFrame(rows))
     ensembles = ensemble_rows(found)
     if ensembles:
-        text += ("\n\nEnsembles (each member arm's calibrated P(MI) averaged over its seed runs, then the arms "
-                 "averaged with equal weight):\n\n") + markdown(pd.DataFrame(ensembles))
-    print(text)
+        text += ("\nEnsembles (each member arm's calibrated P(MI) averaged over its seed runs, then the arms "
+                 "averaged with equal weight):\n\n") + markdown_table(pd.DataFrame(ensembles))
+    print(text.rstrip())
     if args.publish:
         chosen = f" --arms {args.arms} --section {args.section}" if args.section else ""
         header = (f"`python benchmarks/ablation.py --run{chosen} --seeds {args.seeds}` · commit `{commit()}` · "

@@ -40,12 +40,13 @@ from ecg_mi.calibration import (  # noqa: E402  (shared with the train route and
 )
 from ecg_mi.data.cohort import select_cohort  # noqa: E402
 from ecg_mi.errors import ConfigError, DataError  # noqa: E402
-from ecg_mi.evaluate.report import Settings, subgroup_figure, subgroups, write_csv  # noqa: E402
+from ecg_mi.evaluate.report import Settings, subgroup_figure, subgroups  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
 from ecg_mi.metrics import f1_at  # noqa: E402
 from ecg_mi.predict import PackagedModel, load_for_scoring, progress, score_records  # noqa: E402
 from ecg_mi.stats import bootstrap_auc_ci  # noqa: E402
-from ecg_mi.utils.io import atomic_path, atomic_write_text  # noqa: E402
+from ecg_mi.utils.io import atomic_write_text  # noqa: E402
+from ecg_mi.utils.reporting import markdown_table, save_figure, with_ci, write_csv  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -96,28 +97,22 @@ def reliability_figure(curve: pd.DataFrame, probs: np.ndarray, metrics: dict[str
     hist.hist(probs, bins=curve["bin_low"].tolist() + [1.0], color="grey")
     hist.set(xlabel="predicted P(MI)", ylabel="records")
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def summary_markdown(metrics: dict[str, Any], groups: pd.DataFrame, title: str) -> str:
     """The printed table: headline figures, then AUC by subgroup."""
     m = metrics
-    lines = [f"External validation: {title}", "",
-             "| records (MI) | patients | AUC [95% CI] | F1 | sensitivity | specificity | PPV | Brier | ECE |",
-             "|---|---|---|---|---|---|---|---|---|",
-             f"| {m['n_records']} ({m['n_mi']}) | {m['n_patients']} | {m['auc']:.3f} [{m['auc_low']:.3f}, "
-             f"{m['auc_high']:.3f}] | {m['f1']:.3f} | {m['sensitivity']:.3f} | {m['specificity']:.3f} | "
-             f"{m['ppv']:.3f} | {m['brier']:.3f} | {m['ece']:.3f} |", "",
-             f"F1, sensitivity, specificity, PPV at the packaged threshold {m['threshold']:.3f}.", "",
-             "| subgroup | n (MI) | AUC [95% CI] |", "|---|---|---|"]  # fmt: skip
-    for g in groups.itertuples():
-        auc = "–" if pd.isna(g.auc) else f"{g.auc:.3f} [{g.auc_low:.3f}, {g.auc_high:.3f}]"
-        small = " (small)" if g.small else ""
-        lines.append(f"| {g.variable}: {g.group} | {g.n} ({g.n_mi}) | {auc}{small} |")
-    return "\n".join(lines) + "\n"
+    scores = ["F1", "sensitivity", "specificity", "PPV", "Brier", "ECE"]
+    headline = pd.DataFrame([[f"{m['n_records']} ({m['n_mi']})", m["n_patients"], with_ci(m["auc"], m["auc_low"], m["auc_high"]),
+                              *(f"{m[k.lower()]:.3f}" for k in scores)]],
+                            columns=["records (MI)", "patients", "AUC [95% CI]", *scores])  # fmt: skip
+    rows = [[f"{g.variable}: {g.group}", f"{g.n} ({g.n_mi})",
+             ("–" if pd.isna(g.auc) else with_ci(g.auc, g.auc_low, g.auc_high)) + (" (small)" if g.small else "")]
+            for g in groups.itertuples()]  # fmt: skip
+    return (f"External validation: {title}\n\n{markdown_table(headline)}\n"
+            f"F1, sensitivity, specificity, PPV at the packaged threshold {m['threshold']:.3f}.\n\n"
+            + markdown_table(pd.DataFrame(rows, columns=["subgroup", "n (MI)", "AUC [95% CI]"])))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- scoring

@@ -19,7 +19,7 @@ from torch import nn
 
 from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.explain.st_segment import compare_groups, st_mask, st_ratio
-from ecg_mi.utils.io import atomic_path
+from ecg_mi.utils.reporting import write_csv
 
 Artifact = tuple[Path, str | None]  # (file, MLflow artifact folder)
 
@@ -89,10 +89,7 @@ def explain_network(model: torch.nn.Module, data, probs: np.ndarray, out_dir: Pa
         table[f"st_ratio_{lead}"] = [
             st_ratio(attr[k], mask) for attr, mask in zip(per_lead, masks, strict=True)
         ]
-    table_path = out_dir / "st_attention.csv"
-    with atomic_path(table_path) as tmp:
-        table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
-    artifacts: list[Artifact] = [(table_path, None)]
+    artifacts: list[Artifact] = [(write_csv(table, out_dir / "st_attention.csv"), None)]
     labels = meta["label"].to_numpy()
     for i, why in pick_examples(labels, probs, n_examples):
         truth = "MI" if labels[i] else "non-MI"

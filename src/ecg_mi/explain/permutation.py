@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from ecg_mi.features import feature_names
-from ecg_mi.utils.io import atomic_path
+from ecg_mi.utils.reporting import write_csv
 
 Artifact = tuple[Path, str | None]
 
@@ -100,10 +100,4 @@ def explain_classical(
     booster = booster_importance(model.estimator_, names)
     if booster is not None:
         tables["xgboost_gain_weight.csv"] = booster
-    artifacts: list[Artifact] = []
-    for name, table in tables.items():
-        path = out_dir / "importance" / name
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
-        artifacts.append((path, "importance"))
-    return {}, artifacts
+    return {}, [(write_csv(table, out_dir / "importance" / name), "importance") for name, table in tables.items()]
