@@ -159,8 +159,9 @@ class Learner(ABC):
 
 
 _ABSENT = object()
-#: Keys the config hash left out before :data:`HASHED_KEYS` replaced the deny-list.
-LEGACY_UNHASHED = ("skip_finished", "tracking", "explain", "experiment_name", "optimized_metric")
+#: Keys the config hash left out before :data:`HASHED_KEYS` replaced the deny-list (``ablation``: an
+#: arm's description, which configs of that release passed on the command line instead).
+LEGACY_UNHASHED = ("skip_finished", "tracking", "explain", "experiment_name", "optimized_metric", "ablation")
 
 
 def _drop(config: dict[str, Any], path: list[str]) -> None:
