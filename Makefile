@@ -11,7 +11,7 @@ SERVER_BACKEND   ?= sqlite:///$(CURDIR)/mlflow-server.db
 SERVER_ARTIFACTS ?= $(CURDIR)/mlartifacts
 SERVER_HOST      ?= 127.0.0.1
 
-.PHONY: install train test test-slow test-all bench benchmark best ui serve mlflow-server lint clean
+.PHONY: install train test test-slow test-all bench benchmark best ui serve serve-needs-model mlflow-server lint clean clean-store
 
 # Re-installs when pyproject.toml changes. torch is pinned to the CPU build on disk.
 $(STAMP): pyproject.toml
@@ -77,6 +77,14 @@ mlflow-server: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks train.py evaluate.py predict.py
 
+## What a run can rebuild: caches, Hydra outputs, reports. Never the tracked results (STORES).
 clean:
-	rm -rf .cache outputs multirun mlruns mlflow.db mlflow.db-wal mlflow.db-shm mlflow.db.lock \
-		mlflow-server.db* mlartifacts reports .pytest_cache
+	rm -rf .cache outputs multirun lightning_logs reports .pytest_cache
+
+## The tracked results themselves: every MLflow run, registered model and Optuna study here.
+STORES = mlflow.db mlflow.db-journal mlflow.db-wal mlflow.db-shm mlflow.db.lock mlflow-server.db* \
+	mlartifacts mlruns optuna.db
+clean-store:
+	$(if $(filter 1,$(CONFIRM)),,$(error error: clean-store: would delete every tracked run ($(STORES)); \
+		run make clean-store CONFIRM=1 to delete them))
+	rm -rf $(STORES)

@@ -1,8 +1,9 @@
 """Issue 18's ablation: each lever on its own, on the benchmark's cohort and fold file.
 
-Every *arm* is one registered model with a few config overrides (``ARMS``), trained on the
-five folds of the shared PTB-XL cohort (``experiment=cpu_fast``, 100 Hz) in its own MLflow
-experiment ``ecg-mi-ablation-<arm>-s<seed>``; a re-run reuses every finished run
+Every *arm* is an experiment config, ``conf/experiment/ablation/<arm>.yaml``: ``cpu_fast`` (the
+shared PTB-XL cohort at 100 Hz), one model and the settings the arm changes, with what it tests
+and the arm it is compared with under ``ablation``. Each is trained on the five folds in its own
+MLflow experiment ``ecg-mi-ablation-<arm>-s<seed>``; a re-run reuses every finished run
 (``skip_finished``). Validation and test parts are the cohort's in every arm — only what a
 model trains on or how it is built changes — so all arms score the same 936 records, except
 the sample-rate arms (``resnet_beat_500*``): 500 Hz files exist for part of the records only,
@@ -31,134 +32,44 @@ import argparse
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 
 from ecg_mi.errors import EcgMiError
 from ecg_mi.evaluate.publish import commit, machine, replace_section
 from ecg_mi.evaluate.runs import collect
-from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_test
 from ecg_mi.paths import repo_root
+from ecg_mi.stats import bootstrap_auc_ci, delong_test
 from ecg_mi.tracking import resolve_tracking_uri
+from ecg_mi.utils.reporting import markdown_table, with_ci
 
 ROOT = repo_root()
 FOLDS = "0,1,2,3,4"
-AUX = "targets=classes"
-# Extra Trees as it was before the Q-wave ratios and the refit became its defaults (older arms).
-ET_BEFORE = ("model.q_ratios=false", "model.refit_on_val=false")
-# The median-beat arms' levers: every labelled record of the training patients, classes + 31 statements.
-BEAT_LEVERS = ("data.train_pool=all", "targets=statements")
+ARMS_DIR = ROOT / "conf" / "experiment" / "ablation"  # one experiment config per arm
 
 
 @dataclass(frozen=True)
 class Arm:
     model: str
-    overrides: tuple[str, ...]
     what: str
     baseline: str  # the arm this one is compared with (itself for a baseline)
 
 
-ARMS: dict[str, Arm] = {
-    "resnet": Arm("resnet", (), "ResNet as benchmarked (cohort records, best-val_auc epoch)", "resnet"),
-    "resnet_all": Arm("resnet", ("data.train_pool=all",),
-                      "+ every other labelled record of non-test, non-validation patients", "resnet"),
-    "resnet_last": Arm("resnet", ("callbacks=last",), "last epoch instead of the best-val_auc one", "resnet"),
-    "resnet_all_last": Arm("resnet", ("data.train_pool=all", "callbacks=last"),
-                           "both levers above", "resnet"),
-    "resnet_aux": Arm("resnet", (AUX,), "+ the other diagnostic classes (NORM, STTC, CD, HYP) as auxiliary targets",
-                      "resnet"),
-    "resnet_all_aux_last": Arm("resnet", ("data.train_pool=all", AUX, "callbacks=last"),
-                               "all three levers", "resnet"),
-    "resnet_beat": Arm("resnet_beat", (), "ResNet on the median beat (cohort records, best-val_auc epoch)", "resnet"),
-    "resnet_beat_all_aux_last": Arm("resnet_beat", ("data.train_pool=all", AUX, "callbacks=last"),
-                                    "ResNet on the median beat with all three levers", "resnet_all_aux_last"),
-    "resnet_beat_all_statements_last": Arm("resnet_beat", (*BEAT_LEVERS, "callbacks=last"),
-                                           "as above, auxiliary targets: the classes + 31 SCP statements",
-                                           "resnet_beat_all_aux_last"),
-    "resnet_beat_all_statements_teacher_last": Arm(
-        "resnet_beat", (*BEAT_LEVERS, "teacher=random_forest", "callbacks=last"),
-        "as above, distilled from Random Forest (cross-fitted P(MI), weight 0.5); sees the signal alone",
-        "resnet_beat_all_statements_last"),
-    "resnet_beat_all_statements_et_teacher_last": Arm(
-        "resnet_beat", (*BEAT_LEVERS, "teacher=extra_trees", "data.teacher.estimator.top_features=null",
-                        "data.teacher.estimator.q_ratios=false", "callbacks=last"),
-        "as above, distilled from Extra Trees (1,000 trees, 30 % of the features per split) instead",
-        "resnet_beat_all_statements_teacher_last"),
-    "resnet_hybrid_all_statements_last": Arm(
-        "resnet_hybrid", (*BEAT_LEVERS, "callbacks=last"),
-        "hybrid: the median-beat ResNet that also reads the 408 features (not the signal alone)",
-        "resnet_beat_all_statements_last"),
-    "resnet1d_wang_beat_all_statements_last": Arm(
-        "resnet1d_wang_beat", (*BEAT_LEVERS, "callbacks=last"),
-        "resnet1d_wang of the PTB-XL benchmarks on the median beat, levers as resnet_beat_all_statements_last",
-        "resnet_beat_all_statements_last"),
-    "xresnet1d_beat_all_statements_last": Arm(
-        "xresnet1d_beat", (*BEAT_LEVERS, "callbacks=last"),
-        "xresnet1d50 of the PTB-XL benchmarks on the median beat, levers as resnet_beat_all_statements_last",
-        "resnet_beat_all_statements_last"),
-    "resnet_beat_all_statements_swa": Arm(
-        "resnet_beat", (*BEAT_LEVERS, "callbacks=swa"),
-        "as resnet_beat_all_statements_last, weights averaged over the last half of the steps (SWA)",
-        "resnet_beat_all_statements_last"),
-    "resnet_beat_all_statements_teacher_swa": Arm(
-        "resnet_beat", (*BEAT_LEVERS, "teacher=random_forest", "callbacks=swa"),
-        "as resnet_beat_all_statements_teacher_last, weights averaged over the last half of the steps (SWA)",
-        "resnet_beat_all_statements_teacher_last"),
-    "resnet_beat_all_statements_swa25": Arm(
-        "resnet_beat", (*BEAT_LEVERS, "callbacks=swa",
-                        "callbacks.weight_averaging.fraction=0.25"),
-        "as resnet_beat_all_statements_last, weights averaged over the last quarter of the steps (SWA)",
-        "resnet_beat_all_statements_last"),
-    # 500 Hz files exist for ecg_id <= 500 only (251 cohort records, 71 MI): the rates are compared
-    # on those records alone (data.also_at_rate), not on the 936 of every other arm.
-    "resnet_beat_500records": Arm(
-        "resnet_beat", (*BEAT_LEVERS, "callbacks=last", "data.also_at_rate=500"),
-        "resnet_beat_all_statements_last at 100 Hz on the records with 500 Hz files only (251 cohort records)",
-        "resnet_beat_500records"),
-    "resnet_beat_500hz": Arm(
-        "resnet_beat", (*BEAT_LEVERS, "callbacks=last", "data.sample_rate=500"),
-        "the same records at 500 Hz (median beat of 400 samples), network unchanged", "resnet_beat_500records"),
-    "resnet_beat_500hz_stride5": Arm(
-        "resnet_beat", (*BEAT_LEVERS, "callbacks=last", "data.sample_rate=500",
-                        "model.stem_stride=5"),
-        "the same records at 500 Hz, stem strided by 5 (a learned decimation to 100 Hz)", "resnet_beat_500records"),
-    "xresnet1d": Arm("xresnet1d", (), "xresnet1d50 of the PTB-XL benchmarks on the strip, as benchmarked", "resnet"),
-    "resnet1d_wang": Arm("resnet1d_wang", (), "resnet1d_wang of the PTB-XL benchmarks on the strip, as benchmarked",
-                         "resnet"),
-    "random_forest": Arm("random_forest", (), "Random Forest as benchmarked", "random_forest"),
-    "random_forest_all": Arm("random_forest", ("data.train_pool=all",),
-                             "+ every other labelled record (as resnet_all)", "random_forest"),
-    "random_forest_all_1000": Arm("random_forest", ("data.train_pool=all", "++model.params.n_estimators=1000"),
-                                  "as random_forest_all, 1,000 trees instead of 100", "random_forest_all"),
-    "extra_trees_all_sqrt": Arm("extra_trees", ("data.train_pool=all", *ET_BEFORE, "model.top_features=null", "model.params.max_features=sqrt"),
-                                "Extra Trees, 1,000 trees, √408 ≈ 20 features per split, all records",
-                                "random_forest_all"),
-    "extra_trees_all_f02": Arm("extra_trees", ("data.train_pool=all", *ET_BEFORE, "model.top_features=null", "model.params.max_features=0.2"),
-                               "Extra Trees, 1,000 trees, 20 % of the features per split, all records",
-                               "random_forest_all"),
-    "extra_trees_all": Arm("extra_trees", ("data.train_pool=all", *ET_BEFORE, "model.top_features=null"),
-                           "Extra Trees, 1,000 trees, 30 % of the features per split (its default), all records",
-                           "random_forest_all"),
-    "extra_trees_all_top50": Arm("extra_trees", ("data.train_pool=all", *ET_BEFORE),
-                                 "as extra_trees_all, fitted on the top half of the features a first forest ranks "
-                                 "on the training part", "extra_trees_all"),
-    "extra_trees_all_q": Arm("extra_trees", ("data.train_pool=all", "model.refit_on_val=false"),
-                             "as extra_trees_all_top50, + the 24 Q-wave ratios (|Q|/R, Q share of the QRS area)",
-                             "extra_trees_all_top50"),
-    "extra_trees_all_q_refit": Arm("extra_trees", ("data.train_pool=all",),
-                                   "as extra_trees_all_q, refitted on training + validation parts once validated "
-                                   "(model=extra_trees' default now)", "extra_trees_all_q"),
-    "extra_trees_all_f05": Arm("extra_trees", ("data.train_pool=all", *ET_BEFORE, "model.top_features=null", "model.params.max_features=0.5"),
-                               "Extra Trees, 1,000 trees, 50 % of the features per split, all records",
-                               "random_forest_all"),
-    "xgboost_paper": Arm("xgboost", ("++model.search=none",), "XGBoost, the paper's parameters", "xgboost_paper"),
-    "xgboost_paper_q": Arm("xgboost", ("++model.search=none", "++model.q_ratios=true"),
-                           "XGBoost, the paper's parameters, + the 24 Q-wave ratios", "xgboost_paper"),
-    "xgboost_top1": Arm("xgboost", ("++model.average_top=1",),
-                        "XGBoost, sampled search, the single best point", "xgboost_paper"),
-    "xgboost": Arm("xgboost", (), "XGBoost, default search (sampled, the 5 best points averaged)", "xgboost_paper"),
-}  # fmt: skip
+def load_arms(folder: Path = ARMS_DIR) -> dict[str, Arm]:
+    """Every arm of ``folder`` by name: its model (the config's ``override /model``), and its
+    ``ablation.what`` and ``ablation.baseline``."""
+    arms = {}
+    for path in sorted(folder.glob("*.yaml")):
+        config = OmegaConf.load(path)
+        [model] = [entry["override /model"] for entry in config.defaults if "override /model" in entry]
+        arms[path.stem] = Arm(model, config.ablation.what, config.ablation.baseline)
+    return arms
+
+
+ARMS = load_arms()
 
 BEAT_ARCHITECTURES = (("resnet_beat_all_statements_last", None), ("resnet1d_wang_beat_all_statements_last", None),
                       ("xresnet1d_beat_all_statements_last", None))  # fmt: skip
@@ -215,10 +126,8 @@ def experiment_name(arm: str, seed: int) -> str:
 
 
 def train(arm: str, seed: int) -> None:
-    spec = ARMS[arm]
-    command = [sys.executable, "train.py", "-m", "experiment=cpu_fast", f"model={spec.model}",
-               f"fold={FOLDS}", f"seed={seed}", "skip_finished=true", "explain.enabled=false",
-               f"experiment_name={experiment_name(arm, seed)}", *spec.overrides]  # fmt: skip
+    command = [sys.executable, "train.py", "-m", f"experiment=ablation/{arm}", f"fold={FOLDS}", f"seed={seed}",
+               "skip_finished=true", "explain.enabled=false", f"experiment_name={experiment_name(arm, seed)}"]  # fmt: skip
     print(f"[ablation] {arm} seed {seed}: {' '.join(command[1:])}", flush=True)
     if subprocess.run(command, cwd=ROOT).returncode != 0:
         raise SystemExit(f"[ablation] {arm} seed {seed} failed; re-run to resume")
@@ -236,8 +145,7 @@ def predictions(arm: str, seed: int, uri: str) -> tuple[pd.DataFrame, pd.DataFra
 
 
 def pooled_auc(pooled: pd.DataFrame, column: str) -> str:
-    auc, low, high = bootstrap_auc_ci(pooled["label"], pooled[column], pooled["patient_id"], 1000, 0)
-    return f"{auc:.3f} [{low:.3f}, {high:.3f}]"
+    return with_ci(*bootstrap_auc_ci(pooled["label"], pooled[column], pooled["patient_id"], 1000, 0))
 
 
 def arm_rows(arms: list[str], seeds: list[int], uri: str) -> tuple[list[dict], dict]:
@@ -286,13 +194,6 @@ def ensemble_rows(found: dict) -> list[dict]:
     return rows
 
 
-def markdown(frame: pd.DataFrame) -> str:
-    head = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", action="store_true", help="train the arms' missing runs first")
@@ -315,12 +216,12 @@ def main() -> int:
     rows, found = arm_rows(arms, seeds, uri)
     if not rows:
         raise SystemExit("[ablation] no finished arm yet: run with --run")
-    text = markdown(pd.DataFrame(rows))
+    text = markdown_table(pd.DataFrame(rows))
     ensembles = ensemble_rows(found)
     if ensembles:
-        text += ("\n\nEnsembles (each member arm's calibrated P(MI) averaged over its seed runs, then the arms "
-                 "averaged with equal weight):\n\n") + markdown(pd.DataFrame(ensembles))
-    print(text)
+        text += ("\nEnsembles (each member arm's calibrated P(MI) averaged over its seed runs, then the arms "
+                 "averaged with equal weight):\n\n") + markdown_table(pd.DataFrame(ensembles))
+    print(text.rstrip())
     if args.publish:
         chosen = f" --arms {args.arms} --section {args.section}" if args.section else ""
         header = (f"`python benchmarks/ablation.py --run{chosen} --seeds {args.seeds}` · commit `{commit()}` · "

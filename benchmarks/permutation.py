@@ -5,7 +5,7 @@ training patients), Extra Trees as configured (``conf/model/extra_trees.yaml``: 
 2 jobs) fitted on one outer fold's training part, then the permutation importance of all 408
 features on its test part, ``explain.permutation_repeats`` repeats (``conf/train.yaml``):
 
-* **measured**: :func:`ecg_mi.explain.importance.permutation` (the permuted copies of many
+* **measured**: :func:`ecg_mi.explain.permutation.permutation` (the permuted copies of many
   features scored in one ``predict_proba`` call);
 * **scikit-learn**: ``sklearn.inspection.permutation_importance`` with the same seed (one call
   per feature and repeat) — what every classical run used before.
@@ -26,9 +26,9 @@ import numpy as np
 from omegaconf import OmegaConf
 from sklearn.inspection import permutation_importance
 
-from ecg_mi.data.datamodule import FoldDataModule
 from ecg_mi.data.sources import PtbxlSource
-from ecg_mi.explain.importance import permutation
+from ecg_mi.datamodule import FoldDataModule
+from ecg_mi.explain.permutation import permutation
 from ecg_mi.features import feature_names
 from ecg_mi.models import create_model
 from ecg_mi.paths import repo_root

@@ -31,7 +31,7 @@ from mlflow.artifacts import download_artifacts
 from ecg_mi.calibration import apply_calibration, brier_score, ece, fit_calibration, prior_shift
 from ecg_mi.data.sources import PtbxlSource
 from ecg_mi.evaluate.runs import collect
-from ecg_mi.predict import load_packaged, score_records
+from ecg_mi.predict import load_for_scoring, score_records
 from ecg_mi.tracking import resolve_tracking_uri
 
 
@@ -66,7 +66,7 @@ def score_controls(controls: pd.DataFrame, runs: dict[int, str], source: PtbxlSo
     controls = controls.assign(fold=[folds[i % len(folds)] for i in range(len(controls))])
     scored = []
     for fold, part in controls.groupby("fold"):
-        model = load_packaged(f"runs:/{runs[fold]}/model", uri)
+        model = load_for_scoring(f"runs:/{runs[fold]}/model", uri)
         rows = part.reset_index(drop=True)
         for s in score_records(range(len(rows)), lambda i: source.read(rows.iloc[i], 100), model):
             if s.error:

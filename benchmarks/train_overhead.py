@@ -32,8 +32,8 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from ecg_mi.data.datamodule import FoldDataModule
 from ecg_mi.data.sources import PtbxlSource, SyntheticSource
+from ecg_mi.datamodule import FoldDataModule
 from ecg_mi.errors import InputError
 from ecg_mi.models import create_model
 

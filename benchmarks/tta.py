@@ -30,7 +30,6 @@ import pandas as pd
 from ablation import (  # benchmarks/ is this script's folder
     ARMS,
     experiment_name,
-    markdown,
     pooled_auc,
 )
 from sklearn.metrics import roc_auc_score
@@ -38,9 +37,10 @@ from sklearn.metrics import roc_auc_score
 from ecg_mi.evaluate.main import rebuild_run
 from ecg_mi.evaluate.publish import commit, machine, replace_section
 from ecg_mi.evaluate.runs import model_fold_runs
-from ecg_mi.evaluate.stats import delong_test
 from ecg_mi.paths import repo_root
+from ecg_mi.stats import delong_test
 from ecg_mi.tracking import resolve_tracking_uri
+from ecg_mi.utils.reporting import markdown_table
 
 STRIP_ARMS = ("resnet", "xresnet1d", "resnet1d_wang")
 
@@ -90,8 +90,8 @@ def main() -> int:
     uri = resolve_tracking_uri(None)
     with tempfile.TemporaryDirectory() as scratch:
         rows = [row for arm in arms for seed in seeds for row in rows_for(arm, seed, windows, uri, Path(scratch))]
-    text = markdown(pd.DataFrame(rows))
-    print(text)
+    text = markdown_table(pd.DataFrame(rows))
+    print(text.rstrip())
     if args.publish:
         header = (f"`python benchmarks/tta.py --arms {args.arms} --seeds {args.seeds} --windows {args.windows}` · "
                   f"commit `{commit()}` · machine: {machine()}.\n\n")  # fmt: skip

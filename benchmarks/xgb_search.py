@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from ecg_mi.data.datamodule import FoldDataModule
 from ecg_mi.data.sources import PtbxlSource
+from ecg_mi.datamodule import FoldDataModule
 from ecg_mi.models import create_model
 from ecg_mi.models.halving import RESOURCE
 from ecg_mi.paths import repo_root

@@ -124,7 +124,7 @@ class AuxSyntheticSource(SyntheticSource):
 @pytest.fixture(scope="session")
 def synthetic_windows() -> tuple[np.ndarray, float]:
     """Six seeded synthetic 10 s ECGs ``[6, 12, 1000]`` float32 mV at 100 Hz (half with MI), and the rate."""
-    from ecg_mi.data.synthetic import heart_for, synthesize_ecg
+    from ecg_mi.data.sources.synthetic import heart_for, synthesize_ecg
 
     rng = np.random.default_rng(0)
     hearts = [heart_for(pd.Series({"heart_seed": i, "label": i % 2})) for i in range(6)]

@@ -28,11 +28,11 @@ import pytest
 from conftest import REPO, TINY_TRAINING, cardiosoft_xml, load_script, make_signal
 from ecg_mi.config_checks import check_evaluate_config, check_train_config
 from ecg_mi.data.cohort import fold_file_for, read_fold_file
-from ecg_mi.data.datamodule import prepare_fold
 from ecg_mi.data.readers import read_cardiosoft_xml, read_wfdb
 from ecg_mi.data.record import Record
 from ecg_mi.data.sources import PtbxlSource, SyntheticSource, UkbXmlSource
 from ecg_mi.data.store import load_or_build
+from ecg_mi.datamodule import prepare_fold
 from ecg_mi.errors import ConfigError, DataError, InputError
 from ecg_mi.utils import io
 

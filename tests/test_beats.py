@@ -1,10 +1,10 @@
-"""The median-beat input (ecg_mi.data.beats): geometry, robustness, counts, maps on the strip."""
+"""The median-beat input (ecg_mi.features.beats): geometry, robustness, counts, maps on the strip."""
 
 import numpy as np
 import pytest
 from test_features import GEOMETRY, LEAD_GAINS, known_record
 
-from ecg_mi.data.beats import (
+from ecg_mi.features.beats import (
     beat_length,
     beat_offsets,
     maps_on_strips,

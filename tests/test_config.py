@@ -14,8 +14,9 @@ CONF = REPO / "conf"
 
 
 def options(group: str) -> list[str]:
-    """The option names of config group ``group`` (its YAML files)."""
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    """The option names of config group ``group`` (its YAML files, those of subfolders as
+    ``folder/name``: ``experiment=ablation/resnet``)."""
+    return sorted(p.relative_to(CONF / group).with_suffix("").as_posix() for p in (CONF / group).rglob("*.yaml"))
 
 
 def test_every_registered_architecture_has_a_config_of_its_name():
@@ -171,15 +172,36 @@ def test_an_experiments_settings_for_a_switched_off_callback_leave_it_off(tmp_pa
     assert checkpoint.monitor is None and not any(isinstance(c, EarlyStopping) for c in built)
 
 
-@pytest.mark.parametrize("arm", sorted(load_script("benchmarks/ablation.py").ARMS))
-def test_every_ablation_arm_composes_and_builds_its_model_and_callbacks(arm, tmp_path):
-    """benchmarks/ablation.py's arms are override lists: a typo there would fail only after the
-    arms before it trained."""
+ARMS = load_script("benchmarks/ablation.py").ARMS
+
+
+def test_the_ablation_runs_every_arm_of_its_folder():
+    assert set(ARMS) == set(n.removeprefix("ablation/") for n in options("experiment") if n.startswith("ablation/"))
+
+
+@pytest.mark.parametrize(("arm", "overrides"), [
+    ("resnet_beat_all_statements_et_teacher_last", "model=resnet_beat data.train_pool=all targets=statements "
+     "teacher=extra_trees data.teacher.estimator.top_features=null data.teacher.estimator.q_ratios=false callbacks=last"),
+    ("random_forest_all_1000", "model=random_forest data.train_pool=all ++model.params.n_estimators=1000"),
+    ("xgboost_paper", "model=xgboost ++model.search=none"),
+])  # fmt: skip
+def test_an_ablation_arm_hashes_as_the_override_list_it_replaced(arm, overrides):
+    """Runs the ablation trained as ``experiment=cpu_fast <overrides>`` are found by skip_finished."""
+    from ecg_mi.tracking import config_hash
+
+    old, new = compose_config("train", "experiment=cpu_fast", *overrides.split()), compose_config("train", f"experiment=ablation/{arm}")
+    learner = learner_for(architecture(new.model))
+    for digest in (learner.hashed_config, learner.legacy_hashed_config):
+        assert config_hash(digest(new)) == config_hash(digest(old))
+
+@pytest.mark.parametrize("arm", sorted(ARMS))
+def test_every_ablation_arm_extends_cpu_fast_with_its_model_a_known_baseline_and_callbacks_that_build(arm, tmp_path):
+    """An arm's typo would fail only after the arms before it trained (its model and its
+    composition are checked with every experiment config above)."""
     from ecg_mi.learners.network import build_callbacks
 
-    spec = load_script("benchmarks/ablation.py").ARMS[arm]
-    cfg = compose_config("train", "experiment=cpu_fast", f"model={spec.model}", *spec.overrides)
-    OmegaConf.resolve(cfg)
-    assert build_model(cfg).model_name == architecture(cfg.model)
+    cfg = compose_config("train", f"experiment=ablation/{arm}")
+    assert cfg.experiment_name == compose_config("train", "experiment=cpu_fast").experiment_name  # it extends cpu_fast
+    assert cfg.model.name == ARMS[arm].model and ARMS[arm].baseline in ARMS
     if learner_for(architecture(cfg.model)).family == "network":
         build_callbacks(cfg, tmp_path)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from conftest import AuxSyntheticSource, model_config
-from ecg_mi.data.datamodule import OUTSIDE_COHORT, FoldDataModule, prepare_fold
 from ecg_mi.data.sources import PtbxlSource, SyntheticSource
+from ecg_mi.datamodule import OUTSIDE_COHORT, FoldDataModule, prepare_fold
 from ecg_mi.errors import ConfigError, DataError, InputError
 from ecg_mi.representation import Representation, fit_scaling
 from ecg_mi.targets import Targets

@@ -16,7 +16,7 @@ from conftest import TINY_RUN
 from ecg_mi.errors import ConfigError, DataError, InputError
 from ecg_mi.evaluate.report import Settings, age_band, build_report, table2
 from ecg_mi.evaluate.runs import collect
-from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_covariance, delong_test
+from ecg_mi.stats import bootstrap_auc_ci, delong_covariance, delong_test
 
 
 def _scores(n: int = 300, shift: float = 1.0, seed: int = 0):
@@ -231,7 +231,7 @@ def test_evaluate_leaves_no_downloaded_artifact_behind(run_cli, tmp_path, monkey
 
 
 def test_runs_without_calibrated_predictions_report_raw_as_calibrated_and_are_flagged(tmp_path):
-    from ecg_mi.evaluate.calibration import calibration_table
+    from ecg_mi.evaluate.reliability import calibration_table
 
     uri = os.environ["MLFLOW_TRACKING_URI"]
     _fake_sweep(uri, "fake", {"xgboost": 1.0, "resnet": 2.0}, tmp=tmp_path)  # no prob_calibrated
@@ -243,7 +243,7 @@ def test_runs_without_calibrated_predictions_report_raw_as_calibrated_and_are_fl
 
 def test_calibration_table_matches_independent_recomputation(tmp_path):
     from ecg_mi.calibration import brier_score, ece
-    from ecg_mi.evaluate.calibration import calibration_table
+    from ecg_mi.evaluate.reliability import calibration_table
 
     uri = os.environ["MLFLOW_TRACKING_URI"]
     truth = _fake_sweep(uri, "fake", {"xgboost": 1.0, "resnet": 2.0}, tmp=tmp_path, calibrated=("resnet",))
@@ -410,3 +410,17 @@ def test_ensemble_of_a_model_outside_the_sweep_is_a_config_error(tmp_path):
     _fake_sweep(uri, "fake", {"xgboost": 1.0, "resnet": 2.0}, tmp=tmp_path)
     with pytest.raises(ConfigError, match=r"\['cnn'\] not among \['resnet', 'xgboost'\]"):
         add_ensembles(collect("fake", uri), ["resnet+cnn"])
+
+
+def test_aggregate_averages_folds_with_spread():
+    import pandas as pd
+
+    from ecg_mi.evaluate.importance import aggregate
+
+    folds = [
+        pd.DataFrame({"feature": ["a", "b"], "gain": [1.0, 3.0]}),
+        pd.DataFrame({"feature": ["a", "b"], "gain": [3.0, 3.0]}),
+    ]
+    table = aggregate(folds, "gain")
+    assert table["feature"].tolist() == ["b", "a"] and table["gain_mean"].tolist() == [3.0, 2.0]
+    assert table.loc[table["feature"] == "a", "gain_sd"].item() == pytest.approx(np.sqrt(2))

@@ -8,7 +8,7 @@ from test_models import NETWORKS, SMALL, inputs
 
 from ecg_mi.explain.figures import gradcam_figure, pick_examples
 from ecg_mi.explain.gradcam import gradcam, lead_attributions
-from ecg_mi.explain.st_attention import compare_groups, st_mask, st_ratio
+from ecg_mi.explain.st_segment import compare_groups, st_mask, st_ratio
 from ecg_mi.features import feature_names
 from ecg_mi.models import create_model, list_models
 
@@ -113,7 +113,7 @@ def test_trained_resnet_attends_to_injected_st_elevation():
 def test_xgboost_importance_names_all_408_features_sorted():
     from xgboost import XGBClassifier
 
-    from ecg_mi.explain.importance import booster_importance
+    from ecg_mi.explain.permutation import booster_importance
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 408))
@@ -127,7 +127,7 @@ def test_xgboost_importance_names_all_408_features_sorted():
 def test_permutation_importance_finds_the_informative_column():
     from sklearn.linear_model import LogisticRegression
 
-    from ecg_mi.explain.importance import permutation
+    from ecg_mi.explain.permutation import permutation
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 408))
@@ -139,7 +139,7 @@ def test_permutation_importance_finds_the_informative_column():
 def test_classical_importance_names_the_q_ratios_the_model_sees(tmp_path):
     import pandas as pd
 
-    from ecg_mi.explain.importance import explain_classical
+    from ecg_mi.explain.permutation import explain_classical
     from ecg_mi.models import create_model
 
     rng = np.random.default_rng(0)
@@ -160,7 +160,7 @@ def test_classical_importance_names_the_q_ratios_the_model_sees(tmp_path):
 def test_batched_permutation_importance_equals_scikit_learns(name):
     from sklearn.inspection import permutation_importance
 
-    from ecg_mi.explain.importance import permutation
+    from ecg_mi.explain.permutation import permutation
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(320, 408)).astype(np.float32)
@@ -175,17 +175,3 @@ def test_batched_permutation_importance_equals_scikit_learns(name):
     assert np.count_nonzero(reference.importances_std) >= 5  # the shuffles matter: a wrong one shows
     np.testing.assert_allclose(table.loc[names, "auc_drop_mean"], reference.importances_mean, rtol=0, atol=1e-12)
     np.testing.assert_allclose(table.loc[names, "auc_drop_sd"], reference.importances_std, rtol=0, atol=1e-12)
-
-
-def test_aggregate_averages_folds_with_spread():
-    import pandas as pd
-
-    from ecg_mi.explain.importance import aggregate
-
-    folds = [
-        pd.DataFrame({"feature": ["a", "b"], "gain": [1.0, 3.0]}),
-        pd.DataFrame({"feature": ["a", "b"], "gain": [3.0, 3.0]}),
-    ]
-    table = aggregate(folds, "gain")
-    assert table["feature"].tolist() == ["b", "a"] and table["gain_mean"].tolist() == [3.0, 2.0]
-    assert table.loc[table["feature"] == "a", "gain_sd"].item() == pytest.approx(np.sqrt(2))

@@ -13,7 +13,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from conftest import REPO, TINY_RUN, compose_config
-from ecg_mi.data.datamodule import FoldDataModule
+from ecg_mi.datamodule import FoldDataModule
 from ecg_mi.errors import ConfigError
 from ecg_mi.learners import architecture, build_model, fold_settings, learner_for, representation_of
 from ecg_mi.models import get_model_class

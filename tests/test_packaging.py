@@ -51,7 +51,7 @@ np.save(sys.argv[3], model.predict(np.load(sys.argv[2])))
 
 def _test_signals(cfg, record_ids: list[str]) -> np.ndarray:
     """The cached float32 mV signals ``[n, 12, L]`` of ``record_ids`` (as the run read them)."""
-    from ecg_mi.data.datamodule import FoldDataModule
+    from ecg_mi.datamodule import FoldDataModule
     from ecg_mi.learners import fold_settings
 
     data = FoldDataModule(**fold_settings(cfg))  # the window: the signal itself
@@ -300,6 +300,24 @@ def test_a_package_of_format_1_loads_and_scores_as_before(store, model, tmp_path
     np.testing.assert_array_equal(converted.predict(x), current.predict(x))
 
 
+def test_an_estimator_pickled_when_its_module_was_models_classical_loads(tmp_path, monkeypatch):
+    """A package stores a classical estimator as a pickle naming its class's module, which was
+    ecg_mi.models.classical before it became ecg_mi.models.tabular."""
+    from ecg_mi.models import tabular
+    from ecg_mi.packaging import load_member, write_estimator
+
+    X, y = np.random.default_rng(0).normal(size=(40, 3)), np.repeat([0, 1], 20)
+    fitted = tabular.LogisticRegressionModel().fit(X, y)
+    with monkeypatch.context() as old:  # the class as the older release named it
+        old.setitem(sys.modules, "ecg_mi.models.classical", tabular)
+        old.setattr(tabular.LogisticRegressionModel, "__module__", "ecg_mi.models.classical")
+        write_estimator(fitted, tmp_path / "model.pkl")
+    assert b"ecg_mi.models.classical" in (tmp_path / "model.pkl").read_bytes()
+    loaded = load_member("classical", tmp_path / "model.pkl")
+    assert type(loaded) is tabular.LogisticRegressionModel
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+
+
 def test_a_package_of_an_unknown_format_is_refused_naming_it(store, tmp_path):
     import yaml
 
@@ -328,10 +346,10 @@ def test_ensemble_predicts_the_mean_of_its_fold_models(store, registered):
 def test_combined_models_predict_the_mean_of_their_parts_in_a_fresh_process(store, tmp_path):
     """A network and a feature model in one package (``register=… model_name=resnet+xgboost``):
     each part scores as it would alone, the package answers their mean."""
-    from ecg_mi.packaging import ensemble, load_package, log_package
+    from ecg_mi.packaging import download_package, ensemble, log_package
 
     keys = [("resnet", 0), ("xgboost", 0)]
-    parts = [ensemble([load_package(f"runs:/{store.runs[k].id}/model", str(tmp_path / k[0]))]) for k in keys]
+    parts = [ensemble([download_package(f"runs:/{store.runs[k].id}/model", str(tmp_path / k[0]))]) for k in keys]
     with mlflow.start_run(experiment_id=mlflow.set_experiment("combined").experiment_id) as active:
         log_package(ensemble(parts))
     x = store.records[("resnet", 0)]
@@ -345,15 +363,15 @@ def test_combined_models_predict_the_mean_of_their_parts_in_a_fresh_process(stor
 
 def test_a_package_that_cannot_score_an_example_is_refused_before_it_joins_an_ensemble(store, tmp_path,
                                                                                      monkeypatch):  # fmt: skip
-    from ecg_mi.models.classical import XGBoostModel
-    from ecg_mi.packaging import load_package
+    from ecg_mi.models.tabular import XGBoostModel
+    from ecg_mi.packaging import download_package
 
     def stale(self, X):
         raise AttributeError("'XGBoostModel' object has no attribute 'q_ratios'")
 
     monkeypatch.setattr(XGBoostModel, "predict_proba", stale)
     with pytest.raises(DataError, match="cannot score an example ECG .*AttributeError.*q_ratios"):
-        load_package(f"runs:/{store.runs[('xgboost', 0)].id}/model", str(tmp_path))
+        download_package(f"runs:/{store.runs[('xgboost', 0)].id}/model", str(tmp_path))
 
 
 def test_register_points_the_alias_at_an_ensemble_run(store, registered):

@@ -1,11 +1,11 @@
-"""The embedded synthetic generator (src/ecg_mi/data/synthetic.py)."""
+"""The embedded synthetic generator (src/ecg_mi/data/sources/synthetic.py)."""
 
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from ecg_mi.data import synthetic
 from ecg_mi.data.record import STANDARD_LEADS
+from ecg_mi.data.sources import synthetic
 
 LEAD = {name: i for i, name in enumerate(STANDARD_LEADS)}
 

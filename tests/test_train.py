@@ -137,7 +137,7 @@ def test_network_trains_with_a_teacher_logged_with_its_run(compose_train):
 
 def _fitted_sizes(monkeypatch) -> list[int]:
     """The number of records of every ClassicalModel.fit call from now on."""
-    from ecg_mi.models.classical import ClassicalModel
+    from ecg_mi.models.tabular import ClassicalModel
 
     sizes, fit = [], ClassicalModel.fit
     monkeypatch.setattr(ClassicalModel, "fit", lambda self, X, y, groups=None: sizes.append(len(y)) or fit(self, X, y, groups))

@@ -136,7 +136,7 @@ def signature(length: int) -> ModelSignature:
 def input_example(sample_rate: int, window_s: float = DEFAULT_WINDOW_S) -> np.ndarray:
     """One seeded synthetic ECG ``[1, 12, L]`` mV at ``sample_rate`` Hz — never a record of
     the training data, which the model's artifacts would otherwise publish."""
-    from ecg_mi.data.synthetic import DURATION_S, heart_for, synthesize_ecg
+    from ecg_mi.data.sources.synthetic import DURATION_S, heart_for, synthesize_ecg
 
     heart = heart_for(pd.Series({"heart_seed": 0, "label": 0}))
     signal = synthesize_ecg(heart, np.random.default_rng(0), float(sample_rate))
@@ -197,7 +197,19 @@ def load_member(family: str, path: Path) -> Any:
         from ecg_mi.models.base import load_weights
 
         return load_weights(path)
-    return pickle.loads(Path(path).read_bytes())
+    with open(path, "rb") as file:
+        return _RenamedModules(file).load()
+
+
+#: Modules renamed after packages pickled classes of them: old name -> new name.
+RENAMED_MODULES = {"ecg_mi.models.classical": "ecg_mi.models.tabular"}
+
+
+class _RenamedModules(pickle.Unpickler):
+    """Unpickles an estimator whose classes lived under an old module name (:data:`RENAMED_MODULES`)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(RENAMED_MODULES.get(module, module), name)
 
 
 def weighted_mean(probs: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
@@ -464,9 +476,10 @@ def read_info(uri: str) -> dict[str, Any]:
     return dict(metadata)
 
 
-def load_package(uri: str, where: str) -> Packaged:
+def download_package(uri: str, where: str) -> Packaged:
     """The packaged model at ``uri`` (``runs:/<id>/model``), downloaded into ``where`` and
-    loaded, with its artifacts (to join an ensemble); DataError when there is none (a run
+    loaded with its artifact files, to be packaged again (an ensemble member; scoring loads a
+    model with :func:`ecg_mi.predict.load_for_scoring`); DataError when there is none (a run
     trained with ``tracking.log_model=false``) or when it cannot score an example ECG."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
@@ -492,5 +505,5 @@ def load_package(uri: str, where: str) -> Packaged:
 
 __all__ = ["CONTRACT_KEYS", "METADATA_KEY", "MODEL_ARTIFACT", "PACKAGE_FORMAT", "EcgMiPackage", "Member",
            "Packaged", "calibrated_package", "check_input", "ecg_mi_version", "ensemble", "input_example",
-           "load_member", "load_package", "log_package", "model_info", "pip_requirements", "read_info",
+           "load_member", "download_package", "log_package", "model_info", "pip_requirements", "read_info",
            "signature", "weighted_mean", "window_length", "write_estimator"]  # fmt: skip

@@ -186,9 +186,10 @@ def model_from_info(uri: str, pyfunc: Any, info: dict[str, Any]) -> PackagedMode
     return PackagedModel(uri, pyfunc, sample_rate, window_s, threshold, leads, info)
 
 
-def load_packaged(uri: str | None, tracking_uri: str | None = None) -> PackagedModel:
+def load_for_scoring(uri: str | None, tracking_uri: str | None = None) -> PackagedModel:
     """Load the MLflow model at ``uri`` (``runs:/<id>/model``, ``models:/ecg-mi@champion``,
-    a local folder) with its packaged preprocessing.
+    a local folder) with its packaged preprocessing, to score records (its downloaded files are
+    removed once loaded; :func:`ecg_mi.packaging.download_package` keeps them, to re-package).
 
     Raises:
         ConfigError: no URI given.
@@ -593,7 +594,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     figures = gradcam_folder(cfg, output) if cfg.gradcam else None
     inputs = select_inputs(cfg)
     check_outputs(output, figures, inputs)
-    model = at_prevalence(load_packaged(cfg.get("model_uri"), cfg.tracking.uri), cfg.prevalence, cfg.train_prevalence)
+    model = at_prevalence(load_for_scoring(cfg.get("model_uri"), cfg.tracking.uri), cfg.prevalence, cfg.train_prevalence)
     if figures is not None and model.explainer is None:
         raise ConfigError(f"{model.uri}: gradcam=true needs a network model; this one is "
                           f"{model.info.get('model', '?')} ({model.info.get('family', '?')} family)")  # fmt: skip

@@ -3,7 +3,7 @@
 A :class:`Representation` (``conf/representation/<name>.yaml``) names what a model reads:
 
 * ``signal``: ``window`` (the 10 s strip itself), ``median_beat`` (each strip's median beat,
-  :mod:`ecg_mi.data.beats`) or none;
+  :mod:`ecg_mi.features.beats`) or none;
 * ``features``: the 408 clinical features (:mod:`ecg_mi.features`) ``raw`` (the classical
   models impute and scale inside their own pipeline), ``scaled`` (a network that also reads them:
   training median and interquartile range, clipped to ±:data:`FEATURE_CLIP`) or none.
@@ -62,7 +62,7 @@ class Derived:
         return self._get("median_beat", self._median_beats)
 
     def _median_beats(self) -> np.ndarray:
-        from ecg_mi.data.beats import median_beats
+        from ecg_mi.features.beats import median_beats
 
         beats, n_without = median_beats(self.x, self.fs)
         if n_without:
@@ -128,7 +128,7 @@ class Representation:
     def input_length(self, fs: float) -> int:
         """Samples of the signal input at ``fs`` Hz: a window, or a median beat."""
         if self.signal == "median_beat":
-            from ecg_mi.data.beats import beat_length
+            from ecg_mi.features.beats import beat_length
 
             return beat_length(fs)
         return int(round(self.window_s * fs))
@@ -202,7 +202,7 @@ class Representation:
         ``[N, 12, L]``: unchanged for windows; a median beat's map on every beat it was taken over."""
         if self.signal != "median_beat":
             return maps
-        from ecg_mi.data.beats import maps_on_strips
+        from ecg_mi.features.beats import maps_on_strips
 
         return maps_on_strips(maps, x, self.sample_rate)
 

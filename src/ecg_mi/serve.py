@@ -18,7 +18,7 @@ stack traces go to the server's log, never into a response.
 Why not ``mlflow models serve``: its error bodies carry the Python stack trace and echo the whole
 input into the message, it runs the model without the gate, and it needs the virtual
 environment's ``bin/`` on ``PATH`` to find ``uvicorn``. This server loads the same packaged
-model (:func:`ecg_mi.predict.load_packaged`) and runs uvicorn in-process.
+model (:func:`ecg_mi.predict.load_for_scoring`) and runs uvicorn in-process.
 """
 
 # No "from __future__ import annotations": FastAPI reads the routes' annotations as objects.
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ecg_mi.errors import EcgMiError
-from ecg_mi.predict import PackagedModel, at_prevalence, load_packaged, one_line
+from ecg_mi.predict import PackagedModel, at_prevalence, load_for_scoring, one_line
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None, help="where runs:/ and models:/ resolve")
     args = parser.parse_args(argv)
     try:
-        model = load_packaged(args.model_uri, args.tracking_uri)
+        model = load_for_scoring(args.model_uri, args.tracking_uri)
     except EcgMiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,1 +1,2 @@
-"""Data: readers → Record → SignalStore cache → cohort/folds → DataModules."""
+"""Data: readers → Record → SignalStore cache → cohort/folds (the DataModule that serves them:
+:mod:`ecg_mi.datamodule`)."""

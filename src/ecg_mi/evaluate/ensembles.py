@@ -20,7 +20,7 @@ import pandas as pd
 
 from ecg_mi import metrics
 from ecg_mi.errors import ConfigError
-from ecg_mi.evaluate.calibration import calibrated_probs
+from ecg_mi.evaluate.reliability import calibrated_probs
 from ecg_mi.evaluate.runs import Sweep
 from ecg_mi.learners import ENSEMBLE_ARM
 from ecg_mi.models.registry import ENSEMBLE_SEPARATOR, members_of

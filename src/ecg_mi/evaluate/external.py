@@ -40,13 +40,14 @@ from ecg_mi.calibration import (  # noqa: E402  (shared with the train route and
 )
 from ecg_mi.data.cohort import select_cohort  # noqa: E402
 from ecg_mi.errors import ConfigError, DataError  # noqa: E402
-from ecg_mi.evaluate.report import Settings, subgroup_figure, subgroups, write_csv  # noqa: E402
+from ecg_mi.evaluate.report import Settings, subgroup_figure, subgroups  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
-from ecg_mi.evaluate.stats import bootstrap_auc_ci  # noqa: E402
 from ecg_mi.metrics import f1_at  # noqa: E402
 from ecg_mi.calibration import apply_calibration  # noqa: E402
-from ecg_mi.predict import PackagedModel, at_prevalence, load_packaged, progress, score_records  # noqa: E402
-from ecg_mi.utils.io import atomic_path, atomic_write_text  # noqa: E402
+from ecg_mi.predict import PackagedModel, at_prevalence, load_for_scoring, progress, score_records  # noqa: E402
+from ecg_mi.stats import bootstrap_auc_ci  # noqa: E402
+from ecg_mi.utils.io import atomic_write_text  # noqa: E402
+from ecg_mi.utils.reporting import markdown_table, save_figure, with_ci, write_csv  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -103,28 +104,22 @@ def reliability_figure(curve: pd.DataFrame, probs: np.ndarray, metrics: dict[str
     hist.hist(probs, bins=curve["bin_low"].tolist() + [1.0], color="grey")
     hist.set(xlabel="predicted P(MI)", ylabel="records")
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def summary_markdown(metrics: dict[str, Any], groups: pd.DataFrame, title: str) -> str:
     """The printed table: headline figures, then AUC by subgroup."""
     m = metrics
-    lines = [f"External validation: {title}", "",
-             "| records (MI) | patients | AUC [95% CI] | F1 | sensitivity | specificity | PPV | Brier | ECE |",
-             "|---|---|---|---|---|---|---|---|---|",
-             f"| {m['n_records']} ({m['n_mi']}) | {m['n_patients']} | {m['auc']:.3f} [{m['auc_low']:.3f}, "
-             f"{m['auc_high']:.3f}] | {m['f1']:.3f} | {m['sensitivity']:.3f} | {m['specificity']:.3f} | "
-             f"{m['ppv']:.3f} | {m['brier']:.3f} | {m['ece']:.3f} |", "",
-             f"F1, sensitivity, specificity, PPV at the packaged threshold {m['threshold']:.3f}.", "",
-             "| subgroup | n (MI) | AUC [95% CI] |", "|---|---|---|"]  # fmt: skip
-    for g in groups.itertuples():
-        auc = "–" if pd.isna(g.auc) else f"{g.auc:.3f} [{g.auc_low:.3f}, {g.auc_high:.3f}]"
-        small = " (small)" if g.small else ""
-        lines.append(f"| {g.variable}: {g.group} | {g.n} ({g.n_mi}) | {auc}{small} |")
-    return "\n".join(lines) + "\n"
+    scores = ["F1", "sensitivity", "specificity", "PPV", "Brier", "ECE"]
+    headline = pd.DataFrame([[f"{m['n_records']} ({m['n_mi']})", m["n_patients"], with_ci(m["auc"], m["auc_low"], m["auc_high"]),
+                              *(f"{m[k.lower()]:.3f}" for k in scores)]],
+                            columns=["records (MI)", "patients", "AUC [95% CI]", *scores])  # fmt: skip
+    rows = [[f"{g.variable}: {g.group}", f"{g.n} ({g.n_mi})",
+             ("–" if pd.isna(g.auc) else with_ci(g.auc, g.auc_low, g.auc_high)) + (" (small)" if g.small else "")]
+            for g in groups.itertuples()]  # fmt: skip
+    return (f"External validation: {title}\n\n{markdown_table(headline)}\n"
+            f"F1, sensitivity, specificity, PPV at the packaged threshold {m['threshold']:.3f}.\n\n"
+            + markdown_table(pd.DataFrame(rows, columns=["subgroup", "n (MI)", "AUC [95% CI]"])))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- scoring
@@ -195,12 +190,12 @@ def log_recalibrated(cfg: DictConfig, calibrator: dict[str, Any], table: pd.Data
 
     from mlflow import MlflowClient
 
-    from ecg_mi.packaging import load_package, log_package, site_calibrated_package
+    from ecg_mi.packaging import download_package, log_package, site_calibrated_package
 
     name = cfg.get("register") or registered_name(str(cfg.model_uri))
     source = f"{cfg.data.name}: {len(table)} records, {int(table['label'].sum())} MI"
     with tempfile.TemporaryDirectory(prefix="ecg_mi_recalibrate_") as where:
-        packaged = site_calibrated_package(load_package(str(cfg.model_uri), where), calibrator,
+        packaged = site_calibrated_package(download_package(str(cfg.model_uri), where), calibrator,
                                            float(table["label"].mean()), source)  # fmt: skip
         logged = log_package(packaged, registered_model_name=name)
     version = logged.registered_model_version
@@ -259,7 +254,7 @@ def _log_run(cfg: DictConfig, uri: str, model: PackagedModel, metrics: dict, fil
 def run_external(cfg: DictConfig, uri: str, out_dir: Path) -> dict[str, Path]:
     """Externally validate ``cfg.model`` on ``cfg.data`` into ``out_dir`` (module docstring)."""
     check_external_config(cfg)
-    model = at_prevalence(load_packaged(cfg.model_uri, uri), cfg.get("prevalence"), cfg.get("train_prevalence"))
+    model = at_prevalence(load_for_scoring(cfg.model_uri, uri), cfg.get("prevalence"), cfg.get("train_prevalence"))
     source = instantiate(cfg.data.source)
     native = native_rate_for(source, model.sample_rate, cfg.data.sample_rate)
     rows = cohort_of(source, dict(cfg.data.get("cohort") or {}))

@@ -11,8 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ecg_mi.evaluate.runs import Sweep, fold_tables  # noqa: E402
-from ecg_mi.explain.importance import aggregate  # noqa: E402
-from ecg_mi.utils.io import atomic_path  # noqa: E402
+from ecg_mi.utils.reporting import save_figure, write_csv  # noqa: E402
 
 TOP = 20
 
@@ -34,7 +33,7 @@ def importance_section(sweep: Sweep, uri: str, out_dir: Path) -> dict[str, Path]
         table = gain.merge(weight.drop(columns="folds"), on="feature").sort_values(
             "gain_mean", ascending=False
         )
-        files["importance_xgboost.csv"] = _csv(table, out_dir / "importance_xgboost.csv")
+        files["importance_xgboost.csv"] = write_csv(table, out_dir / "importance_xgboost.csv")
         fig, axes = plt.subplots(1, 2, figsize=(13, 6.5))
         _bars(
             axes[0],
@@ -50,29 +49,25 @@ def importance_section(sweep: Sweep, uri: str, out_dir: Path) -> dict[str, Path]
             f"XGBoost top {TOP} by weight",
             "number of splits (± sd over folds)",
         )
-        files["importance_xgboost.png"] = _png(fig, out_dir / "importance_xgboost.png")
+        fig.tight_layout()
+        files["importance_xgboost.png"] = save_figure(fig, out_dir / "importance_xgboost.png")
     for model in sorted(sweep.runs["model"].unique()):
         folds = fold_tables(sweep, uri, model, "importance/permutation.csv")
         if not folds:
             continue
         table = aggregate(folds, "auc_drop_mean")
-        files[f"permutation_{model}.csv"] = _csv(table, out_dir / f"permutation_{model}.csv")
+        files[f"permutation_{model}.csv"] = write_csv(table, out_dir / f"permutation_{model}.csv")
         fig, ax = plt.subplots(figsize=(7, 6.5))
         _bars(ax, table, "auc_drop_mean", f"{model}: permutation importance ({len(folds)} test folds)",
               "drop in test ROC AUC when shuffled (± sd over folds)")  # fmt: skip
-        files[f"permutation_{model}.png"] = _png(fig, out_dir / f"permutation_{model}.png")
+        fig.tight_layout()
+        files[f"permutation_{model}.png"] = save_figure(fig, out_dir / f"permutation_{model}.png")
     return files
 
 
-def _csv(table: pd.DataFrame, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
-    return path
-
-
-def _png(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+def aggregate(per_fold: list[pd.DataFrame], value: str) -> pd.DataFrame:
+    """Mean, sd and fold count of ``value`` per feature over folds, sorted by the mean."""
+    stacked = pd.concat([t[["feature", value]].assign(fold=i) for i, t in enumerate(per_fold)])
+    summary = stacked.groupby("feature")[value].agg(["mean", "std", "count"]).reset_index()
+    summary.columns = ["feature", f"{value}_mean", f"{value}_sd", "folds"]
+    return summary.sort_values(f"{value}_mean", ascending=False).reset_index(drop=True)

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ecg_mi.config_checks import check_evaluate_config
-from ecg_mi.data.datamodule import FoldDataModule
+from ecg_mi.datamodule import FoldDataModule
 from ecg_mi.errors import ConfigError, InputError
 from ecg_mi.evaluate.ensembles import add_ensembles
 from ecg_mi.evaluate.report import Settings, build_report
@@ -32,7 +32,7 @@ def rebuild_run(uri: str, run_id: str, out_dir: Path, **settings) -> tuple[Learn
     serving that model's fitted representation — both from the run's packaged model and its
     ``config.yaml`` (``settings`` override keys of it, e.g. ``seed``)."""
     from ecg_mi.learners import architecture, learner_for
-    from ecg_mi.packaging import MODEL_ARTIFACT, load_package
+    from ecg_mi.packaging import MODEL_ARTIFACT, download_package
     from ecg_mi.representation import Representation
 
     try:
@@ -45,7 +45,7 @@ def rebuild_run(uri: str, run_id: str, out_dir: Path, **settings) -> tuple[Learn
             OmegaConf.update(run_cfg, key, value)
     mlflow.set_tracking_uri(uri)
     with tempfile.TemporaryDirectory(prefix="ecg_mi_run_") as where:
-        package = load_package(f"runs:/{run_id}/{MODEL_ARTIFACT}", where).python_model
+        package = download_package(f"runs:/{run_id}/{MODEL_ARTIFACT}", where).python_model
     [(member, _, model)] = package.loaded
     learner_cls = learner_for(architecture(run_cfg.model))
     learner = learner_cls(run_cfg, out_dir)

@@ -29,6 +29,7 @@ from ecg_mi.learners.classical import ClassicalLearner
 from ecg_mi.learners.network import NetworkLearner
 from ecg_mi.paths import repo_root
 from ecg_mi.utils.io import atomic_path, atomic_write_text
+from ecg_mi.utils.reporting import markdown_table
 
 # Strodthoff N. et al., "Deep learning for ECG analysis: benchmarks and insights from PTB-XL",
 # IEEE J-BHI 25(5), 2021, Table (superdiagnostic, 100 Hz, best model): macro-AUC 0.930.
@@ -160,12 +161,11 @@ def benchmark_section(
     ]
     stages = record["stages"]
     total = sum(float(s["seconds"]) for s in stages)
+    timing = [[s["stage"], f"{float(s['seconds']) / 60:.1f} min", s.get("trained", ""), s.get("reused", "")] for s in stages]
+    timing.append(["**total**", f"**{total / 60:.1f} min**", "", ""])
     lines = [
         f"Command: `{record['command']}` · commit `{record['commit']}` · machine: {record['machine']}.", "",
-        "| stage | wall time | runs trained | runs reused (already finished) |", "|---|---|---|---|",
-        *[f"| {s['stage']} | {float(s['seconds']) / 60:.1f} min | {s.get('trained', '')} | {s.get('reused', '')} |"
-          for s in stages],
-        f"| **total** | **{total / 60:.1f} min** | | |", "",
+        markdown_table(pd.DataFrame(timing, columns=["stage", "wall time", "runs trained", "runs reused (already finished)"])),
         "### Table 2 on PTB-XL (ours) beside the paper's UK Biobank Table 2", "",
         (report_dir / "table2.md").read_text(encoding="utf-8").rstrip(), "",
         f"Published reference on PTB-XL — a different task and split, not comparable number for number: "

@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException
 from ecg_mi.errors import ConfigError, DataError
 from ecg_mi.evaluate.runs import model_fold_runs
 from ecg_mi.models.registry import members_of
-from ecg_mi.packaging import MODEL_ARTIFACT, ensemble, load_package, log_package
+from ecg_mi.packaging import MODEL_ARTIFACT, download_package, ensemble, log_package
 from ecg_mi.tracking import mlflow_run, tracking_client
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def register_ensemble(experiment: str, model: str, name: str, alias: str, uri: s
     mlflow.set_tracking_uri(uri)  # the runs:/ URIs below resolve in this store, not the default
     with tempfile.TemporaryDirectory(prefix="ecg_mi_ensemble_") as tmp:
         parts = [
-            ensemble([load_package(f"runs:/{r.info.run_id}/{MODEL_ARTIFACT}", str(Path(tmp) / r.info.run_id))
+            ensemble([download_package(f"runs:/{r.info.run_id}/{MODEL_ARTIFACT}", str(Path(tmp) / r.info.run_id))
                       for r in every_run[m]])
             for m in members
         ]  # fmt: skip

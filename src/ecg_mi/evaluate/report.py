@@ -12,7 +12,7 @@ Every number comes from the fold runs' ``predictions.csv`` and metrics in MLflow
 * **Chosen on validation**: every model and ensemble ranked by the mean AUC of its calibrated
   P(MI) on the folds' validation parts (``val_predictions.csv``), the choice of what to ship
   made without the test folds.
-* **Calibration** (:mod:`ecg_mi.evaluate.calibration`): Brier score and ECE of the pooled
+* **Calibration** (:mod:`ecg_mi.evaluate.reliability`): Brier score and ECE of the pooled
   predictions, raw → calibrated, and a reliability diagram.
 * With ``paper=True`` the paper's UK Biobank Table 2 (``paper_table2.csv``; Wang, Qi & Xu
   2022, Table 2, typed from ../shared/PAPER.md) is shown beside ours.
@@ -34,14 +34,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
-from ecg_mi.evaluate.calibration import calibration_markdown, calibration_table, reliability_figure  # noqa: E402
 from ecg_mi.evaluate.importance import importance_section  # noqa: E402
+from ecg_mi.evaluate.reliability import calibration_markdown, calibration_table, reliability_figure  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
 from ecg_mi.evaluate.st_attention import st_attention_markdown, st_attention_section  # noqa: E402
-from ecg_mi.evaluate.stats import bootstrap_auc_ci, delong_test  # noqa: E402
 from ecg_mi.evaluate.validation import validation_aucs  # noqa: E402
 from ecg_mi.learners.network import NetworkLearner  # noqa: E402
-from ecg_mi.utils.io import atomic_path, atomic_write_text  # noqa: E402
+from ecg_mi.stats import bootstrap_auc_ci, delong_test  # noqa: E402
+from ecg_mi.utils.io import atomic_write_text  # noqa: E402
+from ecg_mi.utils.reporting import markdown_table, save_figure, with_ci, write_csv  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -168,28 +169,18 @@ def _fmt(mean: float, sd: float) -> str:
 
 
 def table2_markdown(table: pd.DataFrame, comparisons_table: pd.DataFrame, paper: bool) -> str:
-    header = "| arm | model | folds | AUC (mean ± sd) | F1 (mean ± sd) | pooled AUC [95% CI] | p vs best |"
-    rule = "|---|---|---|---|---|---|---|"
-    if paper:
-        header += " paper AUC (UKB) | paper F1 (UKB) |"
-        rule += "---|---|"
-    lines = [header, rule]
-    for r in table.itertuples():
-        name = f"**{r.name}**" if r.best else r.name
-        name += " (incomplete)" if r.incomplete else ""
-        p = "best" if r.best else f"{r.p_vs_best:.3g}"
-        line = (f"| {r.arm} | {name} | {r.folds} | {_fmt(r.auc_mean, r.auc_sd)} | {_fmt(r.f1_mean, r.f1_sd)} | "
-                f"{r.pooled_auc:.3f} [{r.pooled_auc_low:.3f}, {r.pooled_auc_high:.3f}] | {p} |")  # fmt: skip
-        if paper:
-            line += f" {_fmt(r.paper_auc_mean, r.paper_auc_sd)} | {_fmt(r.paper_f1_mean, r.paper_f1_sd)} |"
-        lines.append(line)
-    lines += ["", "Paired DeLong tests on pooled out-of-fold predictions:", "",
-              "| comparison | A | B | AUC A | AUC B | A − B | p |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = [[r.arm, (f"**{r.name}**" if r.best else r.name) + (" (incomplete)" if r.incomplete else ""), r.folds,
+             _fmt(r.auc_mean, r.auc_sd), _fmt(r.f1_mean, r.f1_sd), with_ci(r.pooled_auc, r.pooled_auc_low, r.pooled_auc_high),
+             "best" if r.best else f"{r.p_vs_best:.3g}",
+             *([_fmt(r.paper_auc_mean, r.paper_auc_sd), _fmt(r.paper_f1_mean, r.paper_f1_sd)] if paper else [])]
+            for r in table.itertuples()]  # fmt: skip
+    columns = ["arm", "model", "folds", "AUC (mean ± sd)", "F1 (mean ± sd)", "pooled AUC [95% CI]", "p vs best",
+               *(["paper AUC (UKB)", "paper F1 (UKB)"] if paper else [])]  # fmt: skip
     names = dict(zip(table["model"], table["name"], strict=True))
-    for c in comparisons_table.itertuples():
-        lines.append(f"| {c.comparison} | {names[c.model_a]} | {names[c.model_b]} | {c.auc_a:.3f} | "
-                     f"{c.auc_b:.3f} | {c.difference:+.3f} | {c.p_delong:.3g} |")  # fmt: skip
-    return "\n".join(lines) + "\n"
+    tests = [[c.comparison, names[c.model_a], names[c.model_b], f"{c.auc_a:.3f}", f"{c.auc_b:.3f}",
+              f"{c.difference:+.3f}", f"{c.p_delong:.3g}"] for c in comparisons_table.itertuples()]  # fmt: skip
+    return (markdown_table(pd.DataFrame(rows, columns=columns)) + "\nPaired DeLong tests on pooled out-of-fold predictions:\n\n"
+            + markdown_table(pd.DataFrame(tests, columns=["comparison", "A", "B", "AUC A", "AUC B", "A − B", "p"])))  # fmt: skip
 
 
 def validation_table(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
@@ -202,18 +193,10 @@ def validation_table(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
 
 def validation_markdown(validation: pd.DataFrame) -> str:
     """The validation ranking, the chosen model in bold."""
-    lines = ["| model | validation AUC (mean ± sd over folds) | pooled test AUC [95% CI] |",
-             "|---|---|---|"]  # fmt: skip
-    for r in validation.itertuples():
-        lines.append(f"| {f'**{r.name}**' if r.chosen else r.name} | {_fmt(r.val_auc_mean, r.val_auc_sd)} | "
-                     f"{r.pooled_auc:.3f} [{r.pooled_auc_low:.3f}, {r.pooled_auc_high:.3f}] |")  # fmt: skip
-    return "\n".join(lines) + "\n"
-
-
-def _save(fig: plt.Figure, path: Path) -> None:
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
+    rows = [[f"**{r.name}**" if r.chosen else r.name, _fmt(r.val_auc_mean, r.val_auc_sd),
+             with_ci(r.pooled_auc, r.pooled_auc_low, r.pooled_auc_high)] for r in validation.itertuples()]  # fmt: skip
+    columns = ["model", "validation AUC (mean ± sd over folds)", "pooled test AUC [95% CI]"]
+    return markdown_table(pd.DataFrame(rows, columns=columns))
 
 
 def roc_figure(sweep: Sweep, table: pd.DataFrame, path: Path) -> None:
@@ -226,13 +209,13 @@ def roc_figure(sweep: Sweep, table: pd.DataFrame, path: Path) -> None:
             fpr,
             tpr,
             style,
-            label=f"{r.name}: {r.pooled_auc:.3f} [{r.pooled_auc_low:.3f}, {r.pooled_auc_high:.3f}]",
+            label=f"{r.name}: {with_ci(r.pooled_auc, r.pooled_auc_low, r.pooled_auc_high)}",
         )
     ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
     ax.set(xlabel="false positive rate (1 − specificity)", ylabel="true positive rate (sensitivity)",
            title="Pooled out-of-fold ROC (solid: raw ECG, dashed: clinical features)", xlim=(0, 1), ylim=(0, 1.01))  # fmt: skip
     ax.legend(title="model: AUC [95% CI]", fontsize=8, loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def pr_figure(sweep: Sweep, table: pd.DataFrame, path: Path) -> None:
@@ -253,7 +236,7 @@ def pr_figure(sweep: Sweep, table: pd.DataFrame, path: Path) -> None:
         ax.axis("off")
     fig.suptitle("Precision–recall of the MI class (pooled out-of-fold; dotted: prevalence)")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def subgroup_figure(groups: pd.DataFrame, path: Path) -> None:
@@ -286,12 +269,7 @@ def subgroup_figure(groups: pd.DataFrame, path: Path) -> None:
     axes[1].legend(fontsize=7, ncol=2, loc="lower right")
     fig.suptitle("Subgroups (hatched: fewer than the minimum MI or non-MI records)")
     fig.tight_layout()
-    _save(fig, path)
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
+    save_figure(fig, path)
 
 
 def build_report(

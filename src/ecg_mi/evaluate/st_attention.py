@@ -9,8 +9,8 @@ import pandas as pd
 
 from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.evaluate.runs import Sweep, fold_tables
-from ecg_mi.explain.st_attention import compare_groups
-from ecg_mi.utils.io import atomic_path
+from ecg_mi.explain.st_segment import compare_groups
+from ecg_mi.utils.reporting import markdown_table, with_ci, write_csv
 
 
 def st_attention_section(sweep: Sweep, uri: str, out_dir: Path, seed: int = 0) -> dict[str, Path]:
@@ -34,20 +34,15 @@ def st_attention_section(sweep: Sweep, uri: str, out_dir: Path, seed: int = 0) -
                 )
     if not rows:
         return {}
-    path = out_dir / "st_attention.csv"
-    with atomic_path(path) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
-    return {"st_attention.csv": path}
+    return {"st_attention.csv": write_csv(pd.DataFrame(rows), out_dir / "st_attention.csv")}
 
 
 def st_attention_markdown(path: Path) -> str:
     """The overall (Grad-CAM) rows as a Markdown table."""
     table = pd.read_csv(path)
     table = table[table["lead"] == "all"]
-    lines = ["| model | ST ratio MI [95% CI] | ST ratio non-MI [95% CI] | Mann–Whitney p | n MI / non-MI |",
-             "|---|---|---|---|---|"]  # fmt: skip
-    for r in table.itertuples():
-        lines.append(f"| {r.model} | {r.st_ratio_mi:.2f} [{r.st_ratio_mi_low:.2f}, {r.st_ratio_mi_high:.2f}] | "
-                     f"{r.st_ratio_non_mi:.2f} [{r.st_ratio_non_mi_low:.2f}, {r.st_ratio_non_mi_high:.2f}] | "
-                     f"{r.st_ratio_p_mannwhitney:.3g} | {r.n_mi:.0f} / {r.n_non_mi:.0f} |")  # fmt: skip
-    return "\n".join(lines) + "\n"
+    rows = [[r.model, with_ci(r.st_ratio_mi, r.st_ratio_mi_low, r.st_ratio_mi_high, 2),
+             with_ci(r.st_ratio_non_mi, r.st_ratio_non_mi_low, r.st_ratio_non_mi_high, 2),
+             f"{r.st_ratio_p_mannwhitney:.3g}", f"{r.n_mi:.0f} / {r.n_non_mi:.0f}"] for r in table.itertuples()]  # fmt: skip
+    columns = ["model", "ST ratio MI [95% CI]", "ST ratio non-MI [95% CI]", "Mann–Whitney p", "n MI / non-MI"]
+    return markdown_table(pd.DataFrame(rows, columns=columns))

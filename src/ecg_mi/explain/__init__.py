@@ -1,2 +1,2 @@
-"""Interpretability: Grad-CAM on the ECG (gradcam.py) and the ST-segment attention measure
-(st_attention.py)."""
+"""Interpretability: Grad-CAM of the networks (gradcam.py), the ST-segment attention measure
+(st_segment.py), feature importance of the classical models (permutation.py), figures."""

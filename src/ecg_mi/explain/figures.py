@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ecg_mi.data.record import STANDARD_LEADS  # noqa: E402
-from ecg_mi.utils.io import atomic_path  # noqa: E402
+from ecg_mi.utils.reporting import save_figure  # noqa: E402
 
 
 def pick_examples(labels: np.ndarray, probs: np.ndarray, n: int = 8) -> list[tuple[int, str]]:
@@ -50,7 +50,4 @@ def gradcam_figure(signal: np.ndarray, cam: np.ndarray, fs: float, title: str, p
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(title + "\nred: Grad-CAM attention (0–1)", fontsize=11)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -1,4 +1,5 @@
-"""Grad-CAM (Selvaraju et al. 2017) on the last convolutional stage, with Captum.
+"""Grad-CAM (Selvaraju et al. 2017) on the last convolutional stage, with Captum, and the
+explanation of a trained network on its test fold (:func:`explain_network`).
 
 ``LayerGradCam`` on ``model.features`` (the last convolutional stage every conv network
 exposes), upsampled to the input length with ``LayerAttribution.interpolate`` (linear,
@@ -9,10 +10,18 @@ Grad-CAM (Grad-CAM × guided backpropagation).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from captum.attr import GuidedGradCam, LayerAttribution, LayerGradCam
 from torch import nn
+
+from ecg_mi.data.record import STANDARD_LEADS
+from ecg_mi.explain.st_segment import compare_groups, st_mask, st_ratio
+from ecg_mi.utils.reporting import write_csv
+
+Artifact = tuple[Path, str | None]  # (file, MLflow artifact folder)
 
 
 def _target_layer(model: nn.Module) -> nn.Module:
@@ -50,3 +59,43 @@ def lead_attributions(model: nn.Module, x: torch.Tensor, *rest: torch.Tensor) ->
         attr = explainer.attribute(x.requires_grad_(True), additional_forward_args=rest or None,
                                    interpolate_mode="nearest")  # fmt: skip
     return _normalise(attr.abs()).detach().cpu().numpy()
+
+
+def explain_network(model: torch.nn.Module, data, probs: np.ndarray, out_dir: Path, n_examples: int = 8,
+                    seed: int = 0) -> tuple[dict[str, float], list[Artifact]]:  # fmt: skip
+    """Grad-CAM of every test record; ST-attention ratio per record, overall and per lead
+    (Guided Grad-CAM), in ``st_attention.csv``; by class as metrics; figures of
+    ``n_examples`` records under ``gradcam/``."""
+    from ecg_mi.explain.figures import (  # matplotlib only here, not when scoring
+        gradcam_figure,
+        pick_examples,
+    )
+
+    model = model.cpu().eval()
+    meta = data.metadata("test")
+    raw = np.asarray(data.store.signals[data.store.rows(meta["record_id"].tolist())])  # mV, for delineation and plots
+    # The test batches' inputs (a hybrid's features are passed along, not explained).
+    inputs = [torch.from_numpy(a) for a in data.model_inputs("test")]
+    batches = [[a[i : i + 64] for a in inputs] for i in range(0, len(raw), 64)]
+    cams = np.concatenate([gradcam(model, *batch) for batch in batches])
+    per_lead = np.concatenate([lead_attributions(model, *batch) for batch in batches])
+    fs = float(data.sample_rate)
+    # Maps over a median beat are shown on every beat of the strip.
+    cams, per_lead = data.fitted.map_on_windows(cams, raw), data.fitted.map_on_windows(per_lead, raw)
+    masks = [st_mask(signal, fs) for signal in raw]
+    ratios = np.array([st_ratio(cam, mask) for cam, mask in zip(cams, masks, strict=True)])
+    table = meta.assign(prob=probs, st_ratio=ratios)
+    for k, lead in enumerate(STANDARD_LEADS):  # Guided Grad-CAM, lead by lead
+        table[f"st_ratio_{lead}"] = [
+            st_ratio(attr[k], mask) for attr, mask in zip(per_lead, masks, strict=True)
+        ]
+    artifacts: list[Artifact] = [(write_csv(table, out_dir / "st_attention.csv"), None)]
+    labels = meta["label"].to_numpy()
+    for i, why in pick_examples(labels, probs, n_examples):
+        truth = "MI" if labels[i] else "non-MI"
+        title = f"record {meta['record_id'][i]} — {why}: true {truth}, P(MI) = {probs[i]:.2f}"
+        name = f"{why.replace(' ', '_')}_{meta['record_id'][i]}.png"
+        artifacts.append(
+            (gradcam_figure(raw[i], cams[i], fs, title, out_dir / "gradcam" / name), "gradcam")
+        )
+    return compare_groups(ratios, labels, meta["patient_id"].to_numpy(), seed=seed), artifacts

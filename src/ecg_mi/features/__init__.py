@@ -1,5 +1,5 @@
 """Clinical features: delineation (delineate.py), the 408 named features (extract.py),
-and their cache (cache.py)."""
+their cache (cache.py), and the median beat (beats.py)."""
 
 from ecg_mi.features.extract import (
     FEATURE_VERSION,

@@ -16,9 +16,9 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from ecg_mi.data.datamodule import FoldDataModule
 from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.data.windows import DEFAULT_PAD_TOLERANCE_S, DEFAULT_WINDOW_S
+from ecg_mi.datamodule import FoldDataModule
 from ecg_mi.errors import ConfigError
 from ecg_mi.models.base import LEGACY_MODELS
 from ecg_mi.models.registry import (
@@ -162,8 +162,9 @@ class Learner(ABC):
 
 
 _ABSENT = object()
-#: Keys the config hash left out before :data:`HASHED_KEYS` replaced the deny-list.
-LEGACY_UNHASHED = ("skip_finished", "tracking", "explain", "experiment_name", "optimized_metric")
+#: Keys the config hash left out before :data:`HASHED_KEYS` replaced the deny-list (``ablation``: an
+#: arm's description, which configs of that release passed on the command line instead).
+LEGACY_UNHASHED = ("skip_finished", "tracking", "explain", "experiment_name", "optimized_metric", "ablation")
 
 
 def _drop(config: dict[str, Any], path: list[str]) -> None:

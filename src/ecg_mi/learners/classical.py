@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 from sklearn.base import clone
 
-from ecg_mi.data.datamodule import FoldDataModule
+from ecg_mi.datamodule import FoldDataModule
 from ecg_mi.errors import ConfigError
 from ecg_mi.learners.base import Artifact, Learner, register_family
 from ecg_mi.packaging import EcgMiPackage, write_estimator
@@ -89,7 +89,7 @@ class ClassicalLearner(Learner):
 
     def explain(self, data: FoldDataModule, probs: np.ndarray) -> tuple[dict[str, float], list[Artifact]]:
         """Permutation importance on the test fold (+ XGBoost gain/weight)."""
-        from ecg_mi.explain.importance import explain_classical
+        from ecg_mi.explain.permutation import explain_classical
 
         repeats = int(self.cfg.explain.permutation_repeats)
         return explain_classical(self.model, data, self.run_dir, repeats, int(self.cfg.seed))

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, WeightAveraging
 
 from ecg_mi.cli import stop_signals_held
-from ecg_mi.data.datamodule import FoldDataModule
+from ecg_mi.datamodule import FoldDataModule
 from ecg_mi.errors import ConfigError, EcgMiError
 from ecg_mi.learners.base import Artifact, Learner, register_family
 from ecg_mi.packaging import EcgMiPackage
@@ -250,8 +250,8 @@ class NetworkLearner(Learner):
         return torch.cat(predictor.predict(self.model, dataloaders=loader)).float().numpy()
 
     def explain(self, data: FoldDataModule, probs: np.ndarray) -> tuple[dict[str, float], list[Artifact]]:
-        """Grad-CAM on the test fold (see :func:`ecg_mi.explain.network.explain_network`)."""
-        from ecg_mi.explain.network import explain_network
+        """Grad-CAM on the test fold (see :func:`ecg_mi.explain.gradcam.explain_network`)."""
+        from ecg_mi.explain.gradcam import explain_network
 
         return explain_network(self.model, data, probs, self.run_dir,
                                int(self.cfg.explain.n_examples), int(self.cfg.seed))  # fmt: skip

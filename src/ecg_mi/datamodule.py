@@ -342,7 +342,7 @@ class FoldDataModule(pl.LightningDataModule):
                 self.setup()
             self._signal_inputs = self.store.signals
             if self.representation.signal == "median_beat":
-                from ecg_mi.data.beats import load_or_compute_median_beats
+                from ecg_mi.features.beats import load_or_compute_median_beats
 
                 self._signal_inputs, self.n_without_beats = load_or_compute_median_beats(self.store, self.cache_dir)
                 if self.n_without_beats:

@@ -21,8 +21,8 @@ import pandas as pd  # noqa: E402
 
 from ecg_mi.calibration import N_CALIBRATION_BINS, brier_score, ece, reliability_table  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
-from ecg_mi.evaluate.stats import bootstrap_mean_ci  # noqa: E402
-from ecg_mi.utils.io import atomic_path  # noqa: E402
+from ecg_mi.stats import bootstrap_mean_ci  # noqa: E402
+from ecg_mi.utils.reporting import markdown_table, save_figure, with_ci  # noqa: E402
 
 CALIBRATED = "prob_calibrated"
 
@@ -65,14 +65,12 @@ def calibration_table(sweep: Sweep, n_bootstrap: int, seed: int, n_bins: int = N
 
 def calibration_markdown(table: pd.DataFrame) -> str:
     """The calibration table: Brier [95 % CI] and ECE, raw → calibrated, per model."""
-    lines = ["| model | folds' method | Brier raw [95% CI] | Brier calibrated [95% CI] | ECE raw | ECE calibrated |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    for r in table.itertuples():
-        name = r.name if r.calibrated else f"{r.name} (not calibrated: runs without prob_calibrated)"
-        lines.append(f"| {name} | {r.method} | {r.brier_raw:.3f} [{r.brier_raw_low:.3f}, {r.brier_raw_high:.3f}] | "
-                     f"{r.brier_calibrated:.3f} [{r.brier_calibrated_low:.3f}, {r.brier_calibrated_high:.3f}] | "
-                     f"{r.ece_raw:.3f} | {r.ece_calibrated:.3f} |")  # fmt: skip
-    return "\n".join(lines) + "\n"
+    rows = [[r.name if r.calibrated else f"{r.name} (not calibrated: runs without prob_calibrated)", r.method,
+             with_ci(r.brier_raw, r.brier_raw_low, r.brier_raw_high),
+             with_ci(r.brier_calibrated, r.brier_calibrated_low, r.brier_calibrated_high),
+             f"{r.ece_raw:.3f}", f"{r.ece_calibrated:.3f}"] for r in table.itertuples()]  # fmt: skip
+    columns = ["model", "folds' method", "Brier raw [95% CI]", "Brier calibrated [95% CI]", "ECE raw", "ECE calibrated"]
+    return markdown_table(pd.DataFrame(rows, columns=columns))
 
 
 def reliability_figure(sweep: Sweep, table: pd.DataFrame, path: Path, n_bins: int = N_CALIBRATION_BINS) -> Path:
@@ -98,10 +96,7 @@ def reliability_figure(sweep: Sweep, table: pd.DataFrame, path: Path, n_bins: in
         ax.axis("off")
     fig.suptitle(f"Reliability, pooled out-of-fold ({n_bins} equal-width bins; dashed raw, solid calibrated)")
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 __all__ = ["calibrated_probs", "calibration_markdown", "calibration_table", "reliability_figure"]

@@ -1,8 +1,8 @@
 """Feature importance of the classical models on the 408 clinical features.
 
 * XGBoost: the booster's ``gain`` (mean loss reduction of the splits on a feature) and
-  ``weight`` (number of splits on it — likely what the paper's Fig. 5 shows), per fold;
-  :func:`aggregate` averages folds with their spread.
+  ``weight`` (number of splits on it — likely what the paper's Fig. 5 shows), per fold (the
+  report averages folds: :mod:`ecg_mi.evaluate.importance`).
 * Every classical model: permutation importance on the test fold (drop in ROC AUC when a
   feature's column is shuffled; scikit-learn's numbers, scored in batches, seeded). SHAP is not
   used: gain/weight and permutation importance answer the paper's question without another
@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from ecg_mi.features import feature_names
-from ecg_mi.utils.io import atomic_path
+from ecg_mi.utils.reporting import write_csv
 
 Artifact = tuple[Path, str | None]
 
@@ -100,18 +100,4 @@ def explain_classical(
     booster = booster_importance(model.estimator_, names)
     if booster is not None:
         tables["xgboost_gain_weight.csv"] = booster
-    artifacts: list[Artifact] = []
-    for name, table in tables.items():
-        path = out_dir / "importance" / name
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
-        artifacts.append((path, "importance"))
-    return {}, artifacts
-
-
-def aggregate(per_fold: list[pd.DataFrame], value: str) -> pd.DataFrame:
-    """Mean, sd and fold count of ``value`` per feature over folds, sorted by the mean."""
-    stacked = pd.concat([t[["feature", value]].assign(fold=i) for i, t in enumerate(per_fold)])
-    summary = stacked.groupby("feature")[value].agg(["mean", "std", "count"]).reset_index()
-    summary.columns = ["feature", f"{value}_mean", f"{value}_sd", "folds"]
-    return summary.sort_values(f"{value}_mean", ascending=False).reset_index(drop=True)
+    return {}, [(write_csv(table, out_dir / "importance" / name), "importance") for name, table in tables.items()]

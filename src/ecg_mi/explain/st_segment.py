@@ -14,8 +14,8 @@ import warnings
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from ecg_mi.evaluate.stats import bootstrap_mean_ci
 from ecg_mi.features.delineate import _ms, bandpass, delineate_t, detect_beats
+from ecg_mi.stats import bootstrap_mean_ci
 
 
 def st_mask(signal: np.ndarray, fs: float) -> np.ndarray:
