@@ -22,7 +22,7 @@ from ecg_mi.evaluate.runs import collect, fetch
 from ecg_mi.evaluate.validation import CHOSEN, chosen_model
 from ecg_mi.learners import Learner
 from ecg_mi.paths import repo_root
-from ecg_mi.tracking import mlflow_run, resolve_tracking_uri
+from ecg_mi.tracking import logged_model_uri, mlflow_run, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def rebuild_run(uri: str, run_id: str, out_dir: Path, **settings) -> tuple[Learn
     serving that model's fitted representation — both from the run's packaged model and its
     ``config.yaml`` (``settings`` override keys of it, e.g. ``seed``)."""
     from ecg_mi.learners import architecture, learner_for
-    from ecg_mi.packaging import MODEL_ARTIFACT, load_package
+    from ecg_mi.packaging import load_package
     from ecg_mi.representation import Representation
 
     try:
@@ -45,7 +45,7 @@ def rebuild_run(uri: str, run_id: str, out_dir: Path, **settings) -> tuple[Learn
             OmegaConf.update(run_cfg, key, value)
     mlflow.set_tracking_uri(uri)
     with tempfile.TemporaryDirectory(prefix="ecg_mi_run_") as where:
-        package = load_package(f"runs:/{run_id}/{MODEL_ARTIFACT}", where).python_model
+        package = load_package(logged_model_uri(run_id, uri), where).python_model
     [(member, _, model)] = package.loaded
     learner_cls = learner_for(architecture(run_cfg.model))
     learner = learner_cls(run_cfg, out_dir)

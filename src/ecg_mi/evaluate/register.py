@@ -3,8 +3,8 @@
 ``python evaluate.py experiment_name=<exp> register=ecg-mi model_name=resnet [alias=champion]``:
 the packaged models of ``model_name``'s k fold runs become one MLflow Model predicting the mean
 of their probabilities (threshold: the mean of the fold models' validation-chosen
-thresholds, see :func:`ecg_mi.packaging.ensemble`). It is logged in its own run of the
-experiment, tagged ``kind=ensemble`` (the report reads only ``kind=fold`` runs), registered
+thresholds, see :func:`ecg_mi.packaging.ensemble`). It is logged as ``<model>-ensemble`` in its
+own run of the experiment, tagged ``kind=ensemble`` (the report reads only ``kind=fold`` runs), registered
 under ``register`` and given the alias ``alias`` (aliases, not the deprecated stages), so
 ``models:/<register>@<alias>`` names it for ``predict.py`` and ``mlflow models serve``.
 
@@ -25,8 +25,8 @@ from mlflow.exceptions import MlflowException
 from ecg_mi.errors import ConfigError, DataError
 from ecg_mi.evaluate.runs import model_fold_runs
 from ecg_mi.models.registry import members_of
-from ecg_mi.packaging import MODEL_ARTIFACT, ensemble, load_package, log_package
-from ecg_mi.tracking import mlflow_run, tracking_client
+from ecg_mi.packaging import ensemble, load_package, log_package
+from ecg_mi.tracking import FOLD_HASH_PARAM, logged_model_uri, mlflow_run, tracking_client
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,13 @@ def register_ensemble(experiment: str, model: str, name: str, alias: str, uri: s
     members = members_of(model)
     every_run = {m: model_fold_runs(experiment, uri, m) for m in members}
     runs = [r for m in members for r in every_run[m]]
-    hashes = {r.data.params.get("fold_hash") for r in runs}
+    hashes = {r.data.params.get(FOLD_HASH_PARAM) for r in runs}
     if len(hashes) > 1:
         raise DataError(f"{model}: the models' runs come from different fold files {sorted(map(str, hashes))}")
     mlflow.set_tracking_uri(uri)  # the runs:/ URIs below resolve in this store, not the default
     with tempfile.TemporaryDirectory(prefix="ecg_mi_ensemble_") as tmp:
         parts = [
-            ensemble([load_package(f"runs:/{r.info.run_id}/{MODEL_ARTIFACT}", str(Path(tmp) / r.info.run_id))
+            ensemble([load_package(logged_model_uri(r.info.run_id, uri), str(Path(tmp) / r.info.run_id))
                       for r in every_run[m]])
             for m in members
         ]  # fmt: skip
@@ -60,11 +60,11 @@ def register_ensemble(experiment: str, model: str, name: str, alias: str, uri: s
             mlflow.log_params({
                 "model": model, "n_models": packaged.info["n_models"],
                 "folds": ",".join(sorted({str(r.data.params["fold"]) for r in runs}, key=int)),
-                "fold_hash": runs[0].data.params.get("fold_hash"),
+                FOLD_HASH_PARAM: runs[0].data.params.get(FOLD_HASH_PARAM),
                 "source_runs": ",".join(r.info.run_id for r in runs),
             })  # fmt: skip
             mlflow.log_metric("threshold", packaged.info["threshold"])
-            logged = log_package(packaged, registered_model_name=name)
+            logged = log_package(packaged, f"{model}-ensemble", registered_model_name=name)
     try:
         tracking_client(uri).set_registered_model_alias(
             name, alias, logged.registered_model_version

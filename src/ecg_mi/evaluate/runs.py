@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from ecg_mi.errors import DataError, InputError
 from ecg_mi.learners import names_of
-from ecg_mi.tracking import tracking_client
+from ecg_mi.tracking import FOLD_HASH_PARAM, tracking_client
 from ecg_mi.train import PREDICTION_FILES
 
 log = logging.getLogger(__name__)
@@ -81,9 +81,10 @@ def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
         {
             "model": r.data.params["model"], "fold": int(r.data.params["fold"]), "run_id": r.info.run_id,
             **names_of(r.data.params["model"], r.data.tags),
-            "fold_hash": r.data.params.get("fold_hash"), "n_folds": int(r.data.params.get("data.n_folds", 5)),
+            "fold_hash": r.data.params.get(FOLD_HASH_PARAM), "n_folds": int(r.data.params.get("data.n_folds", 5)),
             "data": r.data.params.get("data.name"), "sample_rate": r.data.params.get("data.sample_rate"),
-            "calibration": r.data.params.get("calibration.method"),  # None: logged before calibration
+            # A tag since the UI's params hold settings only; a param in older runs; None before calibration.
+            "calibration": r.data.tags.get("calibration_method", r.data.params.get("calibration.method")),
             **{k: r.data.metrics.get(k) for k in ("test_auc", "test_f1", "val_auc", "test_threshold",
                                                   "test_threshold_calibrated")},
         }
@@ -149,7 +150,7 @@ def model_fold_runs(experiment: str, uri: str, model: str) -> list[mlflow.entiti
     if missing:
         raise DataError(f"model {model!r} lacks finished fold run(s) {missing} of {n_folds} "
                         f"in {experiment!r}")  # fmt: skip
-    hashes = {r.data.params.get("fold_hash") for r in by_fold.values()}
+    hashes = {r.data.params.get(FOLD_HASH_PARAM) for r in by_fold.values()}
     if len(hashes) > 1:
         raise DataError(
             f"model {model!r} in {experiment!r}: its fold runs come from different fold files"
