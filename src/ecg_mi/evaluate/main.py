@@ -17,12 +17,12 @@ from ecg_mi.config_checks import check_evaluate_config
 from ecg_mi.data.datamodule import FoldDataModule
 from ecg_mi.errors import ConfigError, InputError
 from ecg_mi.evaluate.ensembles import add_ensembles
-from ecg_mi.evaluate.report import Settings, build_report
+from ecg_mi.evaluate.report import Settings, build_report, headline_metrics, report_tables
 from ecg_mi.evaluate.runs import collect, fetch
 from ecg_mi.evaluate.validation import CHOSEN, chosen_model
 from ecg_mi.learners import Learner
 from ecg_mi.paths import repo_root
-from ecg_mi.tracking import logged_model_uri, mlflow_run, resolve_tracking_uri
+from ecg_mi.tracking import FOLD_HASH_PARAM, logged_model_uri, mlflow_run, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +119,17 @@ def run(cfg: DictConfig) -> dict[str, Path]:
         age_bands=[tuple(b) for b in cfg.age_bands], paper=bool(cfg.paper),
     )  # fmt: skip
     out_dir = _absolute(Path(cfg.output_dir))
-    files = build_report(sweep, out_dir, cfg.experiment_name, settings, uri)
-    tags = {"kind": "summary", "models": ",".join(sorted(sweep.runs["model"].unique()))}
+    tables = report_tables(sweep, settings)
+    files = build_report(sweep, out_dir, cfg.experiment_name, settings, uri, tables)
+    best = tables.table2.loc[tables.table2["best"], "model"].iloc[0]
+    chosen = tables.validation.loc[tables.validation["chosen"], "model"]
+    tags = {"kind": "summary", "models": ",".join(sorted(sweep.runs["model"].unique())), "best_model": best,
+            **({"chosen_model": chosen.iloc[0]} if len(chosen) else {})}  # fmt: skip
     with mlflow_run(cfg.experiment_name, "summary", uri, tags):
-        mlflow.log_params({"fold_hash": sweep.runs["fold_hash"].iloc[0], "n_bootstrap": settings.n_bootstrap,
-                           "n_runs": len(sweep.runs), "paper": settings.paper})  # fmt: skip
+        mlflow.log_params({FOLD_HASH_PARAM: sweep.runs["fold_hash"].iloc[0], "n_bootstrap": settings.n_bootstrap,
+                           "n_runs": int(sweep.runs["run_id"].notna().sum()), "paper": settings.paper,
+                           "ensembles": ",".join(cfg.get("ensembles") or []) or "none"})  # fmt: skip
+        mlflow.log_metrics(headline_metrics(tables))  # Table 2 per model, comparable across reports in the UI
         for path in files.values():
             mlflow.log_artifact(str(path), artifact_path="report")
     log.info("report for %s in %s", cfg.experiment_name, out_dir)
