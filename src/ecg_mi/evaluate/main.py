@@ -90,6 +90,10 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     ``register=<name>``, ``model``'s fold ensemble registered: :mod:`ecg_mi.evaluate.register`)."""
     check_evaluate_config(cfg)
     uri = resolve_tracking_uri(cfg.tracking.uri)
+    settings = Settings(
+        n_bootstrap=int(cfg.n_bootstrap), seed=int(cfg.seed), min_group=int(cfg.min_group),
+        age_bands=[tuple(b) for b in cfg.age_bands], paper=bool(cfg.paper),
+    )  # fmt: skip
     if cfg.get("register"):
         from ecg_mi.evaluate.register import register_ensemble
 
@@ -100,7 +104,8 @@ def run(cfg: DictConfig) -> dict[str, Path]:
             model = chosen_model(sweep)
             log.info("model=%s: %s has the best mean validation AUC of %s", CHOSEN, model,
                      sorted(sweep.runs["model"].unique()))  # fmt: skip
-        print(register_ensemble(cfg.experiment_name, model, cfg.register, cfg.alias, uri))
+        print(register_ensemble(cfg.experiment_name, model, cfg.register, cfg.alias, uri,
+                                bool(cfg.allow_incomplete), settings))  # fmt: skip
         return {}
     if cfg.get("external"):
         from ecg_mi.evaluate.external import run_external
@@ -114,10 +119,6 @@ def run(cfg: DictConfig) -> dict[str, Path]:
         )
     sweep = collect(cfg.experiment_name, uri, allow_incomplete=cfg.allow_incomplete)
     sweep = add_ensembles(sweep, list(cfg.get("ensembles") or []))
-    settings = Settings(
-        n_bootstrap=int(cfg.n_bootstrap), seed=int(cfg.seed), min_group=int(cfg.min_group),
-        age_bands=[tuple(b) for b in cfg.age_bands], paper=bool(cfg.paper),
-    )  # fmt: skip
     out_dir = _absolute(Path(cfg.output_dir))
     tables = report_tables(sweep, settings)
     files = build_report(sweep, out_dir, cfg.experiment_name, settings, uri, tables)

@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import mlflow
@@ -62,8 +63,10 @@ def _experiment(experiment: str, uri: str) -> tuple[MlflowClient, mlflow.entitie
     return client, found
 
 
-def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
-    """Finished fold runs of ``experiment``; checks folds and fold hashes (see module doc).
+def collect(experiment: str, uri: str, allow_incomplete: bool = False,
+            models: Collection[str] | None = None) -> Sweep:  # fmt: skip
+    """Finished fold runs of ``experiment`` (of ``models`` only, when given: DataError naming the
+    models there when one has no finished run); checks folds and fold hashes (see module doc).
 
     Runs RUNNING (in progress, or abandoned by a dead process), FAILED or KILLED are left out,
     and named in one warning; a model none of whose runs finished is reported as missing.
@@ -73,6 +76,13 @@ def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
         [found.experiment_id], "tags.kind = 'fold'",
         order_by=["attributes.start_time DESC"], max_results=50_000,
     )  # fmt: skip
+    if models is not None:
+        known = sorted({_run_model(r) for r in every if r.info.status == "FINISHED"})
+        for model in models:
+            if model not in known:
+                raise DataError(f"experiment {experiment!r} has no finished fold run of model {model!r}; "
+                                f"models there: {known}")  # fmt: skip
+        every = [r for r in every if _run_model(r) in models]
     runs = [r for r in every if r.info.status == "FINISHED"]
     left_out, no_finished = _left_out(every, runs, experiment, allow_incomplete)
     if not runs:
@@ -112,8 +122,7 @@ def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
         missing = expected - set(group["fold"])
         if missing:
             if not allow_incomplete:
-                raise DataError(f"model {model!r} lacks fold(s) {sorted(missing)} in {experiment!r} "
-                                "(run them, or pass allow_incomplete=true)")  # fmt: skip
+                raise DataError(missing_folds_message(experiment, model, sorted(missing), len(expected)))
             log.warning("model %s lacks fold(s) %s: marked incomplete", model, sorted(missing))
             incomplete.add(model)
     predictions = pd.concat(
@@ -148,14 +157,24 @@ def model_fold_runs(experiment: str, uri: str, model: str) -> list[mlflow.entiti
     n_folds = int(runs[0].data.params.get("data.n_folds", 5))
     missing = sorted(set(range(n_folds)) - set(by_fold))
     if missing:
-        raise DataError(f"model {model!r} lacks finished fold run(s) {missing} of {n_folds} "
-                        f"in {experiment!r}")  # fmt: skip
+        raise DataError(missing_folds_message(experiment, model, missing, n_folds))
     hashes = {r.data.params.get(FOLD_HASH_PARAM) for r in by_fold.values()}
     if len(hashes) > 1:
         raise DataError(
             f"model {model!r} in {experiment!r}: its fold runs come from different fold files"
         )
     return [by_fold[f] for f in sorted(by_fold)]
+
+
+def missing_folds_message(experiment: str, model: str, missing: list[int], n_folds: int) -> str:
+    """How to proceed when ``model`` lacks finished fold runs ``missing`` of ``n_folds``: the
+    train command of those folds, or ``allow_incomplete=true`` to use the folds there are."""
+    name, _, representation = model.partition("@")  # model_label: <name>@<representation>
+    chosen = f" representation={representation}" if representation else ""
+    folds = ",".join(map(str, missing))
+    return (f"model {model!r} lacks finished fold run(s) {missing} of {n_folds} in {experiment!r}: train them with "
+            f"the sweep's other settings (python train.py -m model={name}{chosen} fold={folds} "
+            f"experiment_name={experiment} ...), or pass allow_incomplete=true to use the folds it has")
 
 
 def _run_model(run: mlflow.entities.Run) -> str:
