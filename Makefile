@@ -54,8 +54,13 @@ best: install
 	$(BIN)/python evaluate.py experiment_name=ecg-mi-best_cpu 'ensembles=[$(BEST_ENSEMBLES)]' paper=true
 	$(BIN)/python evaluate.py experiment_name=ecg-mi-best_cpu register=ecg-mi model_name=chosen 'ensembles=[$(BEST_ENSEMBLES)]' alias=best
 
-## MLflow UI over the default store, on loopback only.
+## MLflow UI over the default store, on loopback only. MLflow 3 opens in its GenAI view (traces, no
+## Model registry); UI_URL opens the model-training view (runs, logged models, registry) for that
+## page, and a click on "Model training" at the top of the sidebar keeps it (the browser remembers).
+UI_URL = http://127.0.0.1:$(UI_PORT)/#/experiments?workflowType=machine_learning
 ui: install
+	@echo "MLflow UI, model-training view: $(UI_URL)"
+	@echo "  (to keep that view: open http://127.0.0.1:$(UI_PORT) once and click 'Model training' at the top of the sidebar)"
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_URI)" --host 127.0.0.1 --port $(UI_PORT)
 
 ## Shared MLflow tracking server: runs logged with tracking.uri=http://$(SERVER_HOST):$(SERVER_PORT);
