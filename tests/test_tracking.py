@@ -71,7 +71,8 @@ def test_logged_model_uri_finds_a_runs_model_whatever_its_name():
     mlflow.set_experiment("named")
     with mlflow.start_run() as active:
         info = mlflow.pyfunc.log_model(name="resnet-fold3", python_model=_Echo(), pip_requirements=["numpy"])
-    assert logged_model_uri(active.info.run_id, uri) == f"models:/{info.model_id}"
+    assert logged_model_uri(active.info.run_id, uri) == f"runs:/{active.info.run_id}/resnet-fold3"
+    assert mlflow.models.get_model_info(logged_model_uri(active.info.run_id, uri)).model_id == info.model_id
     with mlflow.start_run() as bare:  # a run of an MLflow 2 store kept its model as the artifact "model"
         pass
     assert logged_model_uri(bare.info.run_id, uri) == f"runs:/{bare.info.run_id}/model"

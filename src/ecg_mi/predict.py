@@ -154,7 +154,7 @@ def model_from_info(uri: str, pyfunc: Any, info: dict[str, Any]) -> PackagedMode
 def load_packaged(uri: str | None, tracking_uri: str | None = None) -> PackagedModel:
     """Load the MLflow model at ``uri`` (``runs:/<run id>`` — the model that run logged, see
     :func:`ecg_mi.tracking.logged_model_uri`; ``runs:/<run id>/<name>``, ``models:/ecg-mi@champion``,
-    ``models:/<model id>``, a local folder) with its packaged preprocessing.
+    a local folder) with its packaged preprocessing.
 
     Raises:
         ConfigError: no URI given.

@@ -219,14 +219,15 @@ def redact(uri: str) -> str:
 
 
 def logged_model_uri(run_id: str, uri: str) -> str:
-    """``models:/<model id>`` of the model that run ``run_id`` logged (its newest, whatever its
-    name: ``<model>-fold<k>``, ``<model>-ensemble``, ``model`` in older runs); for a run of an
-    MLflow 2 store, which kept the model as an artifact folder, ``runs:/<run id>/model``."""
-    run = tracking_client(uri).get_run(run_id)
+    """``runs:/<run id>/<name>`` of the model that run ``run_id`` logged (its newest, whatever its
+    name: ``<model>-fold<k>``, ``<model>-ensemble``, ``model`` in older runs and in MLflow 2
+    stores, which kept it as an artifact folder). A ``runs:/`` URI, unlike ``models:/<model id>``,
+    also names a file inside the model (``…/MLmodel``)."""
+    client = tracking_client(uri)
+    run = client.get_run(run_id)
     outputs = run.outputs.model_outputs if run.outputs else []
-    if outputs:
-        return f"models:/{outputs[-1].model_id}"
-    return f"runs:/{run_id}/{LEGACY_MODEL_NAME}"
+    name = client.get_logged_model(outputs[-1].model_id).name if outputs else LEGACY_MODEL_NAME
+    return f"runs:/{run_id}/{name}"
 
 
 @contextlib.contextmanager
