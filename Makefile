@@ -63,8 +63,13 @@ serve: $(if $(MODEL),install,serve-needs-model)
 serve-needs-model:  # checked before the install
 	@echo "error: MODEL: missing; make serve MODEL=<model URI, e.g. models:/ecg-mi@best>" >&2; exit 2
 
-## MLflow UI over the default store, on loopback only.
+## MLflow UI over the default store, on loopback only. MLflow 3 opens in its GenAI view (traces, no
+## Model registry); UI_URL opens the model-training view (runs, logged models, registry) for that
+## page, and a click on "Model training" at the top of the sidebar keeps it (the browser remembers).
+UI_URL = http://127.0.0.1:$(UI_PORT)/#/experiments?workflowType=machine_learning
 ui: install
+	@echo "MLflow UI, model-training view: $(UI_URL)"
+	@echo "  (to keep that view: open http://127.0.0.1:$(UI_PORT) once and click 'Model training' at the top of the sidebar)"
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_URI)" --host 127.0.0.1 --port $(UI_PORT)
 
 ## Shared MLflow tracking server: runs logged with tracking.uri=http://$(SERVER_HOST):$(SERVER_PORT);

@@ -66,7 +66,7 @@ def score_controls(controls: pd.DataFrame, runs: dict[int, str], source: PtbxlSo
     controls = controls.assign(fold=[folds[i % len(folds)] for i in range(len(controls))])
     scored = []
     for fold, part in controls.groupby("fold"):
-        model = load_for_scoring(f"runs:/{runs[fold]}/model", uri)
+        model = load_for_scoring(f"runs:/{runs[fold]}", uri)
         rows = part.reset_index(drop=True)
         for s in score_records(range(len(rows)), lambda i: source.read(rows.iloc[i], 100), model):
             if s.error:

@@ -12,6 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from conftest import toy_features
 from ecg_mi.errors import ConfigError
 from ecg_mi.models import create_model, list_models
+from ecg_mi.tracking import logged_model_uri
 from ecg_mi.train import run
 
 CLASSICAL = list_models("classical")
@@ -178,10 +179,10 @@ def test_train_route_logs_classical_runs_like_networks(compose_train, name):
     assert logged.info.run_name == f"{name}-fold0" and logged.info.status == "FINISHED"
     for key in ("val_auc", "test_auc", "test_f1", "test_threshold"):
         assert logged.data.metrics[key] == pytest.approx(results[key])
-    assert len(logged.data.params["fold_hash"]) == 64
+    assert len(logged.data.params["data.fold_hash"]) == 64
     artifacts = {a.path for a in client.list_artifacts(logged.info.run_id)}
     assert "predictions.csv" in artifacts and "checkpoint" not in artifacts  # the model is stored once
-    packaged = mlflow.models.get_model_info(f"runs:/{logged.info.run_id}/model")
+    packaged = mlflow.models.get_model_info(logged_model_uri(logged.info.run_id, os.environ["MLFLOW_TRACKING_URI"]))
     assert packaged.metadata["ecg_mi"]["model"] == name
     if name == "xgboost":
         assert (
@@ -196,5 +197,5 @@ def test_classical_and_network_runs_share_the_fold_file(compose_train):
     run(tree)
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([client.get_experiment_by_name("ecg-mi-synthetic").experiment_id])
-    assert len({r.data.params["fold_hash"] for r in runs}) == 1
+    assert len({r.data.params["data.fold_hash"] for r in runs}) == 1
     assert len({r.data.params["data.n_test"] for r in runs}) == 1

@@ -124,7 +124,7 @@ def _fake_sweep(
                 run_name=f"{model}-fold{fold}",
                 tags={"kind": "fold"},
             ):
-                mlflow.log_params({"model": model, "fold": fold, "fold_hash": fold_hash, "data.n_folds": len(folds),
+                mlflow.log_params({"model": model, "fold": fold, "data.fold_hash": fold_hash, "data.n_folds": len(folds),
                                    "data.name": "fake", "data.sample_rate": 100})  # fmt: skip
                 mlflow.log_metrics(
                     {
@@ -185,7 +185,8 @@ def test_missing_fold_is_an_error_unless_allowed(tmp_path):
         if r.data.params["fold"] == "1"
     ]
     client.delete_run(dropped.info.run_id)
-    with pytest.raises(DataError, match=r"model 'cnn' lacks fold\(s\) \[1\]"):
+    with pytest.raises(DataError, match=r"model 'cnn' lacks finished fold run\(s\) \[1\] of 2 in 'fake': train them "
+                       r".*python train.py -m model=cnn fold=1 experiment_name=fake .*or pass allow_incomplete=true"):
         collect("fake", uri)
     assert collect("fake", uri, allow_incomplete=True).incomplete == {"cnn"}
 
@@ -276,6 +277,8 @@ def test_train_then_evaluate_end_to_end(run_cli, tmp_path):
     exp = client.get_experiment_by_name("ecg-mi-synthetic")
     [summary] = client.search_runs([exp.experiment_id], "tags.kind = 'summary'")
     assert any(a.path == "report" for a in client.list_artifacts(summary.info.run_id))
+    for model in ("resnet", "logistic_regression"):  # Table 2 as metrics, to compare reports in the UI
+        assert summary.data.metrics[f"{model}/pooled_auc"] == pytest.approx(table.set_index("model").pooled_auc[model])
     st = pd.read_csv(tmp_path / "report" / "st_attention.csv")
     assert set(st["model"]) == {"resnet"} and set(st["lead"]) == {"all", "I", "II", "III", "aVR", "aVL", "aVF",
                                                                   "V1", "V2", "V3", "V4", "V5", "V6"}  # fmt: skip
@@ -295,9 +298,20 @@ def test_train_then_evaluate_end_to_end(run_cli, tmp_path):
     )
     assert len(figures) == 2
     assert (tmp_path / "explain" / f"gradcam-{resnet.info.run_id}" / "st_attention.csv").is_file()
-    assert {"n_mi", "n_non_mi"} <= set(
+    assert {"gradcam_n_mi", "gradcam_n_non_mi"} <= set(
         client.get_run(resnet.info.run_id).data.metrics
     )  # logged back to the run
+
+
+@pytest.mark.parametrize(("model", "prefix"), [("resnet", "resnet"), ("resnet+xgboost", "resnet-xgboost"),
+                                               ("resnet@median_beat", "resnet-median_beat")])  # fmt: skip
+def test_metric_prefix_is_a_valid_mlflow_metric_name(model, prefix):
+    from mlflow.utils.validation import _validate_metric_name
+
+    from ecg_mi.evaluate.report import metric_prefix
+
+    assert metric_prefix(model) == prefix
+    _validate_metric_name(f"{metric_prefix(model)}/pooled_auc")
 
 
 def test_gradcam_on_demand_needs_a_run_id(run_cli, tmp_path):

@@ -128,7 +128,7 @@ def test_external_scores_held_out_ptbxl_patients(tmp_path, standin_model, shared
                     reason="ecg_mi.packaging (the packaged pyfunc model) is not in this tree yet")  # fmt: skip
 def test_train_on_some_ptbxl_patients_validate_on_the_others(tmp_path, shared_ptbxl):
     """End to end: a tiny CNN trained on half the shared patients, externally validated on
-    the other half through its runs:/<id>/model package."""
+    the other half through its run's packaged model (runs:/<id>)."""
     from test_predict import trained_model_uri
 
     train_root, external_root = ptbxl_patient_split(shared_ptbxl, tmp_path)

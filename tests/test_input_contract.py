@@ -17,6 +17,7 @@ from ecg_mi.datamodule import FoldDataModule
 from ecg_mi.errors import ConfigError
 from ecg_mi.learners import architecture, build_model, fold_settings, learner_for, representation_of
 from ecg_mi.models import get_model_class
+from ecg_mi.tracking import logged_model_uri
 
 
 def _cases() -> list[tuple[str, str]]:
@@ -61,7 +62,7 @@ def _check(model: str, representation: str, tmp_path) -> None:
     [logged] = client.search_runs([client.get_experiment_by_name("contract").experiment_id])
     predictions = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=logged.info.run_id, artifact_path="predictions.csv",
                                                                   dst_path=str(tmp_path)), dtype={"record_id": str})  # fmt: skip
-    pyfunc = mlflow.pyfunc.load_model(f"runs:/{logged.info.run_id}/model")
+    pyfunc = mlflow.pyfunc.load_model(logged_model_uri(logged.info.run_id, mlflow.get_tracking_uri()))
     data = learner_for(architecture(cfg.model)).datamodule(cfg)
     data.setup()
     assert predictions["record_id"].tolist() == data.metadata("test")["record_id"].tolist()

@@ -26,6 +26,7 @@ from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.errors import DataError, EcgMiError, InputError
 from ecg_mi.evaluate.runs import collect
 from ecg_mi.packaging import CONTRACT_KEYS, model_info
+from ecg_mi.tracking import logged_model_uri
 
 EXPERIMENT = "packaging"
 N_RECORDS = 4  # test records predicted in the fresh process
@@ -87,7 +88,7 @@ def trained(tmp_path_factory) -> SimpleNamespace:
             table = pd.read_csv(local, dtype={"record_id": str}).head(N_RECORDS)
             runs[key] = SimpleNamespace(
                 id=found.info.run_id, metrics=metrics, probs=table["prob_calibrated"].to_numpy(),
-                raw=table["prob"].to_numpy(), method=found.data.params["calibration.method"],
+                raw=table["prob"].to_numpy(), method=found.data.tags["calibration_method"],
             )  # fmt: skip
             records[key] = _test_signals(cfg, table["record_id"].tolist())
     return SimpleNamespace(uri=uri, root=root, runs=runs, records=records)
@@ -118,7 +119,7 @@ def registered(trained, tmp_path_factory) -> str:
 
 
 def _load(run_id: str) -> mlflow.pyfunc.PyFuncModel:
-    return mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    return mlflow.pyfunc.load_model(logged_model_uri(run_id, mlflow.get_tracking_uri()))
 
 
 def _predict_in_fresh_process(
@@ -148,7 +149,7 @@ def test_packaged_model_in_a_fresh_process_reproduces_the_runs_test_predictions(
 ):
     logged = store.runs[(model, 0)]
     probs = _predict_in_fresh_process(
-        store.uri, f"runs:/{logged.id}/model", store.records[(model, 0)], tmp_path
+        store.uri, logged_model_uri(logged.id, mlflow.get_tracking_uri()), store.records[(model, 0)], tmp_path
     )
     np.testing.assert_allclose(probs, logged.probs, rtol=1e-5, atol=1e-6)
 
@@ -169,7 +170,7 @@ def test_packaged_model_records_its_calibration_and_a_threshold_on_its_scale(sto
 
 def test_requirements_pin_the_cpu_torch_and_exact_versions(store, tmp_path):
     local = mlflow.artifacts.download_artifacts(
-        f"runs:/{store.runs[('resnet', 0)].id}/model", dst_path=str(tmp_path)
+        logged_model_uri(store.runs[('resnet', 0)].id, mlflow.get_tracking_uri()), dst_path=str(tmp_path)
     )
     lines = [ln for ln in Path(local, "requirements.txt").read_text().splitlines() if ln.strip()]
     assert "torch==2.13.0" in lines
@@ -181,7 +182,7 @@ def test_requirements_pin_the_cpu_torch_and_exact_versions(store, tmp_path):
 
 def test_signature_and_input_example_are_logged(store, tmp_path):
     local = mlflow.artifacts.download_artifacts(
-        f"runs:/{store.runs[('xgboost', 0)].id}/model", dst_path=str(tmp_path)
+        logged_model_uri(store.runs[('xgboost', 0)].id, mlflow.get_tracking_uri()), dst_path=str(tmp_path)
     )
     logged = mlflow.models.Model.load(local)
     [spec] = logged.get_input_schema().inputs
@@ -291,7 +292,7 @@ def _as_format_1(package) -> object:
 def test_a_package_of_format_1_loads_and_scores_as_before(store, model, tmp_path):
     import cloudpickle
 
-    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{store.runs[(model, 0)].id}/model", dst_path=str(tmp_path)))
+    local = Path(mlflow.artifacts.download_artifacts(logged_model_uri(store.runs[(model, 0)].id, mlflow.get_tracking_uri()), dst_path=str(tmp_path)))
     current = mlflow.pyfunc.load_model(str(local))
     (local / "python_model.pkl").write_bytes(cloudpickle.dumps(_as_format_1(current.unwrap_python_model())))
     converted = mlflow.pyfunc.load_model(str(local))
@@ -323,7 +324,7 @@ def test_a_package_of_an_unknown_format_is_refused_naming_it(store, tmp_path):
 
     from ecg_mi.packaging import read_info
 
-    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{store.runs[('resnet', 0)].id}/model", dst_path=str(tmp_path)))
+    local = Path(mlflow.artifacts.download_artifacts(logged_model_uri(store.runs[('resnet', 0)].id, mlflow.get_tracking_uri()), dst_path=str(tmp_path)))
     spec = yaml.safe_load((local / "MLmodel").read_text())
     spec["metadata"]["ecg_mi"]["format"] = 99
     (local / "MLmodel").write_text(yaml.safe_dump(spec))
@@ -349,14 +350,14 @@ def test_combined_models_predict_the_mean_of_their_parts_in_a_fresh_process(stor
     from ecg_mi.packaging import download_package, ensemble, log_package
 
     keys = [("resnet", 0), ("xgboost", 0)]
-    parts = [ensemble([download_package(f"runs:/{store.runs[k].id}/model", str(tmp_path / k[0]))]) for k in keys]
+    parts = [ensemble([download_package(logged_model_uri(store.runs[k].id, mlflow.get_tracking_uri()), str(tmp_path / k[0]))]) for k in keys]
     with mlflow.start_run(experiment_id=mlflow.set_experiment("combined").experiment_id) as active:
-        log_package(ensemble(parts))
+        log_package(ensemble(parts), "resnet-xgboost")
     x = store.records[("resnet", 0)]
     expected = np.mean([_load(store.runs[k].id).predict(x) for k in keys], axis=0)
-    combined = _predict_in_fresh_process(store.uri, f"runs:/{active.info.run_id}/model", x, tmp_path)
+    combined = _predict_in_fresh_process(store.uri, logged_model_uri(active.info.run_id, mlflow.get_tracking_uri()), x, tmp_path)
     np.testing.assert_allclose(combined, expected, rtol=1e-6)
-    info = model_info(mlflow.pyfunc.load_model(f"runs:/{active.info.run_id}/model"))
+    info = model_info(mlflow.pyfunc.load_model(logged_model_uri(active.info.run_id, mlflow.get_tracking_uri())))
     assert info["model"] == "resnet+xgboost" and info["family"] == "ensemble" and info["n_models"] == 2
     assert info["threshold"] == pytest.approx(np.mean([p.info["threshold"] for p in parts]))
 
@@ -371,7 +372,7 @@ def test_a_package_that_cannot_score_an_example_is_refused_before_it_joins_an_en
 
     monkeypatch.setattr(XGBoostModel, "predict_proba", stale)
     with pytest.raises(DataError, match="cannot score an example ECG .*AttributeError.*q_ratios"):
-        download_package(f"runs:/{store.runs[('xgboost', 0)].id}/model", str(tmp_path))
+        download_package(logged_model_uri(store.runs[('xgboost', 0)].id, mlflow.get_tracking_uri()), str(tmp_path))
 
 
 def test_register_points_the_alias_at_an_ensemble_run(store, registered):
@@ -380,6 +381,41 @@ def test_register_points_the_alias_at_an_ensemble_run(store, registered):
     source = client.get_run(version.run_id)
     assert source.data.tags["kind"] == "ensemble" and source.data.tags["model"] == "resnet"
     assert source.info.run_name == "resnet-ensemble"
+
+
+def test_registered_version_carries_its_model_card_and_tags(store, registered):
+    client = MlflowClient(store.uri)
+    version = client.get_model_version_by_alias("ecg-mi", "champion")
+    for heading in ("## Intended use", "## Data source and cohort", "## Outcome", "## Predictors", "## Performance",
+                    "## Calibration", "## Subgroups", "## Limitations"):  # fmt: skip
+        assert heading in version.description
+    source = client.get_run(version.run_id)
+    assert mlflow.artifacts.load_text(f"{source.info.artifact_uri}/model_card.md") == version.description
+    assert version.tags["data_hash"] == source.data.params["data.fold_hash"] and version.tags["model"] == "resnet"
+    assert version.tags["test_auc"].startswith(f"{source.data.metrics['test_auc']:.3f} [")
+    assert version.tags["folds"] == "0,1" and "incomplete" not in version.tags
+    assert {"commit", "representation", "val_auc", "calibration_ece"} <= set(version.tags)
+
+
+def test_the_ensemble_runs_model_carries_the_cards_figures(store, registered):
+    client = MlflowClient(store.uri)
+    version = client.get_model_version_by_alias("ecg-mi", "champion")
+    source = client.get_run(version.run_id)
+    [logged] = client.search_logged_models([source.info.experiment_id],
+                                           filter_string=f"source_run_id = '{version.run_id}'")  # fmt: skip
+    assert logged.name == "resnet-ensemble"
+    linked = {m.key: m.value for m in logged.metrics}
+    assert {"val_auc", "test_auc", "test_auc_low", "test_auc_high", "test_f1"} <= set(linked)
+    assert linked["test_auc_low"] <= linked["test_auc"] <= linked["test_auc_high"]
+
+
+def test_register_with_allow_incomplete_uses_the_folds_there_are(store):
+    from ecg_mi.evaluate.register import register_ensemble
+
+    register_ensemble(EXPERIMENT, "xgboost", "ecg-mi-partial", "champion", store.uri, allow_incomplete=True)
+    version = MlflowClient(store.uri).get_model_version_by_alias("ecg-mi-partial", "champion")
+    assert version.tags["folds"] == "0" and version.tags["incomplete"] == "lacks fold(s) [1] of 2"
+    assert "**Incomplete**: fold(s) [1] of 2" in version.description
 
 
 def test_register_chosen_registers_the_complete_model_best_on_validation(store):
@@ -408,10 +444,11 @@ def test_register_names_a_model_absent_from_the_experiment(store):
         register_ensemble(EXPERIMENT, "cnn", "ecg-mi", "champion", store.uri)
 
 
-def test_register_names_missing_folds(store):
+def test_register_names_missing_folds_and_how_to_proceed(store):
     from ecg_mi.evaluate.register import register_ensemble
 
-    with pytest.raises(DataError, match=r"'xgboost' lacks finished fold run\(s\) \[1\] of 2"):
+    with pytest.raises(DataError, match=r"'xgboost' lacks finished fold run\(s\) \[1\] of 2 .*train them .*"
+                                        r"python train.py -m model=xgboost fold=1 .*or pass allow_incomplete=true"):
         register_ensemble(EXPERIMENT, "xgboost", "ecg-mi", "champion", store.uri)
 
 
@@ -423,22 +460,13 @@ def test_register_of_several_models_needs_every_fold_of_each(store):
 
 
 def test_register_refuses_runs_without_a_packaged_model(tmp_path):
+    from test_evaluate import _fake_sweep
+
     from ecg_mi.evaluate.register import register_ensemble
-    from ecg_mi.tracking import ensure_experiment
 
     uri = os.environ["MLFLOW_TRACKING_URI"]  # this test's own empty store
-    client = MlflowClient(uri)
-    experiment = ensure_experiment("old", uri)
-    for fold in (0, 1):  # fold runs logged with tracking.log_model=false (or before packaging)
-        logged = client.create_run(experiment, tags={"kind": "fold", "model": "resnet"})
-        for key, value in {
-            "model": "resnet",
-            "fold": fold,
-            "data.n_folds": 2,
-            "fold_hash": "h",
-        }.items():
-            client.log_param(logged.info.run_id, key, value)
-        client.set_terminated(logged.info.run_id, "FINISHED")
+    # Fold runs with their predictions but no model (tracking.log_model=false, or before packaging).
+    _fake_sweep(uri, "old", {"resnet": 1.0}, folds=(0, 1), tmp=tmp_path)
     with pytest.raises(DataError, match="no packaged ecg-mi model"):
         register_ensemble("old", "resnet", "ecg-mi", "champion", uri)
 

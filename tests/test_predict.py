@@ -55,7 +55,7 @@ def mixed_folder(tmp_path, write_wfdb) -> Path:
 
 
 def trained_model_uri(cfg) -> str:
-    """Train ``cfg`` (a tiny run) and return ``runs:/<id>/model`` of the run it logged."""
+    """Train ``cfg`` (a tiny run) and return ``runs:/<id>``: the model that run logged."""
     import os
 
     from mlflow.tracking import MlflowClient
@@ -67,7 +67,7 @@ def trained_model_uri(cfg) -> str:
     experiment = client.get_experiment_by_name(cfg.experiment_name)
     [latest] = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"],
                                   max_results=1)  # fmt: skip
-    return f"runs:/{latest.info.run_id}/model"
+    return f"runs:/{latest.info.run_id}"
 
 
 def predict(model: str, input_: Path | str, output: Path, *extra: str) -> pd.DataFrame:
@@ -251,7 +251,7 @@ def test_every_shared_export_is_scored(tmp_path, standin_model, shared_formats):
                     reason="ecg_mi.packaging (the packaged pyfunc model) is not in this tree yet")  # fmt: skip
 @pytest.mark.parametrize("model", ["cnn", "random_forest"])
 def test_real_trained_run_scores_files(tmp_path, compose_train, mixed_folder, model):
-    """End to end: a tiny synthetic training logs runs:/<id>/model; predict scores exports with it."""
+    """End to end: a tiny synthetic training logs its model; predict scores exports with runs:/<id>."""
     uri = trained_model_uri(compose_train(f"model={model}", "explain.enabled=false"))
     with pytest.raises(DataError, match="1 of 3 files"):  # junk.bin
         predict(uri, mixed_folder, tmp_path / "out.csv", *(["gradcam=true"] if model == "cnn" else []))
@@ -343,3 +343,11 @@ def test_prevalence_needs_the_packaged_one(tmp_path, standin_model, write_wfdb):
     record = write_wfdb(tmp_path / "in", "r0")
     with pytest.raises(ConfigError, match="pass train_prevalence="):
         predict(standin_model(), record, tmp_path / "out.csv", "prevalence=0.15")
+
+
+@pytest.mark.parametrize(("uri", "run_id"), [("runs:/abc", "abc"), ("runs:/abc/", "abc"), ("runs:/abc/model", "abc"),
+                                             ("runs:/abc/resnet-fold0", None), ("models:/ecg-mi@champion", None)])  # fmt: skip
+def test_a_runs_uri_names_the_model_that_run_logged(uri, run_id):
+    from ecg_mi.predict import run_of
+
+    assert run_of(uri) == run_id

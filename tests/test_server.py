@@ -104,7 +104,7 @@ def _train_and_read_back(run_cli, tmp_path: Path, url: str) -> None:
     exp = client.get_experiment_by_name("ecg-mi-synthetic")
     [run] = client.search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == "resnet-fold0"
-    assert 0 <= run.data.metrics["test_auc"] <= 1 and len(run.data.params["fold_hash"]) == 64
+    assert 0 <= run.data.metrics["test_auc"] <= 1 and len(run.data.params["data.fold_hash"]) == 64
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # served, not a local path
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"predictions.csv", "config.yaml"} < names  # + the trained model's folder

@@ -122,7 +122,7 @@ def _running(uri: str, owner: dict[str, str], fold_hash: str | None = "f" * 64,
     start = int((started or time.time()) * 1000)
     run = client.create_run(exp.experiment_id, start_time=start, tags={"config_hash": "c", **owner})
     if fold_hash:
-        client.log_param(run.info.run_id, "fold_hash", fold_hash)
+        client.log_param(run.info.run_id, "data.fold_hash", fold_hash)
     return run.info.run_id
 
 

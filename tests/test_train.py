@@ -38,7 +38,7 @@ def test_run_logs_metrics_params_and_predictions(compose_train):
         assert logged.data.metrics[key] == pytest.approx(results[key])
     assert 0.0 <= results["test_auc"] <= 1.0
     params = logged.data.params
-    assert params["model"] == "resnet" and params["fold"] == "2" and len(params["fold_hash"]) == 64
+    assert params["model"] == "resnet" and params["fold"] == "2" and len(params["data.fold_hash"]) == 64
     assert params["data.sample_rate"] == "100" and int(params["n_params"]) > 0
     local = mlflow.artifacts.download_artifacts(run_id=logged.info.run_id, artifact_path="predictions.csv",
                                                 tracking_uri=os.environ["MLFLOW_TRACKING_URI"])  # fmt: skip
@@ -55,12 +55,13 @@ def test_run_logs_metrics_params_and_predictions(compose_train):
     ]
     assert (predictions["fold"] == 2).all() and predictions["prob"].between(0, 1).all()
     assert predictions["prob_calibrated"].between(0, 1).all()
-    assert params["calibration"] == "auto" and params["calibration.method"] in {"none", "platt", "isotonic"}
+    assert params["calibration"] == "auto" and logged.data.tags["calibration_method"] in {"none", "platt", "isotonic"}
     for key in ("val_brier", "test_brier", "test_ece", "test_brier_calibrated", "test_ece_calibrated"):
         assert 0 <= logged.data.metrics[key] <= 1
-    history = MlflowClient().get_metric_history(logged.info.run_id, "val_auc")
-    assert [m.step for m in history] == [0, 1, 2]  # two epochs, then the selected checkpoint's
-    assert history[-1].value == pytest.approx(results["val_auc"])
+    curve = MlflowClient().get_metric_history(logged.info.run_id, "val_auc_epoch")
+    assert [m.step for m in curve] == [0, 1]  # one point per epoch
+    [selected] = MlflowClient().get_metric_history(logged.info.run_id, "val_auc")  # the selected checkpoint's alone
+    assert selected.step == logged.data.metrics["best_epoch"] and selected.value == pytest.approx(results["val_auc"])
 
 
 def test_run_logs_the_validation_parts_predictions(compose_train):
@@ -222,7 +223,7 @@ def test_calibration_is_fitted_on_the_validation_predictions_only(compose_train,
     [(probs, labels)] = fitted
     np.testing.assert_array_equal(probs, predicted["val"])
     [logged] = _runs("ecg-mi-synthetic")
-    assert logged.data.params["calibration.method"] in {method, "none"}  # none: Platt slope <= 0
+    assert logged.data.tags["calibration_method"] in {method, "none"}  # none: Platt slope <= 0
     # A strictly increasing map with the mapped threshold takes the same decisions.
     assert logged.data.metrics["test_f1_calibrated"] == pytest.approx(results["test_f1"], abs=0)
 
@@ -232,7 +233,7 @@ def test_logged_calibrated_probabilities_keep_the_raw_ranking(compose_train):
 
     run(compose_train("calibration=isotonic", "explain.enabled=false"))
     [logged] = _runs("ecg-mi-synthetic")
-    assert logged.data.params["calibration.method"] == "isotonic"
+    assert logged.data.tags["calibration_method"] == "isotonic"
     local = mlflow.artifacts.download_artifacts(run_id=logged.info.run_id, artifact_path="predictions.csv",
                                                 tracking_uri=os.environ["MLFLOW_TRACKING_URI"])  # fmt: skip
     test = pd.read_csv(local, float_precision="round_trip")
@@ -353,7 +354,7 @@ def test_cli_multirun_gives_one_run_per_fold_in_one_experiment(run_cli, tmp_path
     runs = _runs("ecg-mi-synthetic")
     assert sorted(r.info.run_name for r in runs) == ["resnet-fold0", "resnet-fold1"]
     assert all(r.info.status == "FINISHED" and "test_auc" in r.data.metrics for r in runs)
-    assert len({r.data.params["fold_hash"] for r in runs}) == 1
+    assert len({r.data.params["data.fold_hash"] for r in runs}) == 1
     assert len(list((tmp_path / "sweep").iterdir())) >= 2  # one output dir per job
 
 

@@ -1,4 +1,4 @@
-"""The self-contained MLflow Model every finished run logs (artifact ``model``), and ensembles.
+"""The self-contained MLflow Model every finished run logs (``<model>-fold<k>``), and ensembles.
 
 ``mlflow.pyfunc.load_model(uri).predict(x)`` takes ``x`` float32 ``[N, 12, L]`` in mV at the
 model's rate, ``L = round(window_s * sample_rate)`` (one 10 s window per row, leads in
@@ -69,8 +69,6 @@ from ecg_mi.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-#: The artifact path/name of the packaged model in a run (``runs:/<id>/model``).
-MODEL_ARTIFACT = "model"
 #: The key of the ecg-mi metadata in the MLflow Model's ``metadata``.
 METADATA_KEY = "ecg_mi"
 #: Bumped when the layout of the packaged model changes (2: members with a representation).
@@ -432,16 +430,20 @@ def ensemble(parts: list[Packaged]) -> Packaged:
     return Packaged(EcgMiPackage(info, members), artifacts)
 
 
-def log_package(packaged: Packaged, registered_model_name: str | None = None) -> ModelInfo:
-    """Log ``packaged`` as the MLflow Model ``model`` of the active run (signature, input
-    example, explicit pip requirements, ecg-mi metadata); register it when named."""
+def log_package(packaged: Packaged, name: str, registered_model_name: str | None = None, step: int = 0,
+                tags: dict[str, str] | None = None) -> ModelInfo:  # fmt: skip
+    """Log ``packaged`` as the MLflow Model ``name`` of the active run (signature, input
+    example, explicit pip requirements, ecg-mi metadata, ``tags``); register it when named.
+
+    ``step``: the run's step the model belongs to — MLflow links the run's metrics of that step
+    to the logged model (a network's per-epoch curves at its selected epoch)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     info = packaged.info
     return mlflow.pyfunc.log_model(
-        name=MODEL_ARTIFACT, python_model=packaged.python_model, artifacts=packaged.artifacts,
+        name=name, python_model=packaged.python_model, artifacts=packaged.artifacts,
         pip_requirements=pip_requirements(), signature=signature(window_length(info)),
         input_example=input_example(int(info["sample_rate"]), float(info["window_s"])),
-        metadata={METADATA_KEY: info}, registered_model_name=registered_model_name,
+        metadata={METADATA_KEY: info}, registered_model_name=registered_model_name, step=step, tags=tags,
     )  # fmt: skip
 
 
@@ -477,7 +479,7 @@ def read_info(uri: str) -> dict[str, Any]:
 
 
 def download_package(uri: str, where: str) -> Packaged:
-    """The packaged model at ``uri`` (``runs:/<id>/model``), downloaded into ``where`` and
+    """The packaged model at ``uri`` (:func:`ecg_mi.tracking.logged_model_uri`), downloaded into ``where`` and
     loaded with its artifact files, to be packaged again (an ensemble member; scoring loads a
     model with :func:`ecg_mi.predict.load_for_scoring`); DataError when there is none (a run
     trained with ``tracking.log_model=false``) or when it cannot score an example ECG."""
@@ -503,7 +505,7 @@ def download_package(uri: str, where: str) -> Packaged:
     return Packaged(package, dict(package.artifact_paths))
 
 
-__all__ = ["CONTRACT_KEYS", "METADATA_KEY", "MODEL_ARTIFACT", "PACKAGE_FORMAT", "EcgMiPackage", "Member",
+__all__ = ["CONTRACT_KEYS", "METADATA_KEY", "PACKAGE_FORMAT", "EcgMiPackage", "Member",
            "Packaged", "calibrated_package", "check_input", "ecg_mi_version", "ensemble", "input_example",
            "load_member", "download_package", "log_package", "model_info", "pip_requirements", "read_info",
            "signature", "weighted_mean", "window_length", "write_estimator"]  # fmt: skip

@@ -187,7 +187,8 @@ def model_from_info(uri: str, pyfunc: Any, info: dict[str, Any]) -> PackagedMode
 
 
 def load_for_scoring(uri: str | None, tracking_uri: str | None = None) -> PackagedModel:
-    """Load the MLflow model at ``uri`` (``runs:/<id>/model``, ``models:/ecg-mi@champion``,
+    """Load the MLflow model at ``uri`` (``runs:/<run id>`` — the model that run logged, see
+    :func:`ecg_mi.tracking.logged_model_uri`; ``runs:/<run id>/<name>``, ``models:/ecg-mi@champion``,
     a local folder) with its packaged preprocessing, to score records (its downloaded files are
     removed once loaded; :func:`ecg_mi.packaging.download_package` keeps them, to re-package).
 
@@ -197,28 +198,56 @@ def load_for_scoring(uri: str | None, tracking_uri: str | None = None) -> Packag
     """
     if uri is None or not str(uri).strip():
         raise ConfigError("model_uri: missing; pass model_uri=<MLflow model URI> "
-                          "(runs:/<run id>/model or models:/ecg-mi@champion)")  # fmt: skip
+                          "(runs:/<run id> or models:/ecg-mi@champion)")  # fmt: skip
     import mlflow
 
     from ecg_mi.tracking import ensure_store, resolve_tracking_uri
 
     # Downloading a model draws MLflow's own progress bars; predict keeps stderr for its own.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    if str(uri).startswith(("runs:/", "models:/")):  # resolved through the tracking store
-        mlflow.set_tracking_uri(ensure_store(resolve_tracking_uri(tracking_uri)))
+    location = str(uri)  # where the model is read; ``uri`` as given names it in the output
+    if location.startswith(("runs:/", "models:/")):  # resolved through the tracking store
+        store = ensure_store(resolve_tracking_uri(tracking_uri))
+        mlflow.set_tracking_uri(store)
+        location = model_location(location, store)
     from ecg_mi.packaging import read_info
 
-    read_info(str(uri))  # an MLflow Model ecg-mi packaged, in a format this ecg-mi reads
+    read_info(location)  # an MLflow Model ecg-mi packaged, in a format this ecg-mi reads
     try:
         # Downloaded into a folder removed once loaded: a package holds its weights in memory.
         with tempfile.TemporaryDirectory(prefix="ecg_mi_model_") as where:
-            pyfunc = mlflow.pyfunc.load_model(str(uri), dst_path=where)
+            pyfunc = mlflow.pyfunc.load_model(location, dst_path=where)
         info = dict((pyfunc.metadata.metadata or {}).get("ecg_mi") or {})
     except EcgMiError:
         raise
     except Exception as exc:  # MlflowException, a missing artifact, an unpicklable model...
         raise InputError(f"{uri}: cannot load the MLflow model ({one_line(str(exc), 300)})") from None
     return model_from_info(str(uri), pyfunc, info)
+
+
+def run_of(uri: str) -> str | None:
+    """The run id of ``runs:/<run id>`` or ``runs:/<run id>/model`` (this project's name of a run's
+    model before models were named ``<model>-fold<k>``); None for any other URI."""
+    parts = uri.removeprefix("runs:/").strip("/").split("/")
+    if not uri.startswith("runs:/") or len(parts) > 2 or not parts[0] or parts[1:] not in ([], ["model"]):
+        return None
+    return parts[0]
+
+
+def model_location(uri: str, store: str) -> str:
+    """Where the MLflow model ``uri`` is read: for ``runs:/<run id>`` the model that run logged,
+    whatever its name (InputError naming ``uri`` when the run is unknown); else ``uri``."""
+    from mlflow.exceptions import MlflowException
+
+    from ecg_mi.tracking import logged_model_uri
+
+    run_id = run_of(uri)
+    if run_id is None:
+        return uri
+    try:
+        return logged_model_uri(run_id, store)
+    except MlflowException as exc:
+        raise InputError(f"{uri}: cannot load the MLflow model ({one_line(str(exc), 300)})") from None
 
 
 # ---------------------------------------------------------------------------- inputs

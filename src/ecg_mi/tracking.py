@@ -9,6 +9,11 @@ store. :func:`ensure_store` creates and migrates a SQLite store once, under a fi
 (``<db>.lock``), switches it to WAL (readers never block the one writer) and is called by every
 route before its first request. Experiment creation tolerates a concurrent creator.
 
+What the UI shows: experiments are tagged ``mlflow.experimentKind=custom_model_development`` (the
+model-training tabs, not GenAI's); each fold run logs its packaged model as ``<model>-fold<k>``
+(:func:`logged_model_uri` finds a run's model whatever its name); params are the resolved config
+as the run used it (:func:`config_params`), each setting once.
+
 Faults: every run is tagged with its owner (host, pid, process start time). A run whose owner
 died without ending it (SIGKILL, OOM, node loss) stays RUNNING; :func:`close_stale_runs` marks
 such runs KILLED before the same config and fold are trained again. A run is closed only when
@@ -26,17 +31,20 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 from mlflow.entities import Metric, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
 
 from ecg_mi.cli import stop_signals_held
 from ecg_mi.errors import ConfigError
@@ -45,6 +53,14 @@ from ecg_mi.paths import default_tracking_uri
 log = logging.getLogger(__name__)
 
 MAX_PARAM_CHARS = 500
+#: The param holding the sha256 of a run's fold file (the split it was trained and tested on).
+FOLD_HASH_PARAM = "data.fold_hash"
+#: The experiment tag the MLflow UI reads to show an experiment's model-training tabs (runs,
+#: models, charts) rather than the GenAI ones (traces, evaluations).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+#: The logged model of runs made before models were named ``<model>-fold<k>`` (and of MLflow 2
+#: stores, where it is the run's artifact folder of that name).
+LEGACY_MODEL_NAME = "model"
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -147,10 +163,14 @@ def ensure_experiment(name: str, uri: str) -> str:
     client = tracking_client(uri)
     found = client.get_experiment_by_name(name)
     if found is not None:
+        if any(found.tags.get(k) != v for k, v in EXPERIMENT_KIND.items()):  # made before the tag
+            for key, value in EXPERIMENT_KIND.items():
+                client.set_experiment_tag(found.experiment_id, key, value)
         return found.experiment_id
     root = _artifact_root(uri)
     try:
-        return client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+        return client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None,
+                                        tags=EXPERIMENT_KIND)  # fmt: skip
     except MlflowException:
         found = client.get_experiment_by_name(name)
         if found is None:  # a real failure, not a lost race
@@ -168,6 +188,46 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             flat[name] = str(value)[:MAX_PARAM_CHARS]
     return flat
+
+
+# A value that only repeats another key (``model.augment: ${augment}``): the key it names is logged.
+_REFERENCE = re.compile(r"^\$\{[\w.]+\}$")
+
+
+def config_params(cfg: DictConfig, leave_out: Collection[str] = ()) -> dict[str, str]:
+    """The run's params: ``cfg`` resolved and flattened (:func:`flatten`), each setting once —
+    without the keys whose value only refers to another key (``model.augment: ${augment}``: that
+    key is logged), without ``_target_`` class paths (the names beside them say what was built)
+    and without the subtrees ``leave_out`` names (dotted keys the run's family never reads)."""
+    references = {k for k, v in flatten(OmegaConf.to_container(cfg, resolve=False)).items() if _REFERENCE.match(v)}
+    dropped = references | set(leave_out)
+
+    def kept(key: str) -> bool:
+        parts = key.split(".")
+        return parts[-1] != "_target_" and not {".".join(parts[:i]) for i in range(1, len(parts) + 1)} & dropped
+
+    return {k: v for k, v in flatten(OmegaConf.to_container(cfg, resolve=True)).items() if kept(k)}
+
+
+def redact(uri: str) -> str:
+    """``uri`` without the password of its user part (``postgresql://u:***@host/db``)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def logged_model_uri(run_id: str, uri: str) -> str:
+    """``runs:/<run id>/<name>`` of the model that run ``run_id`` logged (its newest, whatever its
+    name: ``<model>-fold<k>``, ``<model>-ensemble``, ``model`` in older runs and in MLflow 2
+    stores, which kept it as an artifact folder). A ``runs:/`` URI, unlike ``models:/<model id>``,
+    also names a file inside the model (``…/MLmodel``)."""
+    client = tracking_client(uri)
+    run = client.get_run(run_id)
+    outputs = run.outputs.model_outputs if run.outputs else []
+    name = client.get_logged_model(outputs[-1].model_id).name if outputs else LEGACY_MODEL_NAME
+    return f"runs:/{run_id}/{name}"
 
 
 @contextlib.contextmanager
@@ -194,13 +254,14 @@ def mlflow_run(
 
 
 def log_metrics_at(
-    client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int
+    client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int, model_id: str | None = None
 ) -> None:
-    """Log several metrics at one step in a single request; a stop signal waits for it
+    """Log several metrics at one step in a single request, linked to the logged model
+    ``model_id`` when given (its page shows them); a stop signal waits for it
     (:func:`ecg_mi.cli.stop_signals_held`: training is stopped between epochs, not mid-write)."""
     now = int(time.time() * 1000)
     with stop_signals_held():
-        client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, step, model_id=model_id) for k, v in metrics.items()])
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -221,7 +282,7 @@ def find_finished_run(
         return None
     runs = [run for digest in dict.fromkeys(config_digests) for run in client.search_runs(
         [found.experiment_id],
-        f"attributes.status = 'FINISHED' and tags.config_hash = '{digest}' and params.fold_hash = '{fold_hash}'",
+        f"attributes.status = 'FINISHED' and tags.config_hash = '{digest}' and params.`{FOLD_HASH_PARAM}` = '{fold_hash}'",
         order_by=["attributes.start_time DESC"], max_results=1,
     )]  # fmt: skip
     return max(runs, key=lambda run: run.info.start_time) if runs else None
@@ -301,7 +362,7 @@ def close_stale_runs(
     )]  # fmt: skip
     closed = 0
     for run in running:
-        if run.data.params.get("fold_hash", fold_hash) != fold_hash:
+        if run.data.params.get(FOLD_HASH_PARAM, fold_hash) != fold_hash:
             continue
         reason = stale_reason(run, stale_after_s=stale_after_s)
         if reason is None:

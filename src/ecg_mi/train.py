@@ -8,7 +8,11 @@ training folds (model selection on the validation part), predict the validation 
 parts with the selected model, choose the F1 threshold on validation, score the test fold,
 calibrate P(MI) on the validation part (:mod:`ecg_mi.calibration`; the packaged model applies
 it, ``predictions.csv`` keeps the raw ``prob`` beside ``prob_calibrated``), and log everything
-to one MLflow run named ``{model}-fold{fold}``.
+to one MLflow run named ``{model}-fold{fold}``: its params (the config as the model's family ran
+it, each setting once), per-epoch curves (networks: ``train_loss``, ``val_loss``,
+``val_auc_epoch`` at step = epoch), the packaged model logged as ``{model}-fold{fold}`` at the
+selected epoch's step, and the selected model's metrics (``val_auc``, ``test_auc``, ``test_f1``,
+calibration, explanation) at that step, linked to the logged model so its page shows them.
 """
 
 from __future__ import annotations
@@ -41,8 +45,9 @@ from ecg_mi.tracking import (
     close_stale_runs,
     config_hash,
     find_finished_run,
-    flatten,
+    log_metrics_at,
     mlflow_run,
+    redact,
     resolve_tracking_uri,
 )
 from ecg_mi.utils.io import write_probabilities_csv
@@ -160,40 +165,42 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             "family": learner_cls.family, "config_hash": digests[0]}  # fmt: skip
     with mlflow_run(cfg.experiment_name, run_name, uri, tags) as active:
         model = build_model(cfg)
-        params = flatten(OmegaConf.to_container(cfg, resolve=True))
-        params.update({"model": names["model"], "fold": str(cfg.fold)})
-        params["n_params"] = str(getattr(model, "n_params", ""))
+        params = learner_cls.params(cfg)
+        params.update({"model": names["model"], "tracking.uri": redact(uri)})
+        if getattr(model, "n_params", None):  # networks: their trainable weights
+            params["n_params"] = str(model.n_params)
         params.update({f"data.{k}": str(v) for k, v in data.split.summary().items()})
-        params["fold_hash"] = data.split.fold_hash
         mlflow.log_params(params)
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")  # to rebuild the run later
         learner = learner_cls(cfg, run_dir, active.info.run_id, uri)
         fit_info = learner.fit(model, data)
-        mlflow.log_metrics(fit_info)
         mlflow.log_params({f"data.{k}": v for k, v in data.quality().items()})
         probs = {part: learner.predict(data, part) for part in ("val", "test")}
         results = score(probs, data)
         calibrator, calibrated, calibration_metrics = calibrate(probs, data, cfg, results["test_threshold"])
-        mlflow.log_param("calibration.method", calibrator["method"])
-        mlflow.log_metrics({k: v for k, v in calibration_metrics.items() if np.isfinite(v)})
+        mlflow.set_tag("calibration_method", calibrator["method"])  # what calibration=auto chose
         for part in PREDICTION_FILES:
             mlflow.log_artifact(str(write_predictions(data, part, probs[part], calibrated[part], run_dir)))
+        explained: dict[str, float] = {}
         if cfg.explain.enabled:
             explained, artifacts = learner.explain(data, probs["test"])
-            mlflow.log_metrics({k: v for k, v in explained.items() if np.isfinite(v)})
             for path, folder in artifacts:
                 mlflow.log_artifact(str(path), artifact_path=folder)
         missing = [k for k in REQUIRED_METRICS if not np.isfinite(results.get(k, np.nan))]
         if missing:
             raise EcgMiError(f"run {run_name}: metric(s) {missing} could not be computed")
-        if cfg.tracking.log_model:  # the MLflow Model `model`: calibrated, threshold mapped onto its scale
+        # Everything below describes the selected model, logged at its epoch (0: classical).
+        step = int(fit_info.get("best_epoch", 0))
+        model_id = None
+        if cfg.tracking.log_model:  # calibrated, threshold mapped onto its scale
             raw = results["test_threshold"]
-            log_package(calibrated_package(learner.package(data, raw), calibrator, raw))
-        # Logged one step past the last epoch so the run's headline val_auc is the selected
-        # checkpoint's, while the per-epoch val_auc curve stays intact before it.
-        mlflow.log_metrics(results, step=int(fit_info.get("epochs_trained", 0)))
+            packaged = calibrated_package(learner.package(data, raw), calibrator, raw)
+            model_id = log_package(packaged, run_name, step=step, tags={**names, "fold": str(cfg.fold)}).model_id
+        metrics = {**fit_info, **calibration_metrics, **explained, **results}
+        log_metrics_at(mlflow.MlflowClient(uri), active.info.run_id,
+                       {k: v for k, v in metrics.items() if np.isfinite(v)}, step, model_id)  # fmt: skip
         rounded = {k: round(v, 4) for k, v in results.items()}
-        log.info("%s: %s (MLflow run %s in %s)", run_name, rounded, active.info.run_id, uri)
+        log.info("%s: %s (MLflow run %s in %s)", run_name, rounded, active.info.run_id, redact(uri))
     return results
 
 

@@ -188,14 +188,16 @@ def log_recalibrated(cfg: DictConfig, calibrator: dict[str, Any], table: pd.Data
     a new version of the model's registered name (or ``register=``); its ``models:/`` URI."""
     import tempfile
 
+    import mlflow
     from mlflow import MlflowClient
 
     from ecg_mi.packaging import download_package, log_package, site_calibrated_package
+    from ecg_mi.predict import model_location
 
     name = cfg.get("register") or registered_name(str(cfg.model_uri))
     source = f"{cfg.data.name}: {len(table)} records, {int(table['label'].sum())} MI"
     with tempfile.TemporaryDirectory(prefix="ecg_mi_recalibrate_") as where:
-        packaged = site_calibrated_package(download_package(str(cfg.model_uri), where), calibrator,
+        packaged = site_calibrated_package(download_package(model_location(str(cfg.model_uri), mlflow.get_tracking_uri()), where), calibrator,
                                            float(table["label"].mean()), source)  # fmt: skip
         logged = log_package(packaged, registered_model_name=name)
     version = logged.registered_model_version

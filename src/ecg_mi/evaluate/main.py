@@ -17,12 +17,12 @@ from ecg_mi.config_checks import check_evaluate_config
 from ecg_mi.datamodule import FoldDataModule
 from ecg_mi.errors import ConfigError, InputError
 from ecg_mi.evaluate.ensembles import add_ensembles
-from ecg_mi.evaluate.report import Settings, build_report
+from ecg_mi.evaluate.report import Settings, build_report, headline_metrics, report_tables
 from ecg_mi.evaluate.runs import collect, fetch
 from ecg_mi.evaluate.validation import CHOSEN, chosen_model
 from ecg_mi.learners import Learner
 from ecg_mi.paths import repo_root
-from ecg_mi.tracking import mlflow_run, resolve_tracking_uri
+from ecg_mi.tracking import FOLD_HASH_PARAM, logged_model_uri, mlflow_run, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def rebuild_run(uri: str, run_id: str, out_dir: Path, **settings) -> tuple[Learn
     serving that model's fitted representation — both from the run's packaged model and its
     ``config.yaml`` (``settings`` override keys of it, e.g. ``seed``)."""
     from ecg_mi.learners import architecture, learner_for
-    from ecg_mi.packaging import MODEL_ARTIFACT, download_package
+    from ecg_mi.packaging import download_package
     from ecg_mi.representation import Representation
 
     try:
@@ -45,7 +45,7 @@ def rebuild_run(uri: str, run_id: str, out_dir: Path, **settings) -> tuple[Learn
             OmegaConf.update(run_cfg, key, value)
     mlflow.set_tracking_uri(uri)
     with tempfile.TemporaryDirectory(prefix="ecg_mi_run_") as where:
-        package = download_package(f"runs:/{run_id}/{MODEL_ARTIFACT}", where).python_model
+        package = download_package(logged_model_uri(run_id, uri), where).python_model
     [(member, _, model)] = package.loaded
     learner_cls = learner_for(architecture(run_cfg.model))
     learner = learner_cls(run_cfg, out_dir)
@@ -94,6 +94,10 @@ def run(cfg: DictConfig) -> dict[str, Path]:
         from ecg_mi.evaluate.external import run_external
 
         return run_external(cfg, uri, _absolute(Path(cfg.external_dir)))
+    settings = Settings(
+        n_bootstrap=int(cfg.n_bootstrap), seed=int(cfg.seed), min_group=int(cfg.min_group),
+        age_bands=[tuple(b) for b in cfg.age_bands], paper=bool(cfg.paper),
+    )  # fmt: skip
     if cfg.get("register"):
         from ecg_mi.evaluate.register import register_ensemble
 
@@ -104,7 +108,8 @@ def run(cfg: DictConfig) -> dict[str, Path]:
             model = chosen_model(sweep)
             log.info("model=%s: %s has the best mean validation AUC of %s", CHOSEN, model,
                      sorted(sweep.runs["model"].unique()))  # fmt: skip
-        print(register_ensemble(cfg.experiment_name, model, cfg.register, cfg.alias, uri))
+        print(register_ensemble(cfg.experiment_name, model, cfg.register, cfg.alias, uri,
+                                bool(cfg.allow_incomplete), settings))  # fmt: skip
         return {}
     if cfg.explain == "gradcam":
         return explain_run(cfg, uri)
@@ -114,16 +119,18 @@ def run(cfg: DictConfig) -> dict[str, Path]:
         )
     sweep = collect(cfg.experiment_name, uri, allow_incomplete=cfg.allow_incomplete)
     sweep = add_ensembles(sweep, list(cfg.get("ensembles") or []))
-    settings = Settings(
-        n_bootstrap=int(cfg.n_bootstrap), seed=int(cfg.seed), min_group=int(cfg.min_group),
-        age_bands=[tuple(b) for b in cfg.age_bands], paper=bool(cfg.paper),
-    )  # fmt: skip
     out_dir = _absolute(Path(cfg.output_dir))
-    files = build_report(sweep, out_dir, cfg.experiment_name, settings, uri)
-    tags = {"kind": "summary", "models": ",".join(sorted(sweep.runs["model"].unique()))}
+    tables = report_tables(sweep, settings)
+    files = build_report(sweep, out_dir, cfg.experiment_name, settings, uri, tables)
+    best = tables.table2.loc[tables.table2["best"], "model"].iloc[0]
+    chosen = tables.validation.loc[tables.validation["chosen"], "model"]
+    tags = {"kind": "summary", "models": ",".join(sorted(sweep.runs["model"].unique())), "best_model": best,
+            **({"chosen_model": chosen.iloc[0]} if len(chosen) else {})}  # fmt: skip
     with mlflow_run(cfg.experiment_name, "summary", uri, tags):
-        mlflow.log_params({"fold_hash": sweep.runs["fold_hash"].iloc[0], "n_bootstrap": settings.n_bootstrap,
-                           "n_runs": len(sweep.runs), "paper": settings.paper})  # fmt: skip
+        mlflow.log_params({FOLD_HASH_PARAM: sweep.runs["fold_hash"].iloc[0], "n_bootstrap": settings.n_bootstrap,
+                           "n_runs": int(sweep.runs["run_id"].notna().sum()), "paper": settings.paper,
+                           "ensembles": ",".join(cfg.get("ensembles") or []) or "none"})  # fmt: skip
+        mlflow.log_metrics(headline_metrics(tables))  # Table 2 per model, comparable across reports in the UI
         for path in files.values():
             mlflow.log_artifact(str(path), artifact_path="report")
     log.info("report for %s in %s", cfg.experiment_name, out_dir)

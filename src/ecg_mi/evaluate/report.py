@@ -21,6 +21,7 @@ Every number comes from the fold runs' ``predictions.csv`` and metrics in MLflow
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -272,16 +273,57 @@ def subgroup_figure(groups: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
-def build_report(
-    sweep: Sweep, out_dir: Path, experiment: str, s: Settings, uri: str | None = None
-) -> dict[str, Path]:
-    """Write every report file into ``out_dir``; return them by name."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class Tables:
+    """The report's tables (one row per model, subgroups one per model × group)."""
+
+    table2: pd.DataFrame
+    comparisons: pd.DataFrame
+    subgroups: pd.DataFrame
+    calibration: pd.DataFrame
+    validation: pd.DataFrame
+
+
+def report_tables(sweep: Sweep, s: Settings) -> Tables:
+    """Every table of the report, computed once."""
     table = table2(sweep, s)
-    comps = comparisons(sweep, table)
-    groups = subgroups(sweep, s)
-    calibration = calibration_table(sweep, s.n_bootstrap, s.seed)
-    validation = validation_table(sweep, table)
+    return Tables(table, comparisons(sweep, table), subgroups(sweep, s),
+                  calibration_table(sweep, s.n_bootstrap, s.seed), validation_table(sweep, table))  # fmt: skip
+
+
+#: Table 2's headline columns logged per model as ``<model>/<column>`` metrics of the summary run.
+HEADLINE = {"table2": ("auc_mean", "auc_sd", "f1_mean", "f1_sd", "pooled_auc", "pooled_auc_low", "pooled_auc_high"),
+            "validation": ("val_auc_mean",), "calibration": ("brier_calibrated", "ece_calibrated")}  # fmt: skip
+
+
+def metric_prefix(model: str) -> str:
+    """``model`` as an MLflow metric-name prefix: the ``+`` of an ensemble and the ``@`` of a
+    representation (not allowed in a metric name) become ``-``."""
+    return re.sub(r"[^\w.\-]", "-", model)
+
+
+def headline_metrics(tables: Tables) -> dict[str, float]:
+    """``{"<model>/<column>": value}`` of :data:`HEADLINE` (finite values only), so the MLflow UI
+    compares reports model by model."""
+    metrics = {}
+    for name, columns in HEADLINE.items():
+        for row in getattr(tables, name).itertuples():
+            for column in columns:
+                value = float(getattr(row, column))
+                if np.isfinite(value):
+                    metrics[f"{metric_prefix(row.model)}/{column}"] = value
+    return metrics
+
+
+def build_report(
+    sweep: Sweep, out_dir: Path, experiment: str, s: Settings, uri: str | None = None, tables: Tables | None = None
+) -> dict[str, Path]:
+    """Write every report file into ``out_dir`` (from ``tables`` when already computed); return
+    them by name."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables = tables or report_tables(sweep, s)
+    table, comps, groups = tables.table2, tables.comparisons, tables.subgroups
+    calibration, validation = tables.calibration, tables.validation
     files = {name: out_dir / name for name in ("table2.md", "table2.csv", "comparisons.csv", "subgroups.csv", "validation.csv",
                                                "calibration.csv", "roc.png", "pr.png", "subgroups.png",
                                                "calibration.png", "README.md")}  # fmt: skip

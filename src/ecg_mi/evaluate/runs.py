@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import mlflow
@@ -15,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from ecg_mi.errors import DataError, InputError
 from ecg_mi.learners import names_of
-from ecg_mi.tracking import tracking_client
+from ecg_mi.tracking import FOLD_HASH_PARAM, tracking_client
 from ecg_mi.train import PREDICTION_FILES
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,10 @@ def _experiment(experiment: str, uri: str) -> tuple[MlflowClient, mlflow.entitie
     return client, found
 
 
-def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
-    """Finished fold runs of ``experiment``; checks folds and fold hashes (see module doc).
+def collect(experiment: str, uri: str, allow_incomplete: bool = False,
+            models: Collection[str] | None = None) -> Sweep:  # fmt: skip
+    """Finished fold runs of ``experiment`` (of ``models`` only, when given: DataError naming the
+    models there when one has no finished run); checks folds and fold hashes (see module doc).
 
     Runs RUNNING (in progress, or abandoned by a dead process), FAILED or KILLED are left out,
     and named in one warning; a model none of whose runs finished is reported as missing.
@@ -73,6 +76,13 @@ def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
         [found.experiment_id], "tags.kind = 'fold'",
         order_by=["attributes.start_time DESC"], max_results=50_000,
     )  # fmt: skip
+    if models is not None:
+        known = sorted({_run_model(r) for r in every if r.info.status == "FINISHED"})
+        for model in models:
+            if model not in known:
+                raise DataError(f"experiment {experiment!r} has no finished fold run of model {model!r}; "
+                                f"models there: {known}")  # fmt: skip
+        every = [r for r in every if _run_model(r) in models]
     runs = [r for r in every if r.info.status == "FINISHED"]
     left_out, no_finished = _left_out(every, runs, experiment, allow_incomplete)
     if not runs:
@@ -81,9 +91,10 @@ def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
         {
             "model": r.data.params["model"], "fold": int(r.data.params["fold"]), "run_id": r.info.run_id,
             **names_of(r.data.params["model"], r.data.tags),
-            "fold_hash": r.data.params.get("fold_hash"), "n_folds": int(r.data.params.get("data.n_folds", 5)),
+            "fold_hash": r.data.params.get(FOLD_HASH_PARAM), "n_folds": int(r.data.params.get("data.n_folds", 5)),
             "data": r.data.params.get("data.name"), "sample_rate": r.data.params.get("data.sample_rate"),
-            "calibration": r.data.params.get("calibration.method"),  # None: logged before calibration
+            # A tag since the UI's params hold settings only; a param in older runs; None before calibration.
+            "calibration": r.data.tags.get("calibration_method", r.data.params.get("calibration.method")),
             **{k: r.data.metrics.get(k) for k in ("test_auc", "test_f1", "val_auc", "test_threshold",
                                                   "test_threshold_calibrated")},
         }
@@ -111,8 +122,7 @@ def collect(experiment: str, uri: str, allow_incomplete: bool = False) -> Sweep:
         missing = expected - set(group["fold"])
         if missing:
             if not allow_incomplete:
-                raise DataError(f"model {model!r} lacks fold(s) {sorted(missing)} in {experiment!r} "
-                                "(run them, or pass allow_incomplete=true)")  # fmt: skip
+                raise DataError(missing_folds_message(experiment, model, sorted(missing), len(expected)))
             log.warning("model %s lacks fold(s) %s: marked incomplete", model, sorted(missing))
             incomplete.add(model)
     predictions = pd.concat(
@@ -147,14 +157,24 @@ def model_fold_runs(experiment: str, uri: str, model: str) -> list[mlflow.entiti
     n_folds = int(runs[0].data.params.get("data.n_folds", 5))
     missing = sorted(set(range(n_folds)) - set(by_fold))
     if missing:
-        raise DataError(f"model {model!r} lacks finished fold run(s) {missing} of {n_folds} "
-                        f"in {experiment!r}")  # fmt: skip
-    hashes = {r.data.params.get("fold_hash") for r in by_fold.values()}
+        raise DataError(missing_folds_message(experiment, model, missing, n_folds))
+    hashes = {r.data.params.get(FOLD_HASH_PARAM) for r in by_fold.values()}
     if len(hashes) > 1:
         raise DataError(
             f"model {model!r} in {experiment!r}: its fold runs come from different fold files"
         )
     return [by_fold[f] for f in sorted(by_fold)]
+
+
+def missing_folds_message(experiment: str, model: str, missing: list[int], n_folds: int) -> str:
+    """How to proceed when ``model`` lacks finished fold runs ``missing`` of ``n_folds``: the
+    train command of those folds, or ``allow_incomplete=true`` to use the folds there are."""
+    name, _, representation = model.partition("@")  # model_label: <name>@<representation>
+    chosen = f" representation={representation}" if representation else ""
+    folds = ",".join(map(str, missing))
+    return (f"model {model!r} lacks finished fold run(s) {missing} of {n_folds} in {experiment!r}: train them with "
+            f"the sweep's other settings (python train.py -m model={name}{chosen} fold={folds} "
+            f"experiment_name={experiment} ...), or pass allow_incomplete=true to use the folds it has")
 
 
 def _run_model(run: mlflow.entities.Run) -> str:

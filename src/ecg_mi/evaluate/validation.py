@@ -20,12 +20,16 @@ sweep's models and those ensembles.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from ecg_mi import metrics
 from ecg_mi.errors import DataError
 from ecg_mi.evaluate.runs import Sweep
+
+log = logging.getLogger(__name__)
 
 #: ``register=<name> model_name=chosen``: register the model :func:`chosen_model` picks.
 CHOSEN = "chosen"
@@ -49,10 +53,15 @@ def validation_aucs(sweep: Sweep) -> pd.DataFrame:
 
 
 def chosen_model(sweep: Sweep) -> str:
-    """The complete model or ensemble with the best mean validation AUC; DataError when no
-    complete model of the sweep logged validation predictions."""
+    """The complete model or ensemble with the best mean validation AUC — among the incomplete
+    ones (a sweep collected with ``allow_incomplete``) when none is complete; DataError when
+    none of them logged validation predictions."""
     ranked = validation_aucs(sweep)
-    ranked = ranked[~ranked["model"].isin(sweep.incomplete)].reset_index(drop=True)
+    complete = ranked[~ranked["model"].isin(sweep.incomplete)].reset_index(drop=True)
+    if complete.empty:
+        log.warning("no model of the sweep has every fold: choosing among the incomplete ones %s",
+                    sorted(sweep.incomplete))  # fmt: skip
+    ranked = ranked if complete.empty else complete
     if ranked["val_auc_mean"].isna().all():
         raise DataError(f"no complete model of the sweep logged val_predictions.csv (runs older than that file): "
                         f"re-run them to choose on validation; models: {sorted(ranked['model'])}")  # fmt: skip

@@ -64,8 +64,9 @@ def lead_attributions(model: nn.Module, x: torch.Tensor, *rest: torch.Tensor) ->
 def explain_network(model: torch.nn.Module, data, probs: np.ndarray, out_dir: Path, n_examples: int = 8,
                     seed: int = 0) -> tuple[dict[str, float], list[Artifact]]:  # fmt: skip
     """Grad-CAM of every test record; ST-attention ratio per record, overall and per lead
-    (Guided Grad-CAM), in ``st_attention.csv``; by class as metrics; figures of
-    ``n_examples`` records under ``gradcam/``."""
+    (Guided Grad-CAM), in ``st_attention.csv``; by class as metrics (the records they count as
+    ``gradcam_n_mi``/``gradcam_n_non_mi``: test records with a defined ratio, not the test
+    part's counts); figures of ``n_examples`` records under ``gradcam/``."""
     from ecg_mi.explain.figures import (  # matplotlib only here, not when scoring
         gradcam_figure,
         pick_examples,
@@ -98,4 +99,9 @@ def explain_network(model: torch.nn.Module, data, probs: np.ndarray, out_dir: Pa
         artifacts.append(
             (gradcam_figure(raw[i], cams[i], fs, title, out_dir / "gradcam" / name), "gradcam")
         )
-    return compare_groups(ratios, labels, meta["patient_id"].to_numpy(), seed=seed), artifacts
+    compared = compare_groups(ratios, labels, meta["patient_id"].to_numpy(), seed=seed)
+    return {(f"gradcam_{k}" if k in COUNTS else k): v for k, v in compared.items()}, artifacts
+
+
+#: The counts of :func:`compare_groups`, logged with a ``gradcam_`` prefix.
+COUNTS = ("n_mi", "n_non_mi")

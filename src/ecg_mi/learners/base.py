@@ -32,6 +32,7 @@ from ecg_mi.models.registry import (
 from ecg_mi.packaging import PACKAGE_FORMAT, EcgMiPackage, Member, Packaged, ecg_mi_version
 from ecg_mi.representation import Representation
 from ecg_mi.targets import Targets
+from ecg_mi.tracking import config_params
 from ecg_mi.utils.config import build
 
 Artifact = tuple[Path, str | None]  # (file, MLflow artifact folder)
@@ -42,6 +43,10 @@ Artifact = tuple[Path, str | None]  # (file, MLflow artifact folder)
 HASHED_KEYS = ("seed", "fold", "calibration", "model", "representation", "data.name", "data.source",
                "data.sample_rate", "data.n_folds", "data.cohort", "data.val_fraction", "data.skip_missing",
                "data.fold_file", "data.train_pool", "data.also_at_rate")  # fmt: skip
+#: Keys of every run's config that its params leave out: the model config's name (the run's
+#: ``model`` param names the model, with its representation when not the default) and the
+#: representation it reads by default (``representation.*`` is the one it read).
+UNLOGGED_KEYS = ("model.name", "model.representation")
 
 
 class Learner(ABC):
@@ -56,6 +61,8 @@ class Learner(ABC):
     hashed: ClassVar[tuple[str, ...]] = ()
     #: Keys the config hash of ecg-mi before the representation left out (read old runs' hashes).
     legacy_unhashed: ClassVar[tuple[str, ...]] = ()
+    #: Config subtrees this family never reads: left out of its runs' params.
+    unused: ClassVar[tuple[str, ...]] = ()
     #: The :data:`~ecg_mi.models.registry.FIT_KEYS` this family implements.
     fit_keys: ClassVar[tuple[str, ...]] = ()
     #: Model file name of :meth:`write_model` in the package.
@@ -131,6 +138,17 @@ class Learner(ABC):
             "data": str(cfg.data.name), "runs": [self.run_id] if self.run_id else [],
             "folds": [int(cfg.fold)],
         }  # fmt: skip
+
+    @classmethod
+    def run_config(cls, cfg: DictConfig) -> DictConfig:
+        """``cfg`` as this family runs it: the settings it derives in place of those asked for."""
+        return cfg
+
+    @classmethod
+    def params(cls, cfg: DictConfig) -> dict[str, str]:
+        """The run's params (:func:`ecg_mi.tracking.config_params`): :meth:`run_config`, each
+        setting once, without :data:`UNLOGGED_KEYS` and :attr:`unused`."""
+        return config_params(cls.run_config(cfg), (*UNLOGGED_KEYS, *cls.unused))
 
     @classmethod
     def hashed_config(cls, cfg: DictConfig) -> dict[str, Any]:

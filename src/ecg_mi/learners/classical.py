@@ -43,6 +43,7 @@ class ClassicalLearner(Learner):
     # Nothing of the network training reaches a feature model: HASHED_KEYS alone.
     legacy_unhashed = ("trainer", "callbacks", "augment", "data.batch_size", "data.num_workers",
                        "data.pin_memory", "data.aux_targets", "data.teacher")  # fmt: skip
+    unused = (*legacy_unhashed, "explain.n_examples")  # and the Grad-CAM figures
 
     @classmethod
     def check_representation(cls, representation: Representation) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import sys
@@ -32,19 +33,22 @@ CHECKPOINT = "best.ckpt"
 
 
 class MlflowEpochMetrics(Callback):
-    """Log ``train_loss``, ``val_loss``, ``val_auc`` to an MLflow run each epoch (rank 0).
+    """Log the epoch's ``train_loss``, ``val_loss`` and ``val_auc`` (as ``val_auc_epoch``) to an
+    MLflow run at step = epoch (rank 0): one point per epoch. The run's ``val_auc`` is the
+    selected checkpoint's alone, logged by the train route.
 
     Holds only the run id and store URI, so it pickles into spawned DDP workers.
     """
 
-    KEYS = ("train_loss", "val_loss", "val_auc")
+    #: Lightning's name of each per-epoch metric → the run's.
+    KEYS = {"train_loss": "train_loss", "val_loss": "val_loss", "val_auc": "val_auc_epoch"}
 
     def __init__(self, run_id: str, tracking_uri: str) -> None:
         self.run_id = run_id
         self.tracking_uri = tracking_uri
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        values = {k: float(v) for k, v in trainer.callback_metrics.items() if k in self.KEYS}
+        values = {self.KEYS[k]: float(v) for k, v in trainer.callback_metrics.items() if k in self.KEYS}
         if values and trainer.is_global_zero:
             with stop_signals_held():  # opening the store too: a signal stops the fit after this epoch's write
                 client = mlflow.MlflowClient(self.tracking_uri)
@@ -209,6 +213,17 @@ class NetworkLearner(Learner):
                                              "val_check_interval", "check_val_every_n_epoch")))  # fmt: skip
     legacy_unhashed = ("data.num_workers", "data.pin_memory", "trainer.enable_progress_bar",
                        "trainer.enable_model_summary", "trainer.log_every_n_steps")  # fmt: skip
+    unused = ("explain.permutation_repeats",)  # a feature model's explanation
+
+    @classmethod
+    def run_config(cls, cfg: DictConfig) -> DictConfig:
+        """``cfg`` with the trainer settings the fit uses (:func:`trainer_settings`: the epoch
+        budget of ``model.max_epochs`` folded into ``trainer.max_epochs``)."""
+        config = copy.deepcopy(cfg)
+        with open_dict(config), read_write(config):
+            config.trainer = trainer_settings(cfg)
+            config.model.pop("max_epochs", None)
+        return config
 
     @classmethod
     def targets(cls, cfg: DictConfig) -> Targets:

@@ -12,7 +12,8 @@ written once:
 * ``read(row, native_rate)`` — a :class:`~ecg_mi.data.record.Record` at ``native_rate``;
 * ``fingerprint()`` — a string that changes when the source's content or settings change;
 * ``partial_rates`` — native rates at which only some rows have files (missing ones are
-  skipped with a count instead of failing when ``skip_missing: auto``).
+  skipped with a count instead of failing when ``skip_missing: auto``);
+* ``outcome`` — what ``label = 1`` means, in a sentence (model cards quote it).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Source(Protocol):
 
     name: str
     partial_rates: tuple[int, ...]
+    outcome: str
 
     def index(self) -> pd.DataFrame: ...
     def native_rate(self, sample_rate: int) -> int: ...

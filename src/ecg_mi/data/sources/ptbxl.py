@@ -42,6 +42,10 @@ class PtbxlSource:
             has 500 Hz files only for ecg_id ≤ 500).
     """
 
+    #: The outcome ``label`` stands for (the model card's outcome definition).
+    outcome = ("MI: any SCP code of PTB-XL's diagnostic class MI (IMI, ASMI, ILMI, AMI, ALMI, INJAS, LMI, "
+               "INJAL, IPLMI, IPMI, INJIN, INJLA, PMI, INJIL) at any likelihood, as the cardiologists' reports code it")
+
     name = "ptbxl"
 
     def __init__(

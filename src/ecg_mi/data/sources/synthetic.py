@@ -255,6 +255,10 @@ def synthesize_record(row: pd.Series, fs: float = NATIVE_FS) -> np.ndarray:
 class SyntheticSource:
     """``n_records`` seeded synthetic ECGs generated at 500 Hz (decimated on demand)."""
 
+    #: The outcome ``label`` stands for (the model card's outcome definition).
+    outcome = ("MI as simulated: an infarct territory with pathological Q waves, reduced R, ST deviation "
+               "and T inversion (src/ecg_mi/data/synthetic.py); synthetic, not clinical")
+
     name = "synthetic"
     partial_rates: tuple[int, ...] = ()
 

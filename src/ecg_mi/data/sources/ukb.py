@@ -25,6 +25,9 @@ _COLUMNS = ("eid", "mi", "age", "sex")
 class UkbXmlSource:
     """CardioSoft XML files in ``root`` labelled by ``outcomes`` (CSV)."""
 
+    #: The outcome ``label`` stands for (the model card's outcome definition).
+    outcome = "MI: the ``mi`` column (0/1) of the user's outcome table, one row per participant"
+
     name = "ukb"
     partial_rates: tuple[int, ...] = ()
 
