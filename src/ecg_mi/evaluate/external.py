@@ -197,9 +197,11 @@ def log_recalibrated(cfg: DictConfig, calibrator: dict[str, Any], table: pd.Data
     name = cfg.get("register") or registered_name(str(cfg.model_uri))
     source = f"{cfg.data.name}: {len(table)} records, {int(table['label'].sum())} MI"
     with tempfile.TemporaryDirectory(prefix="ecg_mi_recalibrate_") as where:
-        packaged = site_calibrated_package(download_package(model_location(str(cfg.model_uri), mlflow.get_tracking_uri()), where), calibrator,
+        location = model_location(str(cfg.model_uri), mlflow.get_tracking_uri())
+        packaged = site_calibrated_package(download_package(location, where), calibrator,
                                            float(table["label"].mean()), source)  # fmt: skip
-        logged = log_package(packaged, registered_model_name=name)
+        logged = log_package(packaged, f"{packaged.info['model']}-site", registered_model_name=name,
+                             tags={"model": str(packaged.info["model"]), "registered_model": name})  # fmt: skip
     version = logged.registered_model_version
     MlflowClient().update_model_version(name, version, description=(
         f"{cfg.model_uri} recalibrated ({calibrator['method']}) on {source}, prevalence "
