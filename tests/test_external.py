@@ -148,19 +148,21 @@ def test_recalibration_registers_a_new_version_that_applies_it(tmp_path, compose
 
     from ecg_mi.calibration import apply_calibration
     from ecg_mi.packaging import input_example
+    from ecg_mi.tracking import logged_model_uri
     from ecg_mi.train import run as train
 
     train(compose_train("model=logistic_regression"))
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     [trained] = client.search_runs([client.get_experiment_by_name("ecg-mi-synthetic").experiment_id])
-    uri = f"runs:/{trained.info.run_id}/model"
+    uri = f"runs:/{trained.info.run_id}"  # the model that run logged
     out = tmp_path / "site"
     external(uri, out, "data=synthetic", "data.source.n_records=120", "data.source.seed=7", "recalibrate=true",
              "register=site", "external_experiment=site-check")  # fmt: skip
     info = mlflow.models.get_model_info("models:/site/1").metadata["ecg_mi"]
     assert info["site_calibration"]["method"] in ("platt", "isotonic", "none") and 0 < info["prevalence"] < 1
     x = np.concatenate([input_example(100), input_example(100) * 1.5])
-    before, after = (mlflow.pyfunc.load_model(u).predict(x) for u in (uri, "models:/site/1"))
+    logged = logged_model_uri(trained.info.run_id, os.environ["MLFLOW_TRACKING_URI"])
+    before, after = (mlflow.pyfunc.load_model(u).predict(x) for u in (logged, "models:/site/1"))
     np.testing.assert_allclose(after, apply_calibration(info["site_calibration"], before))
     metrics = pd.read_csv(out / "metrics.csv").iloc[0]
     assert 0 <= metrics["ece_recalibrated"] <= 1 and "prob_recalibrated" in pd.read_csv(out / "predictions.csv")
