@@ -14,7 +14,7 @@ import numpy as np
 
 from ecg_mi.data.leads import to_standard_12
 from ecg_mi.data.record import Record
-from ecg_mi.errors import EcgMiError, InputError
+from ecg_mi.errors import EcgMiError, InputError, Refused
 
 #: Factor from a voltage unit to mV. Keys are lower-case; 'µ' and 'u' both mean micro.
 MV_PER_UNIT = {"v": 1e3, "mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "nv": 1e-6}
@@ -75,13 +75,14 @@ def stack_leads(rows: Sequence[np.ndarray], labels: Sequence[str], source: str) 
 
 
 def check_rate(fs: Any, source: str) -> float:
-    """Return the sampling rate as a positive finite float (Hz), else raise InputError."""
+    """Return the sampling rate as a positive finite float (Hz), else Refused (the input
+    gate's ``sample_rate`` check; its plausible range is checked on the Record)."""
     try:
         value = float(fs)
     except (TypeError, ValueError):
-        raise InputError(f"{source}: sampling rate {fs!r} is not a number") from None
+        raise Refused("sample_rate", f"sampling rate {fs!r} is not a number", source) from None
     if not math.isfinite(value) or value <= 0:
-        raise InputError(f"{source}: sampling rate must be positive, got {fs!r}")
+        raise Refused("sample_rate", f"sampling rate must be positive, got {fs!r}", source)
     return value
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ecg_mi.data.gate import Declared
 from ecg_mi.data.readers._common import (
     build_record,
     check_rate,
@@ -73,6 +74,25 @@ def _channel_label(channel: Any) -> str:
 def _channel_unit(channel: Any) -> str:
     units = channel.get("ChannelSensitivityUnitsSequence") or []
     return str(units[0].get("CodeValue", "")) if len(units) else ""
+
+
+def declared(path: Path) -> Declared:
+    """Channels, samples and rate of the rhythm group a DICOM ECG declares, read with its
+    large values (the waveform data) deferred; nothing declared when it cannot be parsed (the
+    reader then names the problem)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, defer_size=1024, force=False)
+        groups = list(ds.get("WaveformSequence") or [])
+        group = groups[_rhythm_group(groups)] if groups else None
+        if group is None:
+            return Declared()
+        return Declared(n_signals=int(group.get("NumberOfWaveformChannels", 0) or 0) or None,
+                        n_samples=int(group.get("NumberOfWaveformSamples", 0) or 0) or None,
+                        fs=float(group.SamplingFrequency) if "SamplingFrequency" in group else None)  # fmt: skip
+    except Exception:  # noqa: BLE001 - the reader reports what is wrong with the file
+        return Declared()
 
 
 def read_dicom_ecg(path: str | Path) -> Record:
