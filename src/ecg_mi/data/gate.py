@@ -252,14 +252,21 @@ def check_declared(declared: Declared, limits: GateLimits, source: str) -> None:
 # ---------------------------------------------------------------------------- the record
 
 
-def check_rate(fs: Any, limits: GateLimits, source: str | None = None) -> float:
-    """``fs`` (Hz) as a float; Refused (``sample_rate``) unless a plausible positive number."""
+def positive_rate(fs: Any, source: str | None = None) -> float:
+    """``fs`` (Hz) as a float; Refused (``sample_rate``) unless a positive finite number (what
+    any reader requires; :func:`check_rate` adds the plausible range)."""
     try:
         value = float(fs)
     except (TypeError, ValueError):
         raise Refused("sample_rate", f"fs={fs!r} is not a number", source) from None
     if not math.isfinite(value) or value <= 0:
         raise Refused("sample_rate", f"fs={fs!r} Hz is not a positive number", source)
+    return value
+
+
+def check_rate(fs: Any, limits: GateLimits, source: str | None = None) -> float:
+    """``fs`` (Hz) as a float; Refused (``sample_rate``) unless a plausible positive number."""
+    value = positive_rate(fs, source)
     if value < limits.min_fs:
         raise Refused("sample_rate", f"fs={value:g} Hz < {limits.min_fs:g} Hz (too coarse for the model, "
                       "or a mislabelled rate)", source)  # fmt: skip
@@ -395,5 +402,5 @@ def fit_limits(strips: np.ndarray, rows: np.ndarray, sample_rate: float,
 
 
 __all__ = ["AMPLITUDE_MARGIN", "CHECKS", "PLAUSIBLE_RANGE_MV", "Declared", "GateLimits", "check_declared",
-           "check_duration", "check_files", "check_rate", "check_record", "check_windows", "clipped_fractions",
+           "check_duration", "check_files", "check_rate", "positive_rate", "check_record", "check_windows", "clipped_fractions",
            "fit_limits", "robust_ranges", "signal_problem", "strictest"]  # fmt: skip

@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ecg_mi.data.gate import Declared
+from ecg_mi.data.gate import Declared, positive_rate
 from ecg_mi.data.readers._common import (
     build_record,
-    check_rate,
     library_errors,
     mv_per_unit,
     require_file,
@@ -115,7 +114,7 @@ def read_dicom_ecg(path: str | Path) -> Record:
         labels = [_channel_label(ch) for ch in channels]
         factors = np.array([mv_per_unit(_channel_unit(ch), source) for ch in channels])
         signal = ds.waveform_array(index).T * factors[:, None]  # [channels, L] in mV
-        fs = check_rate(group.SamplingFrequency, source)
+        fs = positive_rate(group.SamplingFrequency, source)
         extra = {
             "patient_id": str(ds.get("PatientID", "") or "").strip() or None,
             "age": dicom_age_years(ds.get("PatientAge")),

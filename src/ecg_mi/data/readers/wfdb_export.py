@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import wfdb
 
-from ecg_mi.data.gate import Declared
+from ecg_mi.data.gate import Declared, positive_rate
 from ecg_mi.data.readers._common import (
     build_record,
     library_errors,
@@ -100,20 +100,7 @@ def _header_rate(record_line: list[str], source: str) -> float:
     (``sample_rate``) when it is not a positive number — wfdb would read ``-500`` as 250 Hz."""
     if len(record_line) < 3:
         return _DEFAULT_FS
-    text = record_line[2].split("/", 1)[0].split("(", 1)[0]
-    try:
-        fs = float(text)
-    except ValueError:
-        raise Refused(
-            "sample_rate", f"the header's rate {record_line[2]!r} is not a number", source
-        ) from None
-    if not fs > 0 or fs == float("inf"):
-        raise Refused(
-            "sample_rate",
-            f"the header declares fs={record_line[2]} Hz, not a positive number",
-            source,
-        )
-    return fs
+    return positive_rate(record_line[2].split("/", 1)[0].split("(", 1)[0], source)
 
 
 def declared(name: Path) -> Declared:
