@@ -140,3 +140,24 @@ def test_train_on_some_ptbxl_patients_validate_on_the_others(tmp_path, shared_pt
     print(m.to_string())  # the figures, for the record (-s)
     assert m["auc_low"] <= m["auc"] <= m["auc_high"] and m["n_records"] > 300
     assert 0 <= m["f1"] <= 1 and 0 <= m["brier"] <= 1 and 0 <= m["ece"] <= 1
+
+
+def test_a_record_the_gate_refuses_is_left_out_with_its_reason(standin_model):
+    import dataclasses
+
+    from ecg_mi.data.sources import SyntheticSource
+    from ecg_mi.evaluate.external import score_source
+    from ecg_mi.predict import load_packaged
+
+    class OneInMicrovolts(SyntheticSource):
+        """Synthetic records, the first one's samples in µV though read as mV."""
+
+        def read(self, row, native_rate):
+            record = super().read(row, native_rate)
+            first = row["record_id"] == self.index()["record_id"].iloc[0]
+            return dataclasses.replace(record, signal=record.signal * 1000) if first else record
+
+    source = OneInMicrovolts(n_records=12)
+    table, skipped = score_source(source, source.index(), load_packaged(standin_model(sample_rate=500)), 500)
+    assert len(table) == 11 and skipped["status"].tolist() == ["refused"]
+    assert skipped["error"].iloc[0].startswith("amplitude: lead ")

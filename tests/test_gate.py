@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import compose_config
+from conftest import compose_config, load_script
 from ecg_mi.data.gate import (
     PLAUSIBLE_RANGE_MV,
     GateLimits,
@@ -345,4 +345,18 @@ def test_predict_refuses_a_bad_gate_override_in_one_line(
     assert (
         done.returncode == 2
         and done.stderr.strip() == "error: gate.flat_mv=-1: must be a positive number"
+    )
+
+
+@pytest.mark.slow
+def test_no_shared_record_is_refused(shared_ptbxl, shared_formats):
+    """Zero false refusals: every shared PTB-XL record (1,687 at 100 Hz, 488 at 500 Hz) and every
+    export sample passes, with default limits at 100 and 500 Hz and limits fitted as training
+    fits them (benchmarks/gate_check.py, which prints the counts per check)."""
+    gate_check = load_script("benchmarks/gate_check.py")
+    assert (
+        gate_check.main(
+            ["--data", str(shared_ptbxl.parent), "--limits", "default_100,default_500,fitted_100"]
+        )
+        == 0
     )
