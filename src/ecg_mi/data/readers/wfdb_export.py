@@ -82,8 +82,6 @@ def header_signal_files(head: bytes) -> set[str]:
 
 #: WFDB's rate when a header gives none (Hz).
 _DEFAULT_FS = 250.0
-#: A storage format field with samples per frame, skew or byte offset (no fixed file size).
-_PLAIN_FORMAT = re.compile(r"^\d+$")
 
 
 def _header_fields(header: Path) -> list[list[str]]:
@@ -137,13 +135,8 @@ def check_signal_files(name: Path) -> None:
     for file_name, formats in by_file.items():
         width = BYTES_PER_SAMPLE.get(formats[0])
         dat = name.parent / file_name
-        if (
-            width is None
-            or len(set(formats)) > 1
-            or not _PLAIN_FORMAT.match(formats[0])
-            or not dat.is_file()
-        ):
-            continue  # mixed, skewed or offset layouts: wfdb checks what it reads
+        if width is None or len(set(formats)) > 1 or not dat.is_file():
+            continue  # mixed formats, samples per frame, skew or byte offset: wfdb checks them
         frame = len(formats) * width
         expected, size = n_samples * frame, dat.stat().st_size
         held = int(size // frame)
