@@ -149,6 +149,22 @@ def write_wfdb() -> Callable[..., Path]:
     return write
 
 
+def restamp_checksums(record: Path) -> None:
+    """Rewrite the checksum field of every signal line of ``<record>.hea`` (format 16, one
+    ``.dat``) from the samples its ``.dat`` holds now: a test that edits samples on purpose
+    (a NaN sentinel, a flat lead) gets past the input gate's checksum check."""
+    header = Path(f"{record}.hea")
+    lines = header.read_text().splitlines()
+    n_sig = int(lines[0].split()[1])
+    digital = np.fromfile(Path(f"{record}.dat"), dtype="<i2").reshape(-1, n_sig)
+    sums = digital.sum(axis=0, dtype=np.int64) % 65536
+    for k in range(n_sig):
+        fields = lines[1 + k].split()
+        fields[6] = str(int(sums[k]) - 65536 if sums[k] > 32767 else int(sums[k]))
+        lines[1 + k] = " ".join(fields)
+    header.write_text("\n".join(lines) + "\n")
+
+
 def cardiosoft_xml(signal_uv: np.ndarray | None = None, fs: int = 500, resolution: float = 5.0,
                    leads: list[str] | None = None, prolog: str = "") -> str:  # fmt: skip
     """A CardioSoft-shaped XML document; ``signal_uv`` ``[n_leads, L]`` in µV."""

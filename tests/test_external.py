@@ -171,3 +171,24 @@ def test_recalibration_registers_a_new_version_that_applies_it(tmp_path, compose
 def test_recalibration_needs_a_registered_name(tmp_path, standin_model):
     with pytest.raises(ConfigError, match="register=<name>"):
         external(standin_model(), tmp_path / "x", "data=synthetic", "recalibrate=true", "external_experiment=e")
+
+
+def test_a_record_the_gate_refuses_is_left_out_with_its_reason(standin_model):
+    import dataclasses
+
+    from ecg_mi.data.sources import SyntheticSource
+    from ecg_mi.evaluate.external import score_source
+    from ecg_mi.predict import load_for_scoring
+
+    class OneInMicrovolts(SyntheticSource):
+        """Synthetic records, the first one's samples in µV though read as mV."""
+
+        def read(self, row, native_rate):
+            record = super().read(row, native_rate)
+            first = row["record_id"] == self.index()["record_id"].iloc[0]
+            return dataclasses.replace(record, signal=record.signal * 1000) if first else record
+
+    source = OneInMicrovolts(n_records=12)
+    table, skipped = score_source(source, source.index(), load_for_scoring(standin_model(sample_rate=500)), 500)
+    assert len(table) == 11 and skipped["status"].tolist() == ["refused"]
+    assert skipped["error"].iloc[0].startswith("amplitude: lead ")

@@ -215,11 +215,22 @@ def test_network_gradcam_maps_each_record_over_time(store, model):
 
 def test_median_beat_network_warns_about_windows_without_beats(store, caplog):
     x = store.records[("resnet_beat", 0)][:2].copy()
-    x[1] = 0.0  # a flat window: no beats to take the median of
+    x[1] = np.sin(2 * np.pi * 0.3 * np.arange(x.shape[-1]) / 100.0)  # a slow 1 mV wave: no beats
     with caplog.at_level("WARNING", logger="ecg_mi"):
         probs = _load(store.runs[("resnet_beat", 0)].id).predict(x)
     assert probs.shape == (2,) and np.isfinite(probs).all()
     assert "1 of 2 windows have fewer than 2 usable beats" in caplog.text
+
+
+def test_packaged_model_refuses_what_its_input_gate_refuses(store):
+    """A served request meets the gate: a 400-class MlflowException naming the window and check."""
+    from mlflow.exceptions import MlflowException
+
+    x = store.records[("resnet", 0)][:2].copy()
+    x[1, 7] *= 1000  # lead V2 in µV read as mV
+    with pytest.raises(MlflowException, match=r"refused by the input gate: amplitude: window 1: lead V2 robust range") as caught:
+        _load(store.runs[("resnet", 0)].id).predict(x)
+    assert caught.value.error_code == "INVALID_PARAMETER_VALUE" and caught.value.get_http_status_code() == 400
 
 
 def test_median_beat_network_says_so_in_its_metadata(store):

@@ -132,12 +132,13 @@ def test_record_is_resampled_to_the_model_rate(tmp_path, standin_model, write_wf
     assert row["status"] == "ok" and row["fs_in"] == 500.0 and 0 < row["prob_mi"] < 1
 
 
-def test_short_record_is_an_error_row(tmp_path, standin_model, write_wfdb):
+def test_short_record_is_a_refused_row(tmp_path, standin_model, write_wfdb):
     record = write_wfdb(tmp_path / "in", "short", make_signal(500, 100))
-    with pytest.raises(DataError, match="1 of 1 files could not be scored"):
+    with pytest.raises(DataError, match=r"1 of 1 files could not be scored \(1 refused by the input gate\)"):
         predict(standin_model(), f"{record}.hea", tmp_path / "out.csv")
     row = pd.read_csv(tmp_path / "out.csv").iloc[0]
-    assert row["status"] == "error" and "the model needs at least 10 s" in row["error"]
+    assert row["status"] == "refused" and row["error"] == "duration: 5.00 s < 9.98 s (the model reads 10 s windows)"
+    assert row["duration_s"] == 5.0 and np.isnan(row["prob_mi"])
 
 
 def test_glob_input_and_runs_uri(tmp_path, standin_model, write_wfdb):

@@ -131,7 +131,7 @@ def test_the_state_round_trips_and_transforms_identically(synthetic_windows):
 
 def test_a_state_of_an_unknown_format_is_refused_naming_it():
     state = {**Representation("window").fit(100, np.zeros((1, 12, 5)), np.arange(1)).state(), "format": STATE_FORMAT + 1}
-    with pytest.raises(EcgMiError, match=f"format {STATE_FORMAT + 1}; this ecg-mi reads format {STATE_FORMAT}"):
+    with pytest.raises(EcgMiError, match=f"format {STATE_FORMAT + 1}; this ecg-mi reads formats 1, {STATE_FORMAT}"):
         Representation.from_state(state)
 
 

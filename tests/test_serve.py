@@ -68,10 +68,12 @@ def test_a_valid_request_gets_the_models_probabilities(server):
         (json.dumps({"inputs": [[[0.0] * 10] * 12]}).encode(), "inputs: shape [1, 12, 10]; expected [N, 12, 1000]"),
         (json.dumps({"inputs": [[["a"] * 1000] * 12]}).encode(), "inputs: not a rectangular array of numbers"),
         (b'{"inputs": [' + b",".join([b"[" + b",".join([b"[" + b",".join([b"NaN"] * 1000) + b"]"] * 12) + b"]"]) + b"]}",
-         "record 0: holds NaN or infinite values"),
+         "finite: window 0"),
+        (json.dumps({"inputs": (windows(1) * 30_000).tolist()}).encode(), "amplitude: window 0: lead"),
+        (json.dumps({"inputs": np.zeros((1, 12, 1000)).tolist()}).encode(), "amplitude: window 0: largest lead"),
         (json.dumps({"inputs": windows(1).tolist(), "prevalence": 2}).encode(), "prevalence=2: must be a fraction"),
     ],
-    ids=["not-json", "no-inputs", "wrong-shape", "not-numbers", "nan", "bad-prevalence"],
+    ids=["not-json", "no-inputs", "wrong-shape", "not-numbers", "nan", "30000-mV", "all-flat", "bad-prevalence"],
 )  # fmt: skip
 def test_a_bad_request_is_400_with_one_line_and_no_stack_trace(server, body, message):
     status, answer = post(server, body)

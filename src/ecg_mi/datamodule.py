@@ -321,17 +321,19 @@ class FoldDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Cache what the representation derives (signals, median beats, features) and fit it
-        on the training part."""
+        on the training part (the input gate's limits on the training strips, whatever the
+        model reads)."""
         if self.fitted is not None:
             return
         representation, train = self.representation, self.split.train
-        signals = rows = features = None
+        store = load_or_build(self.source, self.cohort_rows(), self.sample_rate, self.cache_dir)
+        rows, signals, features = store.rows(train["record_id"].tolist()), None, None
         if representation.signal is not None:
-            self.store = load_or_build(self.source, self.cohort_rows(), self.sample_rate, self.cache_dir)
-            signals, rows = self.signal_inputs, self.store.rows(train["record_id"].tolist())
+            self.store = store
+            signals = self.signal_inputs
         if representation.features == "scaled":
             features = self.feature_matrix(train)
-        self.fitted = representation.fit(self.sample_rate, signals, rows, features)
+        self.fitted = representation.fit(self.sample_rate, signals, rows, features, strips=store.signals)
 
     @property
     def signal_inputs(self) -> np.ndarray:

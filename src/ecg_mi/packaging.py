@@ -57,14 +57,16 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.models.model import ModelInfo
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import Schema, TensorSpec
 
 from ecg_mi.calibration import IDENTITY, Calibrator, apply_calibration
+from ecg_mi.data.gate import GateLimits, check_windows, strictest
 from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.data.windows import DEFAULT_WINDOW_S
-from ecg_mi.errors import DataError, EcgMiError, InputError
+from ecg_mi.errors import DataError, EcgMiError, InputError, Refused
 from ecg_mi.models.registry import ENSEMBLE_SEPARATOR
-from ecg_mi.representation import STATE_FORMAT, Derived, Representation
+from ecg_mi.representation import Derived, Representation
 from ecg_mi.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -146,13 +148,12 @@ def input_example(sample_rate: int, window_s: float = DEFAULT_WINDOW_S) -> np.nd
 
 
 def check_input(x: Any, length: int) -> np.ndarray:
-    """``x`` as float32 ``[N, 12, length]``; InputError naming the problem otherwise."""
+    """``x`` as float32 ``[N, 12, length]``; InputError naming the problem otherwise (its
+    values are the input gate's: :meth:`EcgMiPackage.predict`)."""
     array = np.asarray(x, dtype=np.float32)
     expected = f"[N, {len(STANDARD_LEADS)}, {length}]"
     if array.ndim != 3 or array.shape[1:] != (len(STANDARD_LEADS), length):
         raise InputError(f"model input has shape {list(array.shape)}; expected {expected} (mV)")
-    if not np.isfinite(array).all():
-        raise InputError("model input holds NaN or infinite values")
     return array
 
 
@@ -227,10 +228,11 @@ class EcgMiPackage(mlflow.pyfunc.PythonModel):
         self.artifact_paths: dict[str, str] = {}  # set by load_context
         self._loaded: list[Any] | None = None
         self._representations: list[Representation] | None = None
+        self._gate: GateLimits | None = None  # set by use_gate
 
     def __getstate__(self) -> dict[str, Any]:
         # Only metadata and settings are pickled; weights travel as artifacts.
-        return {**self.__dict__, "artifact_paths": {}, "_loaded": None, "_representations": None}
+        return {**self.__dict__, "artifact_paths": {}, "_loaded": None, "_representations": None, "_gate": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(_from_format_1(state) if state["info"].get("format", 1) == 1 else state)
@@ -258,6 +260,19 @@ class EcgMiPackage(mlflow.pyfunc.PythonModel):
             log.warning("model packaged with ecg-mi %s, running with %s", packaged, installed)
 
     @property
+    def gate(self) -> GateLimits:
+        """The input gate's limits the package applies: what every member's representation
+        accepts (:func:`~ecg_mi.data.gate.strictest`), unless :meth:`use_gate` set others."""
+        if getattr(self, "_gate", None) is None:  # a package pickled before the gate has no _gate
+            self._gate = strictest([Representation.from_state(m.representation).gate_limits for m in self.members])
+        return self._gate
+
+    def use_gate(self, limits: GateLimits) -> None:
+        """Apply ``limits`` instead of the packaged ones (``predict.py``'s ``gate.<key>=``
+        overrides, so that the records it lets through are the ones the package scores)."""
+        self._gate = limits
+
+    @property
     def loaded(self) -> list[tuple[Member, Representation, Any]]:
         """``(member, its representation, its trained model)`` of every member."""
         if self._loaded is None:
@@ -271,8 +286,17 @@ class EcgMiPackage(mlflow.pyfunc.PythonModel):
     ) -> np.ndarray:
         """P(MI) ``[N]`` float64 for ``model_input`` float32 ``[N, 12, L]`` mV: the weighted
         mean of the members' calibrated P(MI), through the site's recalibration if it has one
-        (:func:`site_calibrated_package`)."""
+        (:func:`site_calibrated_package`).
+
+        Windows the input gate refuses (:func:`~ecg_mi.data.gate.check_windows`: NaN, amplitude
+        out of the training band, flat or clipped leads) are not scored: an MlflowException
+        ``INVALID_PARAMETER_VALUE`` names the window and the check — a 400 with a one-line JSON
+        reason from a server."""
         x = check_input(model_input, window_length(self.info))
+        try:
+            check_windows(x, self.gate)
+        except Refused as exc:
+            raise MlflowException(f"refused by the input gate: {exc.reason}", error_code=INVALID_PARAMETER_VALUE) from None
         derived = Derived(x, float(self.info["sample_rate"]))
         probs = [apply_calibration(member.calibration, model.predict_proba(*representation.inputs(derived))[:, 1])
                  for member, representation, model in self.loaded]  # fmt: skip
@@ -320,7 +344,7 @@ def _from_format_1(state: dict[str, Any]) -> dict[str, Any]:
 
 def _member_from_format_1(old: dict[str, Any], info: dict[str, Any]) -> Member:
     settings = old.get("settings") or {}
-    state: dict[str, Any] = {"format": STATE_FORMAT, "sample_rate": float(info["sample_rate"]), "window_s": float(info["window_s"])}
+    state: dict[str, Any] = {"format": 1, "sample_rate": float(info["sample_rate"]), "window_s": float(info["window_s"])}
     if "mean" in settings:  # a network: its standardisation, input kind and a hybrid's scaling
         signal = info.get("input_kind", "signal").replace("signal", "window")
         state.update(signal=signal, lead_mean=list(settings["mean"]), lead_std=list(settings["std"]))

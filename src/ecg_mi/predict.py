@@ -16,10 +16,17 @@ Policies:
   listed by a ``.hea`` header beside them — a WFDB record is read through its header, so it
   gets one row, not one per file. Anything else that no reader accepts (an orphan ``.dat``,
   a corrupt export, an unknown XML) is a row with ``status=error``.
+* **The input gate** (:mod:`ecg_mi.data.gate`) — a record the model cannot judge is not
+  scored: its row carries ``status=refused`` and a one-line reason naming the check and the
+  value (``amplitude: lead V2 robust range 4200 mV > 24.1 mV (units or gain?)``). The file's
+  size and what its header declares are checked before it is read, the Record as read (rate,
+  duration, amplitude, flat and clipped leads), then its model windows (the check the packaged
+  model applies itself). Limits: the package's (fitted on its training data), overridden by
+  ``gate.<key>=`` (``conf/gate/default.yaml``).
 * **Errors** — a bad file never stops the others: its row carries ``status=error`` and a
   one-line reason. The CSV is written atomically once every record was tried; the command
   then exits 2 with ``error: <input>: N of M files could not be scored (see <csv>)`` if any
-  row failed. An exception that is not an :class:`~ecg_mi.errors.EcgMiError` (a reader bug)
+  row was refused or failed. An exception that is not an :class:`~ecg_mi.errors.EcgMiError` (a reader bug)
   is also confined to its row, as ``internal error (<type>: <message>)``.
 * **Never over or inside the inputs** — before anything is loaded, ``output`` and
   ``gradcam_dir`` are refused (one line, exit 2) when they name an input file (a WFDB
@@ -44,6 +51,7 @@ Policies:
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import logging
@@ -56,14 +64,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ecg_mi.calibration import prior_shift
+from ecg_mi.data.gate import GateLimits, check_record, check_windows
 from ecg_mi.data.readers import detect_format, read_ecg
 from ecg_mi.data.readers.wfdb_export import header_signal_files
 from ecg_mi.data.record import STANDARD_LEADS, Record, canonical_lead_name
 from ecg_mi.data.windows import DEFAULT_WINDOW_S, model_windows, window_starts
-from ecg_mi.errors import ConfigError, DataError, EcgMiError, InputError
+from ecg_mi.errors import ConfigError, DataError, EcgMiError, InputError, Refused
 from ecg_mi.utils.io import read_csv_table, write_probabilities_csv
 
 log = logging.getLogger(__name__)
@@ -99,6 +108,8 @@ class PackagedModel:
         threshold: the packaged cut-off: P(MI) ≥ threshold predicts MI.
         leads: the model's lead order.
         info: the whole packaged metadata (``model``, ``family``, ``n_models``…).
+        gate: the input gate's limits a record must pass to be scored (the package's, with
+            the command's overrides).
     """
 
     uri: str
@@ -108,6 +119,7 @@ class PackagedModel:
     threshold: float
     leads: tuple[str, ...] = STANDARD_LEADS
     info: dict[str, Any] = field(default_factory=dict)
+    gate: GateLimits = field(default_factory=GateLimits)
     prevalence_shift: tuple[float, float] | None = None  # (packaged, site) MI prevalence
 
     @property
@@ -166,8 +178,25 @@ def at_prevalence(model: PackagedModel, prevalence: float | None, packaged: floa
     return replace(model, prevalence_shift=(float(source), float(prevalence)), threshold=threshold)
 
 
-def model_from_info(uri: str, pyfunc: Any, info: dict[str, Any]) -> PackagedModel:
-    """Check the packaged metadata ``info`` and wrap ``pyfunc`` (InputError naming ``uri``)."""
+def packaged_gate(pyfunc: Any, sample_rate: float, window_s: float,
+                  overrides: dict[str, Any] | None = None) -> GateLimits:  # fmt: skip
+    """The input gate's limits of a loaded package (its members', else the defaults of its
+    rate and window) with ``overrides`` (``gate.<key>``), which the package then applies too."""
+    try:
+        inner = pyfunc.unwrap_python_model()
+    except Exception:  # a flavour without a Python model
+        inner = None
+    packaged = getattr(inner, "gate", None)
+    limits = packaged if isinstance(packaged, GateLimits) else GateLimits.for_model(sample_rate, window_s)
+    limits = limits.override(overrides or {})
+    if overrides and callable(getattr(inner, "use_gate", None)):
+        inner.use_gate(limits)
+    return limits
+
+
+def model_from_info(uri: str, pyfunc: Any, info: dict[str, Any], gate: dict[str, Any] | None = None) -> PackagedModel:
+    """Check the packaged metadata ``info`` and wrap ``pyfunc`` (InputError naming ``uri``),
+    its input gate overridden by ``gate`` (:func:`packaged_gate`)."""
     if not info:
         raise InputError(f"{uri}: not an ecg-mi model (no 'ecg_mi' entry in its MLmodel metadata)")
     try:
@@ -183,17 +212,31 @@ def model_from_info(uri: str, pyfunc: Any, info: dict[str, Any]) -> PackagedMode
     canonical = [canonical_lead_name(lead) for lead in leads]
     if None in canonical or sorted(canonical) != sorted(STANDARD_LEADS):
         raise InputError(f"{uri}: packaged leads {list(leads)} are not the 12 standard leads")
-    return PackagedModel(uri, pyfunc, sample_rate, window_s, threshold, leads, info)
+    limits = packaged_gate(pyfunc, sample_rate, window_s, gate)
+    return PackagedModel(uri, pyfunc, sample_rate, window_s, threshold, leads, info, limits)
 
 
-def load_for_scoring(uri: str | None, tracking_uri: str | None = None) -> PackagedModel:
+def gate_overrides(cfg: DictConfig) -> dict[str, Any]:
+    """The command's ``gate.<key>=`` overrides (conf/gate/): the keys that are not null."""
+    node = cfg.get("gate")
+    if node is None:
+        return {}
+    values = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    if not isinstance(values, dict):
+        raise ConfigError(f"gate={values!r}: must be a mapping of the input gate's limits (gate.<key>=<value>)")
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def load_for_scoring(uri: str | None, tracking_uri: str | None = None,
+                     gate: dict[str, Any] | None = None) -> PackagedModel:  # fmt: skip
     """Load the MLflow model at ``uri`` (``runs:/<run id>`` — the model that run logged, see
     :func:`ecg_mi.tracking.logged_model_uri`; ``runs:/<run id>/<name>``, ``models:/ecg-mi@champion``,
-    a local folder) with its packaged preprocessing, to score records (its downloaded files are
-    removed once loaded; :func:`ecg_mi.packaging.download_package` keeps them, to re-package).
+    a local folder) with its packaged preprocessing, its input gate overridden by ``gate``, to
+    score records (its downloaded files are removed once loaded;
+    :func:`ecg_mi.packaging.download_package` keeps them, to re-package).
 
     Raises:
-        ConfigError: no URI given.
+        ConfigError: no URI given, or a bad gate override.
         InputError: the model cannot be loaded or is not an ecg-mi model.
     """
     if uri is None or not str(uri).strip():
@@ -222,7 +265,7 @@ def load_for_scoring(uri: str | None, tracking_uri: str | None = None) -> Packag
         raise
     except Exception as exc:  # MlflowException, a missing artifact, an unpicklable model...
         raise InputError(f"{uri}: cannot load the MLflow model ({one_line(str(exc), 300)})") from None
-    return model_from_info(str(uri), pyfunc, info)
+    return model_from_info(str(uri), pyfunc, info, gate)
 
 
 def run_of(uri: str) -> str | None:
@@ -404,14 +447,16 @@ def check_writable(output: str | Path) -> Path:
 
 @dataclass
 class Scored:
-    """One record's outcome: the Record and its windows (None when it could not be read or
-    windowed), the mean P(MI) over its windows (NaN on error) and the one-line error."""
+    """One record's outcome: the Record (None when it could not be read) and its windows (None
+    when not scored), the mean P(MI) over its windows (NaN when not scored), the one-line
+    error and whether the input gate ``refused`` it (the error is then its reason)."""
 
     key: Any
     record: Record | None = None
     windows: np.ndarray | None = None
     prob: float = float("nan")
     error: str | None = None
+    refused: bool = False
 
     @property
     def digest(self) -> str:
@@ -429,10 +474,18 @@ def one_line(text: str, limit: int = 500) -> str:
 
 
 def load_one(key: Any, read: Callable[[Any], Record], model: PackagedModel) -> Scored:
-    """Read ``key`` and cut its windows; any failure is kept as the row's error."""
+    """Read ``key``, pass it through the input gate and cut its windows; a refusal or any
+    failure is kept as the row's error. The windows are checked as the package checks them,
+    so that a batch never holds a window the package refuses."""
+    record = None
     try:
         record = read(key)
-        return Scored(key, record, model.windows(record))
+        check_record(record, model.gate)  # before resampling: a rate of 0.001 Hz allocates nothing
+        windows = model.windows(record)
+        check_windows(windows, model.gate)
+        return Scored(key, record, windows)
+    except Refused as exc:
+        return Scored(key, record, error=one_line(exc.reason), refused=True)
     except EcgMiError as exc:
         return Scored(key, error=one_line(str(exc)))
     except Exception as exc:  # a reader bug must not sink the other files of a batch
@@ -489,16 +542,17 @@ def prediction_row(path: Path, scored: Scored, model: PackagedModel) -> dict[str
     """One CSV row (:data:`COLUMNS`) for the record read from ``path``."""
     row: dict[str, Any] = {"path": str(path), "threshold": model.threshold, "model_uri": model.uri,
                            "signal_sha256": scored.digest}  # fmt: skip
-    if scored.error is not None or scored.record is None:
+    record = scored.record
+    if record is None:
         name = path.name[: -len(".hea")] if path.suffix == ".hea" else path.stem
-        return {**row, "record_id": name, "format": _format_of(path), "status": "error",
-                "error": scored.error or "not scored"}  # fmt: skip
-    record, meta = scored.record, scored.record.metadata
-    return {**row, "record_id": record.record_id, "format": meta.get("format", ""), "status": "ok",
-            "error": "", "fs_in": float(meta.get("fs_in", record.fs)),
-            "n_leads_in": meta.get("n_leads_in", record.signal.shape[0]),
-            "duration_s": record.duration_s, "prob_mi": scored.prob,
-            "pred_mi": int(scored.prob >= model.threshold)}  # fmt: skip
+        row.update(record_id=name, format=_format_of(path))
+    else:
+        meta = record.metadata
+        row.update(record_id=record.record_id, format=meta.get("format", ""), fs_in=float(meta.get("fs_in", record.fs)),
+                   n_leads_in=meta.get("n_leads_in", record.signal.shape[0]), duration_s=record.duration_s)  # fmt: skip
+    if scored.error is not None or record is None:
+        return {**row, "status": "refused" if scored.refused else "error", "error": scored.error or "not scored"}
+    return {**row, "status": "ok", "error": "", "prob_mi": scored.prob, "pred_mi": int(scored.prob >= model.threshold)}
 
 
 def predictions_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -623,7 +677,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     figures = gradcam_folder(cfg, output) if cfg.gradcam else None
     inputs = select_inputs(cfg)
     check_outputs(output, figures, inputs)
-    model = at_prevalence(load_for_scoring(cfg.get("model_uri"), cfg.tracking.uri), cfg.prevalence, cfg.train_prevalence)
+    model = load_for_scoring(cfg.get("model_uri"), cfg.tracking.uri, gate_overrides(cfg))
+    model = at_prevalence(model, cfg.prevalence, cfg.train_prevalence)
     if figures is not None and model.explainer is None:
         raise ConfigError(f"{model.uri}: gradcam=true needs a network model; this one is "
                           f"{model.info.get('model', '?')} ({model.info.get('family', '?')} family)")  # fmt: skip
@@ -632,7 +687,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     done = {row["path"] for row in rows}
     todo = [f for f in inputs.files if str(f) not in done]
     pending: list[dict[str, Any]] = []
-    for scored in score_records(progress(todo, "scoring", enabled=inputs.collection), read_ecg, model, cfg.batch_size):
+    read = functools.partial(read_ecg, limits=model.gate)  # the resource guards, before reading
+    for scored in score_records(progress(todo, "scoring", enabled=inputs.collection), read, model, cfg.batch_size):
         pending.append(prediction_row(scored.key, scored, model))
         if figures is not None and scored.error is None:
             write_gradcam(scored, model, figures / figure_name(scored.key, inputs.root))
@@ -648,16 +704,18 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     table = predictions_table(rows)
     write_probabilities_csv(table, output)  # atomic: readers see the old file or the new one
     partial.unlink(missing_ok=True)
-    n_bad = int((table["status"] != "ok").sum())
+    n_bad, n_refused = int((table["status"] != "ok").sum()), int((table["status"] == "refused").sum())
     skipped = f"; {inputs.skipped} companion file(s) skipped (WFDB signal files, docs)" if inputs.skipped else ""
+    refused = f", {n_refused} refused by the input gate" if n_refused else ""
     resumed = f"; {len(done)} resumed from {partial.name}" if done else ""
     print(f"scored {len(table) - n_bad} of {len(table)} records with {model.uri} "
-          f"({int(table['pred_mi'].sum())} predicted MI){skipped}{resumed}: {output}")  # fmt: skip
+          f"({int(table['pred_mi'].sum())} predicted MI{refused}){skipped}{resumed}: {output}")  # fmt: skip
     n_dup = int((table["duplicate_of"] != "").sum())
     if n_dup:
         print(f"{n_dup} record(s) repeat the signal of an earlier one (column duplicate_of)")
     if figures is not None:
         print(f"Grad-CAM figures: {figures}")
     if n_bad:
-        raise DataError(f"{inputs.spec}: {n_bad} of {len(table)} files could not be scored (see {output})")
+        why = f" ({n_refused} refused by the input gate)" if n_refused else ""
+        raise DataError(f"{inputs.spec}: {n_bad} of {len(table)} files could not be scored{why} (see {output})")
     return table

@@ -15,6 +15,13 @@ fitted state (the median beat, the features), cached by the DataModule per recor
 :meth:`~Representation.inputs`, the fitted normalisation, in float32. Training (the DataModule),
 scoring (the packaged model) and explaining (Grad-CAM) call this one object; its state travels
 in the package (:meth:`~Representation.state`), versioned by :data:`STATE_FORMAT`.
+
+The input gate is part of the contract: :meth:`Representation.fit` also fits the gate's limits
+on the training strips (:func:`ecg_mi.data.gate.fit_limits`: the amplitude band of each lead,
+the rate and window), kept in the state as ``gate``; :attr:`Representation.gate_limits` gives
+them to whoever scores (``predict.py``, the packaged model). A state of format 1 (before the
+gate) reads back with the default limits of its rate and window
+(:meth:`~ecg_mi.data.gate.GateLimits.for_model`).
 """
 
 from __future__ import annotations
@@ -26,14 +33,18 @@ from typing import Any
 
 import numpy as np
 
+from ecg_mi.data.gate import GateLimits, fit_limits
 from ecg_mi.data.windows import DEFAULT_WINDOW_S
 from ecg_mi.errors import ConfigError, EcgMiError
 
 log = logging.getLogger(__name__)
 SIGNALS = ("window", "median_beat")
 FEATURE_MODES = ("raw", "scaled")
-#: Version of :meth:`Representation.state`; bumped when its keys or meaning change.
-STATE_FORMAT = 1
+#: Version of :meth:`Representation.state`; bumped when its keys or meaning change
+#: (2: the input gate's limits, ``gate``).
+STATE_FORMAT = 2
+#: The state formats :meth:`Representation.from_state` reads (1: no gate, default limits).
+READABLE_STATE_FORMATS = (1, 2)
 #: A scaled feature is clipped to this many interquartile ranges: one wild measurement must not
 #: dominate a batch.
 FEATURE_CLIP = 5.0
@@ -85,8 +96,9 @@ class Derived:
 @dataclass
 class Representation:
     """What a model reads and how it is normalised (module docstring); the fitted state is
-    ``sample_rate`` (Hz), ``lead_mean``/``lead_std`` (mV, one per lead) and
-    ``feature_center``/``feature_scale`` (the features' units, one per feature)."""
+    ``sample_rate`` (Hz), ``lead_mean``/``lead_std`` (mV, one per lead),
+    ``feature_center``/``feature_scale`` (the features' units, one per feature) and ``gate``
+    (the input gate's limits, :meth:`~ecg_mi.data.gate.GateLimits.state`)."""
 
     name: str
     signal: str | None = "window"
@@ -98,6 +110,7 @@ class Representation:
     lead_std: list[float] | None = field(default=None, repr=False)
     feature_center: list[float] | None = field(default=None, repr=False)
     feature_scale: list[float] | None = field(default=None, repr=False)
+    gate: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.signal not in (*SIGNALS, None):
@@ -140,11 +153,15 @@ class Representation:
         return self.sample_rate is not None
 
     def fit(self, sample_rate: float, signals: np.ndarray | None = None, rows: np.ndarray | None = None,
-            features: np.ndarray | None = None) -> Representation:  # fmt: skip
+            features: np.ndarray | None = None, strips: np.ndarray | None = None) -> Representation:  # fmt: skip
         """A copy fitted on the training part: ``signals`` ``[N, 12, T]`` mV (the signal
-        inputs, memory-mapped or not; ``rows`` the training rows) and ``features`` ``[n, 408]``
-        of the training records (NaN = unmeasured)."""
+        inputs, memory-mapped or not; ``rows`` the training rows), ``features`` ``[n, 408]``
+        of the training records (NaN = unmeasured) and ``strips`` ``[N, 12, L]`` mV (the
+        records' windows, rows as ``signals``), on which the input gate's limits are fitted
+        (None: the default limits)."""
         state: dict[str, Any] = {"sample_rate": float(sample_rate)}
+        if strips is not None:
+            state["gate"] = fit_limits(strips, rows, sample_rate, self.window_s).state()
         if self.signal is not None:
             mean, std = lead_statistics(signals, rows) if self.normalize else (np.zeros(12), np.ones(12))
             state.update(lead_mean=[float(v) for v in mean], lead_std=[float(v) for v in std])
@@ -152,6 +169,15 @@ class Representation:
             center, scale = fit_scaling(features)
             state.update(feature_center=center.tolist(), feature_scale=scale.tolist())
         return replace(self, **state)
+
+    @property
+    def gate_limits(self) -> GateLimits:
+        """The input gate's limits: fitted on the training strips, else the defaults of the
+        model's rate and window."""
+        self._require_fitted()
+        if self.gate is not None:
+            return GateLimits.from_state(self.gate)
+        return GateLimits.for_model(self.sample_rate, self.window_s)
 
     def _require_fitted(self) -> None:
         if not self.fitted:
@@ -219,9 +245,10 @@ class Representation:
         does not know (a package from a newer release, or a damaged one)."""
         state = dict(state)
         found = state.pop("format", None)
-        if found != STATE_FORMAT:
-            raise EcgMiError(f"representation state format {found!r}; this ecg-mi reads format "
-                             f"{STATE_FORMAT}: install the ecg-mi that packaged the model")  # fmt: skip
+        if found not in READABLE_STATE_FORMATS:
+            raise EcgMiError(f"representation state format {found!r}; this ecg-mi reads formats "
+                             f"{', '.join(map(str, READABLE_STATE_FORMATS))}: install the ecg-mi that "
+                             "packaged the model")  # fmt: skip
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(state) - known)
         if unknown:
@@ -254,4 +281,4 @@ def fit_scaling(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(np.isfinite(center), center, 0.0), scale
 
 
-__all__ = ["FEATURE_CLIP", "SIGNALS", "STATE_FORMAT", "Derived", "Representation", "fit_scaling", "lead_statistics"]
+__all__ = ["FEATURE_CLIP", "READABLE_STATE_FORMATS", "SIGNALS", "STATE_FORMAT", "Derived", "Representation", "fit_scaling", "lead_statistics"]

@@ -10,8 +10,12 @@ Routes (JSON):
   ``prevalence=``). Answers ``{"predictions": [P(MI)...], "pred_mi": [0/1...], "threshold": t}``.
 * ``GET /ping`` — ``ok`` once the model is loaded; ``GET /version`` — the packaged metadata.
 
+The input gate is the package's (:mod:`ecg_mi.data.gate`, limits fitted on the training data):
+a window it refuses (NaN, amplitude out of the training band, flat or clipped leads) makes the
+request a 400 naming the window and the check; nothing of that request is scored.
+
 Every refusal is HTTP 400 with one line, ``{"error": "<what is wrong>"}``: a body that is not
-JSON or not such a tensor, a wrong shape, NaN/inf, a record the model's input gate refuses
+JSON or not such a tensor, a wrong shape, NaN/inf, windows the model's input gate refuses
 (:func:`refusal`). An unexpected failure is HTTP 500 ``{"error": "internal error (<type>)"}``;
 stack traces go to the server's log, never into a response.
 
@@ -31,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from ecg_mi.errors import EcgMiError
+from ecg_mi.data.gate import check_windows
+from ecg_mi.errors import EcgMiError, Refused
 from ecg_mi.predict import PackagedModel, at_prevalence, load_for_scoring, one_line
 
 log = logging.getLogger(__name__)
@@ -40,37 +45,39 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 << 20
 
 
-class Refused(Exception):
+class Rejected(Exception):
     """A request the server answers with 400 and this one-line reason."""
 
 
-def refusal(window: np.ndarray, model: PackagedModel) -> str | None:
-    """Why the model cannot judge one window ``[12, L]`` (mV at the model's rate), or None."""
-    if not np.isfinite(window).all():
-        return "holds NaN or infinite values"
+def refusal(windows: np.ndarray, model: PackagedModel) -> str | None:
+    """Why the model cannot judge the windows ``[N, 12, L]`` (mV at the model's rate): the input
+    gate's reason (:func:`~ecg_mi.data.gate.check_windows`, the packaged limits), or None."""
+    try:
+        check_windows(windows, model.gate)
+    except Refused as exc:
+        return str(exc)
     return None
 
 
 def parse_inputs(body: Any, model: PackagedModel) -> tuple[np.ndarray, float | None]:
     """The float32 windows ``[N, 12, L]`` and the site prevalence of a request body; Refused."""
     if not isinstance(body, dict) or "inputs" not in body:
-        raise Refused('the body must be a JSON object {"inputs": [[[...]]]} (float [N, 12, L] in mV)')
+        raise Rejected('the body must be a JSON object {"inputs": [[[...]]]} (float [N, 12, L] in mV)')
     try:
         x = np.asarray(body["inputs"], dtype=np.float32)
     except (TypeError, ValueError, OverflowError):
-        raise Refused("inputs: not a rectangular array of numbers") from None
+        raise Rejected("inputs: not a rectangular array of numbers") from None
     expected = (12, model.window)
     if x.ndim != 3 or x.shape[1:] != expected or x.shape[0] == 0:
-        raise Refused(f"inputs: shape {list(x.shape)}; expected [N, 12, {model.window}] "
+        raise Rejected(f"inputs: shape {list(x.shape)}; expected [N, 12, {model.window}] "
                       f"({model.window_s:g} s at {model.sample_rate:g} Hz, mV)")  # fmt: skip
-    for i, window in enumerate(x):
-        reason = refusal(window, model)
-        if reason:
-            raise Refused(f"record {i}: {reason}")
+    reason = refusal(x, model)
+    if reason:
+        raise Rejected(reason)
     prevalence = body.get("prevalence")
     if prevalence is not None and not (isinstance(prevalence, int | float) and 0 < prevalence < 1
                                        and math.isfinite(prevalence)):  # fmt: skip
-        raise Refused(f"prevalence={prevalence!r}: must be a fraction in (0, 1)")
+        raise Rejected(f"prevalence={prevalence!r}: must be a fraction in (0, 1)")
     return x, prevalence
 
 
@@ -101,15 +108,15 @@ def create_app(model: PackagedModel) -> Any:
         raw = await request.body()
         try:
             if len(raw) > MAX_BODY_BYTES:
-                raise Refused(f"body of {len(raw)} bytes; at most {MAX_BODY_BYTES} (send fewer records per request)")
+                raise Rejected(f"body of {len(raw)} bytes; at most {MAX_BODY_BYTES} (send fewer records per request)")
             try:
                 body = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise Refused(f"the body is not JSON ({one_line(str(exc), 120)})") from None
+                raise Rejected(f"the body is not JSON ({one_line(str(exc), 120)})") from None
             x, prevalence = parse_inputs(body, model)
             scorer = at_prevalence(model, prevalence)
             probs = scorer.probabilities(x)
-        except (Refused, EcgMiError) as exc:
+        except (Rejected, EcgMiError) as exc:
             return JSONResponse({"error": one_line(str(exc), 300)}, status_code=400)
         return JSONResponse({"predictions": probs.tolist(), "pred_mi": (probs >= scorer.threshold).astype(int).tolist(),
                              "threshold": scorer.threshold})  # fmt: skip

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ecg_mi.errors import InputError
+from ecg_mi.errors import InputError, Refused
 
 #: The standard 12-lead order every Record uses (rows of ``signal``).
 STANDARD_LEADS: tuple[str, ...] = (
@@ -77,7 +77,8 @@ class Record:
 
 
 def validate_signal(signal: np.ndarray, fs: float, source: str) -> None:
-    """Check the Record contract: float32 ``[12, L]``, L > 0, finite values, fs > 0."""
+    """Check the Record contract: float32 ``[12, L]``, L > 0, finite values, fs > 0 (the last
+    two are the input gate's ``finite`` and ``sample_rate`` checks: Refused)."""
     if not isinstance(signal, np.ndarray) or signal.dtype != np.float32:
         raise InputError(
             f"{source}: signal must be a float32 array, got {getattr(signal, 'dtype', type(signal))}"
@@ -85,10 +86,18 @@ def validate_signal(signal: np.ndarray, fs: float, source: str) -> None:
     if signal.ndim != 2 or signal.shape[0] != 12 or signal.shape[1] == 0:
         raise InputError(f"{source}: signal must have shape [12, L>0], got {list(signal.shape)}")
     if not isinstance(fs, int | float | np.number) or not np.isfinite(fs) or fs <= 0:
-        raise InputError(f"{source}: sampling frequency must be a positive number, got {fs!r}")
-    finite = np.isfinite(signal)
-    if not finite.all():
-        bad_leads = [STANDARD_LEADS[i] for i in np.flatnonzero(~finite.all(axis=1))]
-        raise InputError(
-            f"{source}: {int((~finite).sum())} NaN/inf samples in lead(s) {', '.join(bad_leads)}"
+        raise Refused(
+            "sample_rate", f"sampling frequency must be a positive number, got {fs!r}", source
         )
+    problem = nonfinite(signal)
+    if problem:
+        raise Refused("finite", problem, source)
+
+
+def nonfinite(signal: np.ndarray) -> str | None:
+    """How many NaN/inf samples ``signal`` ``[12, L]`` holds and in which leads; None if none."""
+    finite = np.isfinite(signal)
+    if finite.all():
+        return None
+    bad_leads = [STANDARD_LEADS[i] for i in np.flatnonzero(~finite.all(axis=1))]
+    return f"{int((~finite).sum())} NaN/inf samples in lead(s) {', '.join(bad_leads)}"

@@ -5,8 +5,9 @@ data set the model never saw with its packaged preprocessing and report the pape
   the same cohort rule as training (``data.cohort``: every MI record plus ``ratio`` seeded
   controls per MI record; ``data.cohort.ratio=null`` keeps every record), read at the source's
   stored rate nearest the model's, and scored exactly like ``predict.py`` does
-  (:func:`ecg_mi.predict.score_records`: resample, 10 s windows, mean P(MI) over windows). A
-  record that cannot be read or is too short is left out and listed in ``skipped.csv``.
+  (:func:`ecg_mi.predict.score_records`: the input gate, resample, 10 s windows, mean P(MI) over
+  windows). A record the gate refuses (``gate.<key>=`` overrides its limits) or that cannot be
+  read is left out and listed in ``skipped.csv`` with its ``status`` (refused, error).
 * **Figures**: AUC with a patient-bootstrap 95 % CI; F1, sensitivity, specificity and PPV at
   the packaged threshold; calibration — Brier score, expected calibration error (ECE,
   ``n_bins`` equal-width bins of P(MI), weighted by their share of records) and a reliability
@@ -44,7 +45,14 @@ from ecg_mi.evaluate.report import Settings, subgroup_figure, subgroups  # noqa:
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
 from ecg_mi.metrics import f1_at  # noqa: E402
 from ecg_mi.calibration import apply_calibration  # noqa: E402
-from ecg_mi.predict import PackagedModel, at_prevalence, load_for_scoring, progress, score_records  # noqa: E402
+from ecg_mi.predict import (  # noqa: E402
+    PackagedModel,
+    at_prevalence,
+    gate_overrides,
+    load_for_scoring,
+    progress,
+    score_records,
+)
 from ecg_mi.stats import bootstrap_auc_ci  # noqa: E402
 from ecg_mi.utils.io import atomic_write_text  # noqa: E402
 from ecg_mi.utils.reporting import markdown_table, save_figure, with_ci, write_csv  # noqa: E402
@@ -144,7 +152,8 @@ def cohort_of(source: Any, cohort: dict[str, Any]) -> pd.DataFrame:
 def score_source(source: Any, rows: pd.DataFrame, model: PackagedModel, native: int,
                  batch_records: int = 32) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """Score every row of ``rows`` through the predict route; return the scored records
-    (index columns + ``prob``, ``pred``) and the skipped ones (``record_id``, ``error``)."""
+    (index columns + ``prob``, ``pred``) and the skipped ones (``record_id``, ``status``:
+    refused by the input gate or error, ``error``: the reason)."""
     keys = progress(list(range(len(rows))), f"scoring {source.name}", enabled=len(rows) >= 50)
     scored, skipped = [], []
     for s in score_records(keys, lambda i: source.read(rows.iloc[i], native), model, batch_records):
@@ -153,9 +162,10 @@ def score_source(source: Any, rows: pd.DataFrame, model: PackagedModel, native: 
             scored.append({**{k: row[k] for k in ("record_id", "patient_id", "age", "sex", "label")},
                            "prob": s.prob, "pred": int(s.prob >= model.threshold)})  # fmt: skip
         else:
-            skipped.append({"record_id": row["record_id"], "error": s.error})
+            skipped.append({"record_id": row["record_id"], "status": "refused" if s.refused else "error",
+                            "error": s.error})  # fmt: skip
     return (pd.DataFrame(scored, columns=["record_id", "patient_id", "age", "sex", "label", "prob", "pred"]),
-            pd.DataFrame(skipped, columns=["record_id", "error"]))  # fmt: skip
+            pd.DataFrame(skipped, columns=["record_id", "status", "error"]))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- the route
@@ -258,7 +268,8 @@ def _log_run(cfg: DictConfig, uri: str, model: PackagedModel, metrics: dict, fil
 def run_external(cfg: DictConfig, uri: str, out_dir: Path) -> dict[str, Path]:
     """Externally validate ``cfg.model`` on ``cfg.data`` into ``out_dir`` (module docstring)."""
     check_external_config(cfg)
-    model = at_prevalence(load_for_scoring(cfg.model_uri, uri), cfg.get("prevalence"), cfg.get("train_prevalence"))
+    model = load_for_scoring(cfg.model_uri, uri, gate_overrides(cfg))
+    model = at_prevalence(model, cfg.get("prevalence"), cfg.get("train_prevalence"))
     source = instantiate(cfg.data.source)
     native = native_rate_for(source, model.sample_rate, cfg.data.sample_rate)
     rows = cohort_of(source, dict(cfg.data.get("cohort") or {}))

@@ -3,7 +3,6 @@ wall that turns a library's exceptions into :class:`~ecg_mi.errors.InputError`."
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ecg_mi.data.gate import positive_rate
 from ecg_mi.data.leads import to_standard_12
 from ecg_mi.data.record import Record
 from ecg_mi.errors import EcgMiError, InputError
@@ -74,17 +74,6 @@ def stack_leads(rows: Sequence[np.ndarray], labels: Sequence[str], source: str) 
     return np.asarray(np.stack([np.asarray(r, dtype=np.float64) for r in rows]))
 
 
-def check_rate(fs: Any, source: str) -> float:
-    """Return the sampling rate as a positive finite float (Hz), else raise InputError."""
-    try:
-        value = float(fs)
-    except (TypeError, ValueError):
-        raise InputError(f"{source}: sampling rate {fs!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise InputError(f"{source}: sampling rate must be positive, got {fs!r}")
-    return value
-
-
 def sex_code(text: Any) -> int | None:
     """0 = male, 1 = female (the Record convention) from 'M', 'male', 'F', ...; else None."""
     value = str(text or "").strip().upper()
@@ -110,7 +99,7 @@ def build_record(
     entry of ``extra`` (patient_id, age, sex, ...). ``Record.fs`` stays the file's rate.
     """
     source = str(path)
-    fs = check_rate(fs, source)
+    fs = positive_rate(fs, source)
     signal12, derived = to_standard_12(signal_mv, labels, source)
     metadata: dict[str, Any] = {
         "format": fmt,

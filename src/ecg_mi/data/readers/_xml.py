@@ -10,17 +10,24 @@ root element, so checking the head of the file covers the whole document.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
+from ecg_mi.data.gate import Declared
 from ecg_mi.errors import InputError
 
 #: Bytes read to find the root: enough for the longest prolog seen (HL7 aECG: ~1.3 kB of
 #: comments) with a wide margin.
 HEAD_BYTES = 1 << 16
+
+
+#: Per-lead sample counts (GE MUSE, GE CardioSoft) and rates (their tags) in an export's bytes.
+_COUNT = re.compile(rb"<(?:LeadSampleCountTotal|ChannelSampleCountTotal)>\s*(\d+)\s*<")
+_RATE = re.compile(rb"<(?:SampleBase|SampleRate)(?:\s[^>]*)?>\s*([-+0-9.eE]+)\s*<")
 
 
 class _RootFound(Exception):
@@ -87,3 +94,17 @@ def require_root(path: Path, local_name: str, what: str) -> None:
     _, local = read_xml_root(path)
     if local.lower() != local_name.lower():
         raise InputError(f"{path}: root element is <{local}>, expected <{local_name}> ({what})")
+
+
+def declared_counts(path: Path) -> Declared:
+    """The sample counts and rate an XML export states in its tags (GE MUSE, CardioSoft),
+    found in its bytes before it is parsed: the signals are the count tags (MUSE states one per
+    lead and waveform), the samples the largest count; None where the file states none."""
+    data = Path(path).read_bytes()
+    counts = [int(c) for c in _COUNT.findall(data)]
+    rate = _RATE.search(data)
+    try:
+        fs = float(rate.group(1)) if rate else None
+    except ValueError:
+        fs = None  # the reader names a malformed rate
+    return Declared(n_signals=len(counts) or None, n_samples=max(counts) if counts else None, fs=fs)

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from ecg_mi.data.gate import Declared, positive_rate
 from ecg_mi.data.readers._common import (
     build_record,
-    check_rate,
     library_errors,
     mv_per_unit,
     require_file,
@@ -75,6 +75,25 @@ def _channel_unit(channel: Any) -> str:
     return str(units[0].get("CodeValue", "")) if len(units) else ""
 
 
+def declared(path: Path) -> Declared:
+    """Channels, samples and rate of the rhythm group a DICOM ECG declares, read with its
+    large values (the waveform data) deferred; nothing declared when it cannot be parsed (the
+    reader then names the problem)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, defer_size=1024, force=False)
+        groups = list(ds.get("WaveformSequence") or [])
+        group = groups[_rhythm_group(groups)] if groups else None
+        if group is None:
+            return Declared()
+        return Declared(n_signals=int(group.get("NumberOfWaveformChannels", 0) or 0) or None,
+                        n_samples=int(group.get("NumberOfWaveformSamples", 0) or 0) or None,
+                        fs=float(group.SamplingFrequency) if "SamplingFrequency" in group else None)  # fmt: skip
+    except Exception:  # noqa: BLE001 - the reader reports what is wrong with the file
+        return Declared()
+
+
 def read_dicom_ecg(path: str | Path) -> Record:
     """Read a DICOM ECG waveform file into a 12-lead mV Record at the file's own rate."""
     import pydicom  # on first use: training and the other formats never load it
@@ -95,7 +114,7 @@ def read_dicom_ecg(path: str | Path) -> Record:
         labels = [_channel_label(ch) for ch in channels]
         factors = np.array([mv_per_unit(_channel_unit(ch), source) for ch in channels])
         signal = ds.waveform_array(index).T * factors[:, None]  # [channels, L] in mV
-        fs = check_rate(group.SamplingFrequency, source)
+        fs = positive_rate(group.SamplingFrequency, source)
         extra = {
             "patient_id": str(ds.get("PatientID", "") or "").strip() or None,
             "age": dicom_age_years(ds.get("PatientAge")),

@@ -7,7 +7,8 @@ beat subtracted) are decoded by ecgdatakit's ``SCPECGParser``; amplitudes are st
 nV per count. Carts usually store the 8 independent leads; the other 4 are derived.
 
 This module checks the layout and the CRC itself: a mismatch means the bytes were damaged,
-and a damaged ECG must not be scored.
+and a damaged ECG must not be scored. :func:`declared` reads the leads' sample ranges
+(section 3) and the sample interval (section 6) before the decoder allocates for them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import binascii
 import struct
 from pathlib import Path
 
+from ecg_mi.data.gate import Declared
 from ecg_mi.data.readers._common import require_file
 from ecg_mi.data.readers._ecgdatakit import read_with_ecgdatakit
 from ecg_mi.data.record import Record
@@ -24,7 +26,8 @@ from ecg_mi.errors import InputError
 FORMAT = "scp_ecg"
 _MARKER_OFFSET = 16  # 6-byte record header + 10 bytes into section 0's header
 _MARKER = b"SCPECG"
-_MIN_SIZE = 6 + 16  # record header + one section header
+_SECTION_HEADER = 16
+_MIN_SIZE = 6 + _SECTION_HEADER  # record header + one section header
 
 
 def looks_like_scp(head: bytes) -> bool:
@@ -50,6 +53,36 @@ def check_scp_bytes(data: bytes, source: str) -> None:
             f"{source}: SCP-ECG CRC mismatch (file says {crc:#06x}, bytes give {actual:#06x}); "
             "the file is damaged"
         )
+
+
+def _sections(data: bytes) -> dict[int, int]:
+    """Section id → byte offset of its body, from section 0's pointers (what fits the data)."""
+    length = struct.unpack_from("<I", data, 10)[0] if len(data) >= _MIN_SIZE else 0
+    found, end = {}, min(6 + length, len(data))
+    for pos in range(6 + _SECTION_HEADER, end - 9, 10):
+        sid, size, index = struct.unpack_from("<HII", data, pos)
+        if sid and size >= _SECTION_HEADER and 0 < index and index - 1 + size <= len(data):
+            found[sid] = index - 1 + _SECTION_HEADER
+    return found
+
+
+def declared(path: Path) -> Declared:
+    """The leads (section 3: their count and the longest sample range) and the rhythm rate
+    (section 6's sample interval, µs) an SCP-ECG file declares; what it does not say is None."""
+    data = Path(path).read_bytes()
+    sections = _sections(data)
+    n_signals = n_samples = fs = None
+    if 3 in sections and sections[3] + 2 <= len(data):
+        body = sections[3]
+        count = data[body]
+        ranges = [struct.unpack_from("<II", data, body + 2 + 9 * i) for i in range(count)
+                  if body + 2 + 9 * i + 8 <= len(data)]  # fmt: skip
+        if ranges:
+            n_signals, n_samples = count, max(end - start + 1 for start, end in ranges)
+    if 6 in sections and sections[6] + 4 <= len(data):
+        interval_us = struct.unpack_from("<H", data, sections[6] + 2)[0]
+        fs = 1e6 / interval_us if interval_us else 0.0
+    return Declared(n_signals=n_signals, n_samples=n_samples, fs=fs)
 
 
 def read_scp_ecg(path: str | Path) -> Record:

@@ -16,6 +16,11 @@ Rules, in order (see :func:`detect_format`):
 :data:`FORMATS` is the registry: name → reader ``(path) -> Record``. Every reader returns a
 :class:`~ecg_mi.data.record.Record` (float32 ``[12, L]`` mV, standard lead order, the
 file's own rate, metadata ``format``/``fs_in``/``n_leads_in``) or raises an EcgMiError.
+
+Before a reader runs, :func:`read_ecg` applies the input gate's resource guards
+(:func:`guard`): the file's size — a WFDB record's header and signal files together — and what
+its header declares (:data:`DECLARED`: samples, rate, duration), so a hostile file is refused
+before anything is allocated for it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ecg_mi.data.readers._xml import HEAD_BYTES, looks_like_xml, xml_root
+from ecg_mi.data import gate
+from ecg_mi.data.gate import Declared, GateLimits
+from ecg_mi.data.readers import dicom_ecg, scp_ecg, wfdb_export
+from ecg_mi.data.readers._xml import HEAD_BYTES, declared_counts, looks_like_xml, xml_root
 from ecg_mi.data.readers.cardiosoft_export import read_cardiosoft_export
 from ecg_mi.data.readers.dicom_ecg import looks_like_dicom, read_dicom_ecg
 from ecg_mi.data.readers.hl7_aecg import read_hl7_aecg
@@ -49,6 +57,16 @@ FORMATS: dict[str, Reader] = {
     "dicom_ecg": read_dicom_ecg,
     "scp_ecg": read_scp_ecg,
     "wfdb": read_wfdb_export,
+}
+
+#: What a format's header declares before its samples are read (the resource guards); the
+#: formats without an entry (Philips, HL7 aECG) are bounded by their file size alone.
+DECLARED: dict[str, Callable[[Path], Declared]] = {
+    "cardiosoft_xml": declared_counts,
+    "ge_muse_xml": declared_counts,
+    "dicom_ecg": dicom_ecg.declared,
+    "scp_ecg": scp_ecg.declared,
+    "wfdb": wfdb_export.declared,
 }
 
 #: XML root element (lower-case local name) → format. Namespaces are checked below.
@@ -118,12 +136,33 @@ def detect_format(path: str | Path) -> str:
     )
 
 
-def read_ecg(path: str | Path, fmt: str | None = None) -> Record:
+def guard(path: Path, fmt: str, limits: GateLimits) -> None:
+    """The resource guards of the input gate (:mod:`ecg_mi.data.gate`) on the file of format
+    ``fmt`` at ``path`` (WFDB: the record name), before it is read: Refused for a file — a WFDB
+    record's files together — larger than ``limits.max_file_mb``, or a header declaring more
+    samples, a longer duration or an implausible rate than ``limits`` allow."""
+    files = [path]
+    if fmt == "wfdb":
+        name = wfdb_export.record_name(path)
+        header = Path(f"{name}.hea")
+        files = [
+            header,
+            *(name.parent / f for f in sorted(header_signal_files(_read_head(header)))),
+        ]
+        path = name
+    gate.check_files(files, limits, str(path))
+    if fmt in DECLARED:
+        gate.check_declared(DECLARED[fmt](path), limits, str(path))
+
+
+def read_ecg(path: str | Path, fmt: str | None = None, limits: GateLimits | None = None) -> Record:
     """Read any supported ECG export into a Record (float32 ``[12, L]`` mV, file's rate).
 
     Args:
         path: the file (for WFDB: the header, a listed signal file, or the record name).
         fmt: a registry name to skip detection; None detects from content.
+        limits: the input gate's limits whose resource guards (:func:`guard`) the file must
+            pass before it is read; None: the defaults (:class:`~ecg_mi.data.gate.GateLimits`).
     """
     path = Path(path)
     if fmt is None:
@@ -134,4 +173,5 @@ def read_ecg(path: str | Path, fmt: str | None = None) -> Record:
         head = _read_head(path)
         if not looks_like_wfdb_header(head):
             path = path.with_suffix("")  # a signal file listed by its header: read the record
+    guard(path, fmt, limits or GateLimits())
     return FORMATS[fmt](path)

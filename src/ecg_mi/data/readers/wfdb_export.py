@@ -8,6 +8,11 @@ path); for a plain 12-lead format-16 record both give the same mV values.
 
 A WFDB record is several files tied together by name: the header ``<record>.hea`` lists
 its signal files, so the header must keep its ``.hea`` name next to them.
+
+Input gate (:mod:`ecg_mi.data.gate`): :func:`declared` tells the resource guards what the
+header declares before any sample is read; :func:`check_signal_files` refuses a signal file
+whose size disagrees with the header's rate and sample count; each signal's samples must add
+up to its header checksum.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import numpy as np
 import wfdb
 
+from ecg_mi.data.gate import Declared, positive_rate
 from ecg_mi.data.readers._common import (
     build_record,
     library_errors,
@@ -26,14 +32,17 @@ from ecg_mi.data.readers._common import (
     require_file,
     sex_code,
 )
+from ecg_mi.data.readers.wfdb_reader import BYTES_PER_SAMPLE, verify_checksums
 from ecg_mi.data.record import Record
-from ecg_mi.errors import InputError
+from ecg_mi.errors import InputError, Refused
 
 FORMAT = "wfdb"
 #: The record line: ``name[/segments] n_signals [fs[/counter][(base)] [length ...]]``.
 _RECORD_LINE = re.compile(
     r"^[\w\-.~]+(?:/\d+)?\s+\d+(?:\s+[\d.eE+\-]+(?:/[\d.eE+\-]+)?(?:\([\d.eE+\-]+\))?)?(?:\s|$)"
 )
+#: Largest header read (bytes; real ones are < 4 kB).
+_HEADER_BYTES = 1 << 16
 #: A signal line starts with a file name (or '~' for no file) and a storage format number.
 _SIGNAL_LINE = re.compile(r"^\S+\s+\d+")
 _AGE = re.compile(r"^\s*age\s*:\s*(\d+(?:\.\d+)?)\s*$", re.IGNORECASE)
@@ -69,6 +78,75 @@ def header_signal_files(head: bytes) -> set[str]:
         return set()
     lines = _content_lines(head.decode("ascii"))
     return {ln.split()[0] for ln in lines[1:]}
+
+
+#: WFDB's rate when a header gives none (Hz).
+_DEFAULT_FS = 250.0
+
+
+def _header_fields(header: Path) -> list[list[str]]:
+    """The record line and signal lines of ``header``, split into fields."""
+    try:
+        text = header.read_bytes()[:_HEADER_BYTES].decode("latin-1")
+    except OSError as exc:
+        raise InputError(f"{header}: cannot read WFDB header ({exc.strerror or exc})") from None
+    return [ln.split() for ln in _content_lines(text)]
+
+
+def _header_rate(record_line: list[str], source: str) -> float:
+    """The rate of a record line (``fs[/counter[(base)]]``; 250 Hz when absent); Refused
+    (``sample_rate``) when it is not a positive number — wfdb would read ``-500`` as 250 Hz."""
+    if len(record_line) < 3:
+        return _DEFAULT_FS
+    return positive_rate(record_line[2].split("/", 1)[0].split("(", 1)[0], source)
+
+
+def declared(name: Path) -> Declared:
+    """What the header of record ``name`` declares — signals, samples per signal, rate — read
+    from the header alone (multi-segment: the rate only); Refused for a rate that is not a
+    positive number."""
+    header = Path(f"{name}.hea")
+    lines = _header_fields(header)
+    if not lines or len(lines[0]) < 2:
+        return Declared()
+    record = lines[0]
+    fs = _header_rate(record, str(header))
+    if "/" in record[0]:  # multi-segment: the segments' headers hold the samples
+        return Declared(fs=fs)
+    n_samples = int(record[3]) if len(record) > 3 and record[3].isdigit() else None
+    n_signals = int(record[1]) if record[1].isdigit() else None
+    return Declared(n_signals=n_signals, n_samples=n_samples, fs=fs)
+
+
+def check_signal_files(name: Path) -> None:
+    """Refuse a signal file whose size disagrees with what the header says it holds (plain
+    fixed-width formats only): shorter — ``samples`` (truncated); longer by a frame or more —
+    ``sample_rate`` (the header's rate and sample count do not describe the data)."""
+    header = Path(f"{name}.hea")
+    lines = _header_fields(header)
+    record = lines[0] if lines else []
+    if len(record) < 4 or "/" in record[0] or not record[3].isdigit():
+        return
+    n_samples, fs_text = int(record[3]), record[2]
+    by_file: dict[str, list[str]] = {}
+    for fields in lines[1:]:
+        if len(fields) > 1 and fields[0] != "~":
+            by_file.setdefault(fields[0], []).append(fields[1])
+    for file_name, formats in by_file.items():
+        width = BYTES_PER_SAMPLE.get(formats[0])
+        dat = name.parent / file_name
+        if width is None or len(set(formats)) > 1 or not dat.is_file():
+            continue  # mixed formats, samples per frame, skew or byte offset: wfdb checks them
+        frame = len(formats) * width
+        expected, size = n_samples * frame, dat.stat().st_size
+        held = int(size // frame)
+        if size < expected:
+            raise Refused("samples", f"{file_name} holds {held:,} of the {n_samples:,} samples per signal "
+                          "the header declares (truncated?)", str(header))  # fmt: skip
+        if size >= expected + frame:
+            raise Refused("sample_rate", f"the header declares {n_samples:,} samples per signal at {fs_text} Hz "
+                          f"but {file_name} holds {held:,}: the rate or the count does not match the data",
+                          str(header))  # fmt: skip
 
 
 def _comment_fields(comments: list[str]) -> dict[str, Any]:
@@ -108,8 +186,23 @@ def read_wfdb_export(path: str | Path) -> Record:
     """
     name = record_name(path)
     header = require_file(f"{name}.hea", "WFDB header")
+    declared(name)  # a rate wfdb would misread (-500 as 250 Hz) is refused
+    check_signal_files(name)
     with library_errors(header, "WFDB record"):
-        rec = wfdb.rdrecord(str(name), physical=True)
+        # Digital first, for the checksums; then the physical values as rdrecord(physical=True)
+        # computes them (the same dac call).
+        rec = wfdb.rdrecord(str(name), physical=False, return_res=64)
+        sums = list(getattr(rec, "checksum", None) or [])
+        if (
+            rec.d_signal is not None
+            and len(sums) == rec.n_sig
+            and set(rec.samps_per_frame or [1]) == {1}
+        ):
+            verify_checksums(
+                rec.d_signal.T, list(rec.sig_name), sums, header
+            )  # not smoothed frames
+        if rec.d_signal is not None:
+            rec.dac(expanded=False, return_res=64, inplace=True)
         if rec.p_signal is None:
             raise InputError(f"{header}: WFDB record without single-frequency signals")
         labels = [str(s) for s in rec.sig_name]

@@ -18,10 +18,10 @@ import numpy as np
 import wfdb
 
 from ecg_mi.data.record import Record, reorder_leads
-from ecg_mi.errors import InputError
+from ecg_mi.errors import InputError, Refused
 
-# Bytes per sample of the WFDB storage formats PTB-XL-like exports use.
-_BYTES_PER_SAMPLE = {"16": 2, "32": 4, "80": 1, "61": 2, "160": 2}
+#: Bytes per sample of the fixed-width WFDB storage formats.
+BYTES_PER_SAMPLE = {"16": 2, "32": 4, "80": 1, "61": 2, "160": 2, "8": 1}
 
 
 _GAIN = re.compile(r"^([-+]?[\d.]+(?:[eE][-+]?\d+)?)(?:\(([-+]?\d+)\))?(?:/(\S+))?$")
@@ -39,6 +39,7 @@ class _SimpleHeader:
     baselines: np.ndarray
     units: list[str]
     names: list[str]
+    checksums: list[int | None]
 
 
 def _header_lines(header: Path) -> list[list[str]]:
@@ -107,7 +108,7 @@ def _parse_simple_header(lines: list[list[str]]) -> _SimpleHeader | None:
         if "/" in fs_text or "(" in fs_text:
             return None
         fs = float(fs_text)
-        files, gains, baselines, units, names = set(), [], [], [], []
+        files, gains, baselines, units, names, checksums = set(), [], [], [], [], []
         for fields in lines[1:]:
             if fields[1] != "16":
                 return None
@@ -118,12 +119,13 @@ def _parse_simple_header(lines: list[list[str]]) -> _SimpleHeader | None:
             baselines.append(int(match.group(2)) if match.group(2) is not None else adc_zero)
             units.append(match.group(3) or "mV")
             names.append(" ".join(fields[8:]))
+            checksums.append(int(fields[6]) if fields[6].lstrip("-").isdigit() else None)
     except (ValueError, IndexError, AttributeError):
         return None
     if len(files) != 1:
         return None
     return _SimpleHeader(
-        fs, sig_len, files.pop(), np.array(gains), np.array(baselines), units, names
+        fs, sig_len, files.pop(), np.array(gains), np.array(baselines), units, names, checksums
     )
 
 
@@ -142,9 +144,23 @@ def _read_simple(path: Path, head: _SimpleHeader) -> tuple[np.ndarray, list[str]
     digital = (
         np.fromfile(dat, dtype="<i2", count=n_sig * head.sig_len).reshape(head.sig_len, n_sig).T
     )
+    verify_checksums(digital, head.names, head.checksums, path.with_suffix(".hea"))
     physical = (digital - head.baselines[:, None]) / head.gains[:, None]
     physical[digital == _WFDB_INVALID_16] = np.nan
     return physical, head.names, head.units
+
+
+def verify_checksums(
+    digital: np.ndarray, names: list[str], checksums: list[int | None], header: Path
+) -> None:
+    """Refused (the input gate's ``checksum``) when a digital signal (row of ``[n_sig, L]``)
+    does not add up to its header checksum (16-bit; None: not stated): a damaged or edited
+    file must not be read as an ECG."""
+    actual = np.asarray(digital).sum(axis=1, dtype=np.int64) % 65536
+    for name, stated, found in zip(names, checksums, actual, strict=True):
+        if stated is not None and stated % 65536 != int(found):
+            raise Refused("checksum", f"signal {name}: the header's checksum is {stated}, its samples add up "
+                          f"to {int(found)} (damaged or edited file)", str(header))  # fmt: skip
 
 
 def _read_with_wfdb(
@@ -253,7 +269,7 @@ def _check_dat_files(path: Path, head: wfdb.Record) -> None:
             )
         n_signals = head.file_name.count(file_name)
         fmt = head.fmt[head.file_name.index(file_name)]
-        width = _BYTES_PER_SAMPLE.get(str(fmt))
+        width = BYTES_PER_SAMPLE.get(str(fmt))
         if width is None or not head.sig_len:
             continue
         expected = n_signals * head.sig_len * width
