@@ -27,7 +27,7 @@ from ecg_mi.data.gate import (
 )
 from ecg_mi.data.readers import read_ecg
 from ecg_mi.data.record import Record
-from ecg_mi.data.synthetic import heart_for, synthesize_ecg
+from ecg_mi.data.sources.synthetic import heart_for, synthesize_ecg
 from ecg_mi.errors import ConfigError, Refused
 from ecg_mi.representation import Representation
 

@@ -139,7 +139,7 @@ def test_a_state_of_an_unknown_format_is_refused_naming_it():
 
 #: Where each step of turning a record into model inputs may be coded: nowhere else in src/.
 CONTRACT_HOMES = {
-    "median_beat": {"data/beats.py"}, "median_beats": {"data/beats.py", "representation.py"},
+    "median_beat": {"features/beats.py"}, "median_beats": {"features/beats.py", "representation.py"},
     "lead_mean": {"representation.py"}, "lead_std": {"representation.py"},
     "feature_center": {"representation.py"}, "feature_scale": {"representation.py"},
 }  # fmt: skip

@@ -257,7 +257,7 @@ class SyntheticSource:
 
     #: The outcome ``label`` stands for (the model card's outcome definition).
     outcome = ("MI as simulated: an infarct territory with pathological Q waves, reduced R, ST deviation "
-               "and T inversion (src/ecg_mi/data/synthetic.py); synthetic, not clinical")
+               "and T inversion (src/ecg_mi/data/sources/synthetic.py); synthetic, not clinical")
 
     name = "synthetic"
     partial_rates: tuple[int, ...] = ()
