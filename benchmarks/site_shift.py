@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 import numpy as np
@@ -68,7 +69,8 @@ def score_controls(controls: pd.DataFrame, runs: dict[int, str], source: PtbxlSo
     for fold, part in controls.groupby("fold"):
         model = load_for_scoring(f"runs:/{runs[fold]}", uri)
         rows = part.reset_index(drop=True)
-        for s in score_records(range(len(rows)), lambda i: source.read(rows.iloc[i], 100), model):
+        read = functools.partial(lambda part, i: source.read(part.iloc[i], 100), rows)
+        for s in score_records(range(len(rows)), read, model):
             if s.error:
                 raise SystemExit(f"error: {rows.iloc[s.key]['record_id']}: {s.error}")
             scored.append({"record_id": rows.iloc[s.key]["record_id"], "patient_id": rows.iloc[s.key]["patient_id"],

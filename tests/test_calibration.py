@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from ecg_mi.calibration import (
-    prior_shift,
     apply_calibration,
     brier_score,
     choose_method,
@@ -18,6 +17,7 @@ from ecg_mi.calibration import (
     fit_calibration,
     fit_isotonic,
     fit_platt,
+    prior_shift,
 )
 from ecg_mi.metrics import auc, f1_at, max_f1_threshold
 

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, cardiosoft_xml, compose_config, make_signal
-from ecg_mi.data.readers import read_ecg
 from ecg_mi.calibration import prior_shift
+from ecg_mi.data.readers import read_ecg
 from ecg_mi.errors import ConfigError, DataError, InputError
 from ecg_mi.predict import COLUMNS, run, select_ecg_files, stitch
 

@@ -35,6 +35,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from ecg_mi.calibration import (  # noqa: E402  (shared with the train route and the report)
     N_CALIBRATION_BINS,
+    apply_calibration,  # noqa: E402
     brier_score,
     expected_calibration_error,
     reliability_table,
@@ -44,7 +45,6 @@ from ecg_mi.errors import ConfigError, DataError  # noqa: E402
 from ecg_mi.evaluate.report import Settings, subgroup_figure, subgroups  # noqa: E402
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
 from ecg_mi.metrics import f1_at  # noqa: E402
-from ecg_mi.calibration import apply_calibration  # noqa: E402
 from ecg_mi.predict import (  # noqa: E402
     PackagedModel,
     at_prevalence,

@@ -48,7 +48,7 @@ from ecg_mi.evaluate.model_card import (
 from ecg_mi.evaluate.report import Settings, report_tables
 from ecg_mi.evaluate.runs import Sweep, collect, fetch
 from ecg_mi.models.registry import is_ensemble, members_of
-from ecg_mi.packaging import ensemble, download_package, log_package
+from ecg_mi.packaging import download_package, ensemble, log_package
 from ecg_mi.tracking import (
     FOLD_HASH_PARAM,
     log_metrics_at,
