@@ -694,10 +694,11 @@ def run(cfg: DictConfig) -> pd.DataFrame:
             write_gradcam(scored, model, figures / figure_name(scored.key, inputs.root))
         if len(pending) >= cfg.batch_size:
             append_rows(pending, partial)
-            rows, pending = rows + pending, []
+            rows.extend(pending)
+            pending = []
     if pending:
         append_rows(pending, partial)
-    rows += pending
+    rows.extend(pending)
     order = {str(f): i for i, f in enumerate(inputs.files)}
     rows = sorted(rows, key=lambda row: order.get(row["path"], len(order)))
     mark_duplicates(rows)
