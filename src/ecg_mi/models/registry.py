@@ -15,7 +15,23 @@ from typing import Any, TypeVar
 from ecg_mi.errors import ConfigError
 
 _MODELS: dict[str, type] = {}
+_IMPORTED = [False]  # every model module of the package imported (see _registry)
 T = TypeVar("T", bound=type)
+
+
+def _registry() -> dict[str, type]:
+    """Every registered model, the package's model modules imported on first use (a module
+    registers its models when imported). Lazily, so that what imports one model module — a
+    classical package being unpickled — does not import every network, torch and Lightning."""
+    if not _IMPORTED[0]:
+        _IMPORTED[0] = True
+        import importlib
+        import pkgutil
+
+        package = importlib.import_module("ecg_mi.models")
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+    return _MODELS
 
 
 def register_model(name: str, display: str | None = None) -> Callable[[T], T]:
@@ -38,18 +54,18 @@ def register_model(name: str, display: str | None = None) -> Callable[[T], T]:
 
 def list_models(family: str | None = None) -> list[str]:
     """Registered model names, sorted; only those of ``family`` when given."""
-    return sorted(n for n, cls in _MODELS.items() if family in (None, cls.family))
+    return sorted(n for n, cls in _registry().items() if family in (None, cls.family))
 
 
 def list_families() -> list[str]:
     """The families registered models belong to, sorted."""
-    return sorted({cls.family for cls in _MODELS.values()})
+    return sorted({cls.family for cls in _registry().values()})
 
 
 def get_model_class(name: str) -> type:
     """The class registered as ``name``; ConfigError listing the known names otherwise."""
     try:
-        return _MODELS[name]
+        return _registry()[name]
     except KeyError:
         raise ConfigError(
             f"unknown model {name!r}; known models: {', '.join(list_models())}"
@@ -90,7 +106,7 @@ def is_ensemble(name: str) -> bool:
 def display_name(name: str) -> str:
     """The report name of model ``name`` (``name`` itself for a model this install lacks);
     of an ensemble ``a+b``, its models' names joined (``ResNet + Random Forest``)."""
-    parts = [_MODELS.get(part) for part in members_of(name)]
+    parts = [_registry().get(part) for part in members_of(name)]
     if len(parts) > 1 and all(parts):
         return " + ".join(cls.display_name for cls in parts)
     return parts[0].display_name if len(parts) == 1 and parts[0] else name
