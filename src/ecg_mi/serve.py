@@ -127,7 +127,7 @@ def create_app(model: PackagedModel) -> Any:
 def main(argv: list[str] | None = None) -> int:
     """Load the model, then serve it until SIGTERM/SIGINT (exit 0 when stopped by a signal)."""
     parser = argparse.ArgumentParser(prog="python -m ecg_mi.serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--model-uri", required=True, help="runs:/<id>/model, models:/<name>@<alias>, a folder")
+    parser.add_argument("--model-uri", required=True, help="runs:/<run id>, models:/<name>@<alias>, a folder")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5002)
     parser.add_argument("--tracking-uri", default=None, help="where runs:/ and models:/ resolve")
