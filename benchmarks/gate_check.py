@@ -53,8 +53,8 @@ def record_sets(data: Path) -> dict[str, list[Path]]:
 
 def fitted_limits(data: Path, sample_rate: int) -> GateLimits:
     """The limits a window representation fits on fold 0's training part at ``sample_rate``."""
-    from ecg_mi.datamodule import FoldDataModule
     from ecg_mi.data.sources import PtbxlSource
+    from ecg_mi.datamodule import FoldDataModule
     from ecg_mi.representation import Representation
 
     with tempfile.TemporaryDirectory(prefix="gate_check_") as cache:

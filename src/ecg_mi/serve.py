@@ -16,7 +16,7 @@ request a 400 naming the window and the check; nothing of that request is scored
 
 Every refusal is HTTP 400 with one line, ``{"error": "<what is wrong>"}``: a body that is not
 JSON or not such a tensor, a wrong shape, NaN/inf, windows the model's input gate refuses
-(:func:`refusal`). An unexpected failure is HTTP 500 ``{"error": "internal error (<type>)"}``;
+(:func:`~ecg_mi.data.gate.check_windows`). An unexpected failure is HTTP 500 ``{"error": "internal error (<type>)"}``;
 stack traces go to the server's log, never into a response.
 
 Why not ``mlflow models serve``: its error bodies carry the Python stack trace and echo the whole
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ecg_mi.data.gate import check_windows
-from ecg_mi.errors import EcgMiError, Refused
+from ecg_mi.errors import EcgMiError, InputError
 from ecg_mi.predict import PackagedModel, at_prevalence, load_for_scoring, one_line
 
 log = logging.getLogger(__name__)
@@ -45,39 +45,24 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 << 20
 
 
-class Rejected(Exception):
-    """A request the server answers with 400 and this one-line reason."""
-
-
-def refusal(windows: np.ndarray, model: PackagedModel) -> str | None:
-    """Why the model cannot judge the windows ``[N, 12, L]`` (mV at the model's rate): the input
-    gate's reason (:func:`~ecg_mi.data.gate.check_windows`, the packaged limits), or None."""
-    try:
-        check_windows(windows, model.gate)
-    except Refused as exc:
-        return str(exc)
-    return None
-
-
 def parse_inputs(body: Any, model: PackagedModel) -> tuple[np.ndarray, float | None]:
-    """The float32 windows ``[N, 12, L]`` and the site prevalence of a request body; Refused."""
+    """The float32 windows ``[N, 12, L]`` and the site prevalence of a request body; InputError
+    (Refused for windows the input gate refuses)."""
     if not isinstance(body, dict) or "inputs" not in body:
-        raise Rejected('the body must be a JSON object {"inputs": [[[...]]]} (float [N, 12, L] in mV)')
+        raise InputError('the body must be a JSON object {"inputs": [[[...]]]} (float [N, 12, L] in mV)')
     try:
         x = np.asarray(body["inputs"], dtype=np.float32)
     except (TypeError, ValueError, OverflowError):
-        raise Rejected("inputs: not a rectangular array of numbers") from None
+        raise InputError("inputs: not a rectangular array of numbers") from None
     expected = (12, model.window)
     if x.ndim != 3 or x.shape[1:] != expected or x.shape[0] == 0:
-        raise Rejected(f"inputs: shape {list(x.shape)}; expected [N, 12, {model.window}] "
+        raise InputError(f"inputs: shape {list(x.shape)}; expected [N, 12, {model.window}] "
                       f"({model.window_s:g} s at {model.sample_rate:g} Hz, mV)")  # fmt: skip
-    reason = refusal(x, model)
-    if reason:
-        raise Rejected(reason)
+    check_windows(x, model.gate)  # the package's input gate: Refused names the window and the check
     prevalence = body.get("prevalence")
     if prevalence is not None and not (isinstance(prevalence, int | float) and 0 < prevalence < 1
                                        and math.isfinite(prevalence)):  # fmt: skip
-        raise Rejected(f"prevalence={prevalence!r}: must be a fraction in (0, 1)")
+        raise InputError(f"prevalence={prevalence!r}: must be a fraction in (0, 1)")
     return x, prevalence
 
 
@@ -108,15 +93,15 @@ def create_app(model: PackagedModel) -> Any:
         raw = await request.body()
         try:
             if len(raw) > MAX_BODY_BYTES:
-                raise Rejected(f"body of {len(raw)} bytes; at most {MAX_BODY_BYTES} (send fewer records per request)")
+                raise InputError(f"body of {len(raw)} bytes; at most {MAX_BODY_BYTES} (send fewer records per request)")
             try:
                 body = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise Rejected(f"the body is not JSON ({one_line(str(exc), 120)})") from None
+                raise InputError(f"the body is not JSON ({one_line(str(exc), 120)})") from None
             x, prevalence = parse_inputs(body, model)
             scorer = at_prevalence(model, prevalence)
             probs = scorer.probabilities(x)
-        except (Rejected, EcgMiError) as exc:
+        except EcgMiError as exc:
             return JSONResponse({"error": one_line(str(exc), 300)}, status_code=400)
         return JSONResponse({"predictions": probs.tolist(), "pred_mi": (probs >= scorer.threshold).astype(int).tolist(),
                              "threshold": scorer.threshold})  # fmt: skip
