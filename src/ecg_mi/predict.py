@@ -306,6 +306,7 @@ class Inputs:
     root: Path
     skipped: int = 0
     collection: bool = False  # a folder or glob (progress bar, companion skipping)
+    folders: tuple[Path, ...] = ()  # the folders searched (outputs may not go inside them)
 
 
 def wfdb_signal_files(files: Iterable[Path]) -> set[Path]:
@@ -335,6 +336,11 @@ def select_ecg_files(files: Iterable[Path]) -> tuple[list[Path], int]:
     return kept, len(files) - len(kept)
 
 
+def files_under(folder: Path) -> list[Path]:
+    """Every file below ``folder`` (recursive)."""
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
 def expand_input(spec: str | None) -> Inputs:
     """Resolve ``input=``: a file, a WFDB record name, a folder (recursive) or a glob.
 
@@ -349,10 +355,10 @@ def expand_input(spec: str | None) -> Inputs:
     if path.is_file() or (not path.exists() and Path(f"{spec}.hea").is_file()):
         return Inputs(spec, [path], path.parent)
     if path.is_dir():
-        found, root = [p for p in path.rglob("*") if p.is_file()], path
+        found, root = files_under(path), path
     elif glob.has_magic(spec):
         matches = [Path(m) for m in glob.glob(spec, recursive=True)]
-        found = [p for m in matches for p in ([m] if m.is_file() else m.rglob("*")) if p.is_file()]
+        found = [p for m in matches for p in ([m] if m.is_file() else files_under(m))]
         root = Path(os.path.commonpath([str(p.parent) for p in found])) if found else Path(".")
     else:
         raise InputError(f"{spec}: no such file or folder")
@@ -360,7 +366,7 @@ def expand_input(spec: str | None) -> Inputs:
     if not files:
         what = f"holds only {skipped} non-ECG companion file(s)" if skipped else "matches no file"
         raise InputError(f"{spec}: {what}")
-    return Inputs(spec, files, root, skipped, collection=True)
+    return Inputs(spec, files, root, skipped, collection=True, folders=(root.resolve(),))
 
 
 def read_input_list(list_file: str) -> Inputs:
@@ -377,12 +383,12 @@ def read_input_list(list_file: str) -> Inputs:
                                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
                                              if missing else "names no input"))  # fmt: skip
     folders = [p for p in named if p.is_dir()]
-    found = [p for p in named if not p.is_dir()] + [f for d in folders for f in d.rglob("*") if f.is_file()]
+    found = [p for p in named if not p.is_dir()] + [f for d in folders for f in files_under(d)]
     files, skipped = select_ecg_files(found) if folders else (list(dict.fromkeys(found)), 0)
     if not files:
         raise InputError(f"{list_file}: names only {skipped} non-ECG companion file(s)")
     root = Path(os.path.commonpath([str(p.resolve().parent) for p in files]))
-    return Inputs(list_file, files, root, skipped, collection=True)
+    return Inputs(list_file, files, root, skipped, collection=True, folders=tuple(d.resolve() for d in folders))
 
 
 def input_files(inputs: Inputs) -> set[Path]:
@@ -393,18 +399,11 @@ def input_files(inputs: Inputs) -> set[Path]:
     return named | {h.resolve() for h in headers} | {f.resolve() for f in wfdb_signal_files(headers)}
 
 
-def input_folders(inputs: Inputs) -> list[Path]:
-    """The folders the inputs were searched in (resolved); none for files named one by one."""
-    if Path(inputs.spec).is_dir():
-        return [Path(inputs.spec).resolve()]
-    return [inputs.root.resolve()] if inputs.collection and glob.has_magic(inputs.spec) else []
-
-
 def check_outputs(output: Path, figures: Path | None, inputs: Inputs) -> None:
     """Refuse, before any work, outputs that would write over or inside the inputs, a folder
     where a file is expected, a file where a folder is expected, or a place that cannot be
     written (see module docstring). InputError naming the output."""
-    read, folders = input_files(inputs), input_folders(inputs)
+    read, folders = input_files(inputs), inputs.folders
     for path, what in ((output, "output"), (figures, "gradcam_dir")):
         if path is None:
             continue
