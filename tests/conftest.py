@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import wfdb
 
 from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.data.sources import SyntheticSource
+from ecg_mi.tracking import ensure_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ECG_MI_DATA", REPO.parent / "shared" / "data"))
@@ -44,6 +45,20 @@ EXPORT_SAMPLES: dict[str, list[str]] = {
 #: what another account must reach (root's pytest folders are mode 0700).
 SYSTEM_TEMP = tempfile.gettempdir()
 PTBXL_LEADS = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+
+
+#: What may appear in the checkout while the tests run (pytest's own cache).
+_REPO_WRITES_ALLOWED = {".pytest_cache"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repo_left_as_found() -> Iterator[None]:
+    """Fail the session when a test wrote into the checkout (e.g. MLflow's default ``./mlruns``
+    artifact root, Hydra's ``outputs/``): tests write only into their temporary folders."""
+    before = {p.name for p in REPO.iterdir()}
+    yield
+    new = sorted({p.name for p in REPO.iterdir()} - before - _REPO_WRITES_ALLOWED)
+    assert not new, f"tests wrote {new} into the checkout {REPO}; write under tmp_path"
 
 
 @pytest.fixture(autouse=True)
@@ -332,7 +347,7 @@ def standin_model(tmp_path) -> Callable[..., str]:
         if run:
             mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
             # Named, so no experiment id cached by an earlier test's store is reused.
-            mlflow.set_experiment("standin")
+            mlflow.set_experiment(experiment_id=ensure_experiment("standin", os.environ["MLFLOW_TRACKING_URI"]))
             with mlflow.start_run() as active:
                 mlflow.pyfunc.log_model(name="model", **kwargs)
             return f"runs:/{active.info.run_id}/model"

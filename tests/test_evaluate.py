@@ -17,6 +17,7 @@ from ecg_mi.errors import ConfigError, DataError, InputError
 from ecg_mi.evaluate.report import Settings, age_band, build_report, table2
 from ecg_mi.evaluate.runs import collect
 from ecg_mi.stats import bootstrap_auc_ci, delong_covariance, delong_test
+from ecg_mi.tracking import ensure_experiment
 
 
 def _scores(n: int = 300, shift: float = 1.0, seed: int = 0):
@@ -106,7 +107,7 @@ def _fake_sweep(
     the others are like runs logged before calibration; models in ``validation`` also log
     ``val_predictions.csv`` (the other folds' records, fresh noise) and its ``val_auc``."""
     mlflow.set_tracking_uri(uri)
-    exp = mlflow.set_experiment(experiment)
+    exp = mlflow.set_experiment(experiment_id=ensure_experiment(experiment, uri))
     rng = np.random.default_rng(0)
     n = 120
     labels = (np.arange(n) % 3 == 0).astype(int)

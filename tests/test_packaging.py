@@ -26,7 +26,7 @@ from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.errors import DataError, EcgMiError, InputError
 from ecg_mi.evaluate.runs import collect
 from ecg_mi.packaging import CONTRACT_KEYS, model_info
-from ecg_mi.tracking import logged_model_uri
+from ecg_mi.tracking import ensure_experiment, logged_model_uri
 
 EXPERIMENT = "packaging"
 N_RECORDS = 4  # test records predicted in the fresh process
@@ -362,7 +362,7 @@ def test_combined_models_predict_the_mean_of_their_parts_in_a_fresh_process(stor
 
     keys = [("resnet", 0), ("xgboost", 0)]
     parts = [ensemble([download_package(logged_model_uri(store.runs[k].id, mlflow.get_tracking_uri()), str(tmp_path / k[0]))]) for k in keys]
-    with mlflow.start_run(experiment_id=mlflow.set_experiment("combined").experiment_id) as active:
+    with mlflow.start_run(experiment_id=ensure_experiment("combined", mlflow.get_tracking_uri())) as active:
         log_package(ensemble(parts), "resnet-xgboost")
     x = store.records[("resnet", 0)]
     expected = np.mean([_load(store.runs[k].id).predict(x) for k in keys], axis=0)
@@ -532,3 +532,30 @@ def test_an_ensemble_refuses_a_site_recalibrated_part():
     assert recalibrated.info["threshold"] < part.info["threshold"]  # moved with the map
     with pytest.raises(DataError, match="recalibrated for a site"):
         ensemble([recalibrated, part])
+
+
+@pytest.mark.parametrize("model", ["resnet_beat", "resnet_hybrid", "xgboost"])
+def test_what_readers_derive_per_record_scores_as_the_package_does(store, model):
+    from ecg_mi.representation import Derived
+
+    pyfunc = _load(store.runs[(model, 0)].id)
+    package, x = pyfunc.unwrap_python_model(), store.records[(model, 0)]
+    parts = [Derived(x[i : i + 1], 100.0) for i in range(len(x))]  # as predict's workers derive them
+    for part in parts:
+        part.compute(package.derived)
+    joined = Derived.joined(parts)
+    assert set(joined._cache) == set(package.derived) != set()
+    np.testing.assert_array_equal(package.predict_derived(joined), pyfunc.predict(x))
+
+
+def test_reading_workers_score_as_one_process(store, tmp_path, write_wfdb):
+    from ecg_mi.predict import run
+
+    for i, signal_mv in enumerate(store.records[("resnet_hybrid", 0)]):
+        write_wfdb(tmp_path / "in", f"r{i}", signal_mv)
+    uri = logged_model_uri(store.runs[("resnet_hybrid", 0)].id, store.uri)
+    tables = [run(compose_config("predict", f"model_uri={uri}", f"input={tmp_path / 'in'}", "batch_size=1",
+                                 f"output={tmp_path / f'{workers}.csv'}", f"workers={workers}"))  # fmt: skip
+              for workers in (0, 2)]
+    assert (tables[0]["status"] == "ok").all() and len(tables[0]) == N_RECORDS
+    pd.testing.assert_frame_equal(tables[0], tables[1])

@@ -23,7 +23,7 @@ from conftest import REPO, cardiosoft_xml, compose_config, make_signal
 from ecg_mi.calibration import prior_shift
 from ecg_mi.data.readers import read_ecg
 from ecg_mi.errors import ConfigError, DataError, InputError
-from ecg_mi.predict import COLUMNS, run, select_ecg_files, stitch
+from ecg_mi.predict import COLUMNS, reading_workers, run, select_ecg_files, stitch
 
 COLUMN_LIST = ["path", "record_id", "format", "status", "error", "fs_in", "n_leads_in", "duration_s",
                "prob_mi", "pred_mi", "threshold", "model_uri", "signal_sha256", "duplicate_of"]  # fmt: skip
@@ -184,13 +184,14 @@ def test_failed_run_leaves_an_existing_csv_untouched(tmp_path, standin_model, wr
         (["model_uri={model}", "input={in}/r0", "gradcam=maybe"], "error: gradcam='maybe': must be true or false"),
         (["model_uri={model}", "input={in}/r0", "resume=1"], "error: resume=1: must be true or false"),
         (["model_uri={model}", "input={in}/r0", "batch_size=0"], "error: batch_size=0: must be a positive integer"),
+        (["model_uri={model}", "input={in}/r0", "workers=-1"], "error: workers=-1: must be auto or a whole number >= 0"),
         (["model_uri={model}", "input={in}/r0", "input_list={tmp}/none.txt"], "error: input and input_list: pass one"),
         (["model_uri={model}", "input_list={tmp}/none.txt"], "error: {tmp}/none.txt: cannot read the input list"),
     ],
     ids=["missing-model", "model-is-a-config-group", "input-matches-nothing", "unloadable-model", "output-under-a-file",
          "output-is-an-input", "output-is-an-input-signal-file", "output-inside-the-inputs", "output-is-a-folder",
          "gradcam-dir-is-an-input", "gradcam-dir-is-a-file", "output-int", "output-list", "tracking-uri-int",
-         "gradcam-not-bool", "resume-not-bool", "batch-size-0", "input-and-input-list", "input-list-missing"],
+         "gradcam-not-bool", "resume-not-bool", "batch-size-0", "workers-negative", "input-and-input-list", "input-list-missing"],
 )  # fmt: skip
 def test_cli_errors_are_one_line_exit_2(run_cli, tmp_path, standin_model, write_wfdb, args, message):
     write_wfdb(tmp_path / "in", "r0")
@@ -352,3 +353,20 @@ def test_a_runs_uri_names_the_model_that_run_logged(uri, run_id):
     from ecg_mi.predict import run_of
 
     assert run_of(uri) == run_id
+
+
+def test_reading_workers_give_the_rows_of_one_process(tmp_path, standin_model, mixed_folder, write_wfdb):
+    for i in range(6):
+        write_wfdb(mixed_folder / "more", f"r{i}", make_signal(1000, 100, seed=i) + 0.05 * i)
+    tables, model = [], standin_model()
+    for workers in (0, 2):
+        with pytest.raises(DataError, match="1 of 9 files"):  # junk.bin, in either
+            predict(model, mixed_folder, tmp_path / f"{workers}.csv", "batch_size=2", f"workers={workers}")
+        tables.append(pd.read_csv(tmp_path / f"{workers}.csv", keep_default_na=False))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+@pytest.mark.parametrize(("setting", "n_files", "expected"), [("auto", 33, len(os.sched_getaffinity(0))),
+                         ("auto", 32, 0), (3, 100, 3), (0, 100, 0)])  # fmt: skip
+def test_reading_workers_start_only_past_one_batch(setting, n_files, expected):
+    assert reading_workers(setting, n_files, batch_records=32) == expected

@@ -68,7 +68,7 @@ def test_experiments_open_in_the_model_training_view():
 def test_logged_model_uri_finds_a_runs_model_whatever_its_name():
     uri = os.environ["MLFLOW_TRACKING_URI"]
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("named")
+    mlflow.set_experiment(experiment_id=ensure_experiment("named", uri))
     with mlflow.start_run() as active:
         info = mlflow.pyfunc.log_model(name="resnet-fold3", python_model=_Echo(), pip_requirements=["numpy"])
     assert logged_model_uri(active.info.run_id, uri) == f"runs:/{active.info.run_id}/resnet-fold3"

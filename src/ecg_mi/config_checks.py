@@ -184,6 +184,7 @@ PREDICT_RULES: tuple[Rule, ...] = (
     Rule("gradcam_dir", _nullable(non_empty_str), PATH),
     Rule("batch_size", positive_int, POSITIVE_INT),
     Rule("resume", is_bool, BOOL),
+    Rule("workers", lambda v: v == "auto" or int_at_least(0)(v), "must be auto or a whole number >= 0"),
     *(Rule(key, _nullable(number_in(0, 1, low_open=True)), "must be a fraction in (0, 1) or null")
       for key in ("prevalence", "train_prevalence")),
     Rule("tracking.uri", _nullable(non_empty_str), TRACKING_URI),

@@ -66,7 +66,7 @@ from ecg_mi.data.record import STANDARD_LEADS
 from ecg_mi.data.windows import DEFAULT_WINDOW_S
 from ecg_mi.errors import DataError, EcgMiError, InputError, Refused
 from ecg_mi.models.registry import ENSEMBLE_SEPARATOR
-from ecg_mi.representation import Derived, Representation
+from ecg_mi.representation import DERIVED, Derived, Representation
 from ecg_mi.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -297,9 +297,22 @@ class EcgMiPackage(mlflow.pyfunc.PythonModel):
             check_windows(x, self.gate)
         except Refused as exc:
             raise MlflowException(f"refused by the input gate: {exc.reason}", error_code=INVALID_PARAMETER_VALUE) from None
-        derived = Derived(x, float(self.info["sample_rate"]))
+        return self.predict_derived(Derived(x, float(self.info["sample_rate"])))
+
+    @property
+    def derived(self) -> tuple[str, ...]:
+        """What the members read of :class:`~ecg_mi.representation.Derived` beyond the windows
+        (median beats, features): what a scoring worker computes per record."""
+        keys = {k for m in self.members for k in Representation.from_state(m.representation).derived}
+        return tuple(k for k in DERIVED if k in keys)
+
+    def predict_derived(self, derived: Derived) -> np.ndarray:
+        """P(MI) ``[N]`` of windows that passed the input gate, with what is derived from them
+        (:meth:`predict`'s arithmetic; ``predict.py`` gates the windows and derives the median
+        beats and features in its reading workers, then calls this)."""
         probs = [apply_calibration(member.calibration, model.predict_proba(*representation.inputs(derived))[:, 1])
                  for member, representation, model in self.loaded]  # fmt: skip
+        derived.warn_beatless()
         return apply_calibration(self.info.get("site_calibration"), weighted_mean(probs, [m.weight for m in self.members]))
 
     def gradcam(self, x: np.ndarray) -> np.ndarray:

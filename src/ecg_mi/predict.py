@@ -54,10 +54,15 @@ from __future__ import annotations
 import functools
 import glob
 import hashlib
+import itertools
 import logging
+import multiprocessing
 import os
+import signal
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -73,6 +78,7 @@ from ecg_mi.data.readers.wfdb_export import header_signal_files
 from ecg_mi.data.record import STANDARD_LEADS, Record, canonical_lead_name
 from ecg_mi.data.windows import DEFAULT_WINDOW_S, model_windows, window_starts
 from ecg_mi.errors import ConfigError, DataError, EcgMiError, InputError, Refused
+from ecg_mi.representation import Derived
 from ecg_mi.utils.io import read_csv_table, write_probabilities_csv
 
 log = logging.getLogger(__name__)
@@ -147,18 +153,40 @@ class PackagedModel:
         method = getattr(inner, "gradcam", None)
         return method if callable(method) else None
 
-    def windows(self, record: Record) -> np.ndarray:
-        """The model input of one record: float32 ``[W, 12, window]`` mV (see module doc)."""
-        windows = model_windows(record, self.sample_rate, self.window_s)
-        order = self.lead_order
-        return windows if order is None else np.ascontiguousarray(windows[:, order])
+    @property
+    def package(self) -> Any:
+        """The ecg-mi package inside the pyfunc (its ``predict_derived`` and ``derived``), or
+        None for a flavour without one."""
+        try:
+            inner = self.pyfunc.unwrap_python_model()
+        except Exception:  # a flavour without a Python model
+            return None
+        return inner if callable(getattr(inner, "predict_derived", None)) else None
+
+    def preparer(self, read: Callable[[Any], Record]) -> Preparer:
+        """What makes a record ready for this model (:class:`Preparer`), reading with ``read``."""
+        package = self.package
+        derived = tuple(package.derived) if package is not None else ()
+        return Preparer(read, self.gate, self.sample_rate, self.window_s, self.lead_order, derived)
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
-        """P(MI) ``[N]`` (float64) of ``windows`` ``[N, 12, window]``."""
-        probs = np.asarray(self.pyfunc.predict(windows), dtype=np.float64).reshape(-1)
-        if probs.shape[0] != windows.shape[0]:
+        """P(MI) ``[N]`` (float64) of ``windows`` ``[N, 12, window]`` through the MLflow model
+        (which applies the input gate itself)."""
+        return self._shifted(self.pyfunc.predict(windows), len(windows))
+
+    def probabilities_of(self, derived: Derived) -> np.ndarray:
+        """P(MI) ``[N]`` of windows the input gate passed, with what the reading workers derived
+        from them (:class:`Preparer`): the package's own arithmetic, without gating again."""
+        package = self.package
+        if package is None:
+            return self.probabilities(derived.x)
+        return self._shifted(package.predict_derived(derived), len(derived.x))
+
+    def _shifted(self, probs: Any, n_windows: int) -> np.ndarray:
+        probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+        if probs.shape[0] != n_windows:
             raise InputError(f"{self.uri}: the model returned {probs.shape[0]} probabilities "
-                             f"for {windows.shape[0]} windows")  # fmt: skip
+                             f"for {n_windows} windows")  # fmt: skip
         return probs if self.prevalence_shift is None else prior_shift(probs, *self.prevalence_shift)
 
 
@@ -446,16 +474,22 @@ def check_writable(output: str | Path) -> Path:
 
 @dataclass
 class Scored:
-    """One record's outcome: the Record (None when it could not be read) and its windows (None
-    when not scored), the mean P(MI) over its windows (NaN when not scored), the one-line
-    error and whether the input gate ``refused`` it (the error is then its reason)."""
+    """One record's outcome: the Record (None when it could not be read), its windows with
+    what the model reads of them (``derived``, None when not scored), the mean P(MI) over its
+    windows (NaN when not scored), the one-line error and whether the input gate ``refused``
+    it (the error is then its reason)."""
 
     key: Any
     record: Record | None = None
-    windows: np.ndarray | None = None
+    derived: Derived | None = None
     prob: float = float("nan")
     error: str | None = None
     refused: bool = False
+
+    @property
+    def windows(self) -> np.ndarray | None:
+        """The model input, float32 ``[W, 12, window]`` mV; None when not scored."""
+        return None if self.derived is None else self.derived.x
 
     @property
     def digest(self) -> str:
@@ -472,44 +506,99 @@ def one_line(text: str, limit: int = 500) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def load_one(key: Any, read: Callable[[Any], Record], model: PackagedModel) -> Scored:
-    """Read ``key``, pass it through the input gate and cut its windows; a refusal or any
-    failure is kept as the row's error. The windows are checked as the package checks them,
-    so that a batch never holds a window the package refuses."""
-    record = None
+@dataclass(frozen=True)
+class Preparer:
+    """Makes one record ready for a model, in a reading worker when there are several (so it
+    holds only picklable settings, not the model): read it with ``read``, pass it through the
+    input gate (``gate``), cut its windows at ``sample_rate`` Hz, ``window_s`` s (leads in
+    ``lead_order``: rows of the standard order; None when the same) and compute what the model
+    reads of them (``derived``: median beats, the 408 features — once, whatever the number of
+    ensemble members reading them). The windows are checked as the package checks them, so
+    that a batch never holds a window the package refuses."""
+
+    read: Callable[[Any], Record]
+    gate: GateLimits
+    sample_rate: float
+    window_s: float
+    lead_order: list[int] | None = None
+    derived: tuple[str, ...] = ()
+
+    def __call__(self, key: Any) -> Scored:
+        """``key`` read and ready, or a refusal or any failure kept as the row's error."""
+        record = None
+        try:
+            record = self.read(key)
+            check_record(record, self.gate)  # before resampling: a rate of 0.001 Hz allocates nothing
+            windows = model_windows(record, self.sample_rate, self.window_s)
+            if self.lead_order is not None:
+                windows = np.ascontiguousarray(windows[:, self.lead_order])
+            check_windows(windows, self.gate)
+            derived = Derived(windows, self.sample_rate)
+            derived.compute(self.derived)
+            return Scored(key, record, derived)
+        except Refused as exc:
+            return Scored(key, record, error=one_line(exc.reason), refused=True)
+        except EcgMiError as exc:
+            return Scored(key, error=one_line(str(exc)))
+        except Exception as exc:  # a reader bug must not sink the other files of a batch
+            log.debug("internal error reading %s", key, exc_info=True)
+            return Scored(key, error=one_line(f"internal error ({type(exc).__name__}: {exc})"))
+
+
+def _reading_worker() -> None:
+    """A reading worker leaves stop signals to the scoring process, which ends the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def prepared(keys: Iterable[Any], prepare: Preparer, workers: int, ahead: int) -> Iterator[Scored]:
+    """``prepare(key)`` of every key, in order: in this process when ``workers`` < 2, else in
+    a pool of that many processes, at most ``ahead`` records read ahead of the consumer (memory
+    stays bounded however many files). Forked, so the workers start at once with the modules
+    already imported; they never run the model (no torch thread pool crosses the fork)."""
+    if workers < 2:
+        yield from map(prepare, keys)
+        return
+    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_reading_worker)
     try:
-        record = read(key)
-        check_record(record, model.gate)  # before resampling: a rate of 0.001 Hz allocates nothing
-        windows = model.windows(record)
-        check_windows(windows, model.gate)
-        return Scored(key, record, windows)
-    except Refused as exc:
-        return Scored(key, record, error=one_line(exc.reason), refused=True)
-    except EcgMiError as exc:
-        return Scored(key, error=one_line(str(exc)))
-    except Exception as exc:  # a reader bug must not sink the other files of a batch
-        log.debug("internal error reading %s", key, exc_info=True)
-        return Scored(key, error=one_line(f"internal error ({type(exc).__name__}: {exc})"))
+        keys = iter(keys)
+        pending = deque(pool.submit(prepare, key) for key in itertools.islice(keys, ahead))
+        while pending:
+            scored = pending.popleft().result()
+            pending.extend(pool.submit(prepare, key) for key in itertools.islice(keys, 1))
+            yield scored
+    finally:  # a stop or an error: the running reads end, the queued ones are dropped
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def reading_workers(setting: Any, n_files: int, batch_records: int) -> int:
+    """Reading processes for ``n_files``: ``setting`` (``auto``: one per available core); none
+    (in-process) for a single batch, where starting a pool costs more than it saves."""
+    if n_files <= batch_records:
+        return 0
+    return len(os.sched_getaffinity(0)) if setting == "auto" else int(setting)
 
 
 def score_batch(batch: list[Scored], model: PackagedModel) -> None:
-    """Fill ``prob`` of the readable records of ``batch`` with one ``predict`` call."""
-    ready = [s for s in batch if s.windows is not None]
+    """Fill ``prob`` of the readable records of ``batch`` with one model call."""
+    ready = [s for s in batch if s.derived is not None]
     if not ready:
         return
-    probs = model.probabilities(np.concatenate([s.windows for s in ready]))
+    probs = model.probabilities_of(Derived.joined([s.derived for s in ready]))
     bounds = np.cumsum([0] + [len(s.windows) for s in ready])
     for s, start, stop in zip(ready, bounds[:-1], bounds[1:], strict=True):
         s.prob = float(probs[start:stop].mean())  # P(MI) of a record: mean over its windows
 
 
 def score_records(keys: Iterable[Any], read: Callable[[Any], Record], model: PackagedModel,
-                  batch_records: int = 32) -> Iterator[Scored]:  # fmt: skip
-    """Score every key (read with ``read``), ``batch_records`` records per ``predict`` call,
-    yielding each :class:`Scored` in input order (predict and external validation share it)."""
+                  batch_records: int = 32, workers: int = 0) -> Iterator[Scored]:  # fmt: skip
+    """Score every key (read with ``read``; by ``workers`` processes when ≥ 2, ``read`` then
+    picklable), ``batch_records`` records per model call, yielding each :class:`Scored` in
+    input order (predict and external validation share it)."""
     batch: list[Scored] = []
-    for key in keys:
-        batch.append(load_one(key, read, model))
+    for scored in prepared(keys, model.preparer(read), workers, ahead=4 * batch_records):
+        batch.append(scored)
         if len(batch) >= batch_records:
             score_batch(batch, model)
             yield from batch
@@ -687,7 +776,9 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     todo = [f for f in inputs.files if str(f) not in done]
     pending: list[dict[str, Any]] = []
     read = functools.partial(read_ecg, limits=model.gate)  # the resource guards, before reading
-    for scored in score_records(progress(todo, "scoring", enabled=inputs.collection), read, model, cfg.batch_size):
+    workers = reading_workers(cfg.workers, len(todo), cfg.batch_size)
+    for scored in score_records(progress(todo, "scoring", enabled=inputs.collection), read, model, cfg.batch_size,
+                                workers):  # fmt: skip
         pending.append(prediction_row(scored.key, scored, model))
         if figures is not None and scored.error is None:
             write_gradcam(scored, model, figures / figure_name(scored.key, inputs.root))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -39,6 +40,8 @@ from ecg_mi.errors import ConfigError, EcgMiError
 
 log = logging.getLogger(__name__)
 SIGNALS = ("window", "median_beat")
+#: What :class:`Derived` computes from windows for a representation to read.
+DERIVED = ("median_beat", "features")
 FEATURE_MODES = ("raw", "scaled")
 #: Version of :meth:`Representation.state`; bumped when its keys or meaning change
 #: (2: the input gate's limits, ``gate``).
@@ -54,31 +57,52 @@ _CHUNK = 256
 
 class Derived:
     """What the representations of one batch of windows ``x`` ``[N, 12, L]`` mV at ``fs`` Hz
-    need, computed once on first use and shared: every member of an ensemble reads the same
-    median beats and the same 408 features."""
+    need (:data:`DERIVED`), computed once on first use and shared: every member of an ensemble
+    reads the same median beats and the same 408 features. ``computed`` holds what is already
+    known (e.g. computed by a scoring worker, :meth:`joined`)."""
 
-    def __init__(self, x: np.ndarray, fs: float) -> None:
+    def __init__(self, x: np.ndarray, fs: float, computed: dict[str, np.ndarray] | None = None) -> None:
         self.x, self.fs = x, float(fs)
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[str, Any] = dict(computed or {})
+        #: Windows with fewer than 2 usable beats (scored on an all-zero median beat).
+        self.beatless = 0
 
     def _get(self, key: str, compute) -> Any:
         if key not in self._cache:
             self._cache[key] = compute()
         return self._cache[key]
 
+    def compute(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        """``{key: array}`` of :data:`DERIVED` ``keys``, computed now when not yet known."""
+        return {key: self.median_beats if key == "median_beat" else self.features for key in keys}
+
+    @classmethod
+    def joined(cls, parts: Sequence[Derived]) -> Derived:
+        """One batch of several (the records of a scoring batch): windows and what every part
+        computed, concatenated in order, and their beatless windows."""
+        first = parts[0]
+        keys = set.intersection(*(set(p._cache) for p in parts))
+        computed = {k: np.concatenate([p._cache[k] for p in parts]) for k in keys}
+        joined = cls(np.concatenate([p.x for p in parts]), first.fs, computed)
+        joined.beatless = sum(p.beatless for p in parts)
+        return joined
+
+    def warn_beatless(self) -> None:
+        """Log how many windows were scored on an all-zero median beat, if any."""
+        if self.beatless:
+            log.warning("%d of %d windows have fewer than 2 usable beats: scored on an all-zero median beat",
+                        self.beatless, len(self.x))  # fmt: skip
+
     @property
     def median_beats(self) -> np.ndarray:
-        """Median beats ``[N, 12, T]`` mV (all zero where a window has fewer than 2 beats, counted
-        in a warning: such a window is scored, never silently)."""
+        """Median beats ``[N, 12, T]`` mV (all zero where a window has fewer than 2 beats,
+        counted in :attr:`beatless`: such a window is scored, never silently)."""
         return self._get("median_beat", self._median_beats)
 
     def _median_beats(self) -> np.ndarray:
         from ecg_mi.features.beats import median_beats
 
-        beats, n_without = median_beats(self.x, self.fs)
-        if n_without:
-            log.warning("%d of %d windows have fewer than 2 usable beats: scored on an all-zero median beat",
-                        n_without, len(beats))  # fmt: skip
+        beats, self.beatless = median_beats(self.x, self.fs)
         return beats
 
     @property
@@ -137,6 +161,11 @@ class Representation:
         from ecg_mi.features.extract import N_LEADS
 
         return N_LEADS * len(FEATURES) if self.features == "scaled" else 0
+
+    @property
+    def derived(self) -> tuple[str, ...]:
+        """What it reads of :class:`Derived` beyond the windows (:data:`DERIVED`)."""
+        return tuple(k for k, used in zip(DERIVED, (self.signal == "median_beat", self.features is not None), strict=True) if used)
 
     def input_length(self, fs: float) -> int:
         """Samples of the signal input at ``fs`` Hz: a window, or a median beat."""
@@ -281,4 +310,4 @@ def fit_scaling(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(np.isfinite(center), center, 0.0), scale
 
 
-__all__ = ["FEATURE_CLIP", "READABLE_STATE_FORMATS", "SIGNALS", "STATE_FORMAT", "Derived", "Representation", "fit_scaling", "lead_statistics"]
+__all__ = ["DERIVED", "FEATURE_CLIP", "READABLE_STATE_FORMATS", "SIGNALS", "STATE_FORMAT", "Derived", "Representation", "fit_scaling", "lead_statistics"]

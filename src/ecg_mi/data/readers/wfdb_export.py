@@ -32,7 +32,14 @@ from ecg_mi.data.readers._common import (
     require_file,
     sex_code,
 )
-from ecg_mi.data.readers.wfdb_reader import BYTES_PER_SAMPLE, verify_checksums
+from ecg_mi.data.readers.wfdb_reader import (
+    BYTES_PER_SAMPLE,
+    SimpleHeader,
+    header_lines,
+    parse_simple_header,
+    read_simple,
+    verify_checksums,
+)
 from ecg_mi.data.record import Record
 from ecg_mi.errors import InputError, Refused
 
@@ -161,6 +168,22 @@ def _comment_fields(comments: list[str]) -> dict[str, Any]:
     return fields
 
 
+def _simple_header(header: Path) -> SimpleHeader | None:
+    """The header when :func:`~ecg_mi.data.readers.wfdb_reader.read_simple` decodes its record
+    (one format-16 file; ``wfdb.rdheader`` alone costs ~20 ms a header with pandas 3), else
+    None: wfdb reads it, with its own checks and messages."""
+    try:
+        return parse_simple_header(header_lines(header))
+    except InputError:
+        return None
+
+
+def _comment_lines(header: Path) -> list[str]:
+    """The header's comment lines without their ``#`` (as ``wfdb.Record.comments``)."""
+    text = header.read_bytes()[:_HEADER_BYTES].decode("latin-1")
+    return [ln.strip()[1:].strip() for ln in text.splitlines() if ln.strip().startswith("#")]
+
+
 def record_name(path: str | Path) -> Path:
     """The WFDB record name (path without ``.hea``) for a header path or a record name."""
     path = Path(path)
@@ -188,6 +211,12 @@ def read_wfdb_export(path: str | Path) -> Record:
     header = require_file(f"{name}.hea", "WFDB header")
     declared(name)  # a rate wfdb would misread (-500 as 250 Hz) is refused
     check_signal_files(name)
+    simple = _simple_header(header)
+    if simple is not None:  # one format-16 file (every PTB-XL record): no wfdb header parse
+        physical, labels, units = read_simple(name, simple)
+        fs, extra = simple.fs, _comment_fields(_comment_lines(header))
+        signal = physical * np.array([mv_per_unit(u or "mV", str(header)) for u in units])[:, None]
+        return build_record(name, FORMAT, signal, labels, fs, extra)
     with library_errors(header, "WFDB record"):
         # Digital first, for the checksums; then the physical values as rdrecord(physical=True)
         # computes them (the same dac call).

@@ -29,7 +29,7 @@ _WFDB_INVALID_16 = -32768  # format-16 sentinel for a missing sample
 
 
 @dataclass(frozen=True)
-class _SimpleHeader:
+class SimpleHeader:
     """A header the fast path can decode: one format-16 ``.dat`` holding every signal."""
 
     fs: float
@@ -42,7 +42,7 @@ class _SimpleHeader:
     checksums: list[int | None]
 
 
-def _header_lines(header: Path) -> list[list[str]]:
+def header_lines(header: Path) -> list[list[str]]:
     """The record line and signal lines of ``header``, split into fields and checked.
 
     Both decoding paths start here, so a header that would make either one crash, guess or
@@ -100,7 +100,7 @@ def _check_gain(text: str, header: Path, k: int, lead: str) -> None:
         )
 
 
-def _parse_simple_header(lines: list[list[str]]) -> _SimpleHeader | None:
+def parse_simple_header(lines: list[list[str]]) -> SimpleHeader | None:
     """Parse checked header ``lines`` if the fast path handles them, else return None."""
     try:
         record = lines[0]
@@ -124,12 +124,12 @@ def _parse_simple_header(lines: list[list[str]]) -> _SimpleHeader | None:
         return None
     if len(files) != 1:
         return None
-    return _SimpleHeader(
+    return SimpleHeader(
         fs, sig_len, files.pop(), np.array(gains), np.array(baselines), units, names, checksums
     )
 
 
-def _read_simple(path: Path, head: _SimpleHeader) -> tuple[np.ndarray, list[str], list[str]]:
+def read_simple(path: Path, head: SimpleHeader) -> tuple[np.ndarray, list[str], list[str]]:
     """Physical signal ``[n_sig, L]`` (float64, header units), names and units."""
     dat = path.parent / head.dat_name
     if not dat.is_file():
@@ -238,10 +238,10 @@ def read_wfdb(
     header = path.with_suffix(".hea")
     if not header.is_file():
         raise InputError(f"{header}: WFDB header file not found")
-    simple = _parse_simple_header(_header_lines(header))
+    simple = parse_simple_header(header_lines(header))
     if simple is not None:
         _check_fs(header, simple.fs, expected_fs)
-        signal, names, units = _read_simple(path, simple)
+        signal, names, units = read_simple(path, simple)
         fs = simple.fs
     else:
         signal, names, units, fs = _read_with_wfdb(path, expected_fs)
