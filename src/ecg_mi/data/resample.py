@@ -5,7 +5,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from scipy import signal as sps
 
 from ecg_mi.errors import ConfigError
 
@@ -30,6 +29,8 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     """
     if fs_in == fs_out:
         return x.astype(np.float32, copy=False)
+    from scipy import signal as sps  # here: scoring at the model's own rate never loads it (~0.5 s)
+
     ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
     if ratio.numerator == 1:
         y = sps.decimate(x, ratio.denominator, ftype="fir", zero_phase=True, axis=-1)

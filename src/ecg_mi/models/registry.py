@@ -9,6 +9,8 @@ registry keeps a list of models.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -25,7 +27,6 @@ def _registry() -> dict[str, type]:
     classical package being unpickled — does not import every network, torch and Lightning."""
     if not _IMPORTED[0]:
         _IMPORTED[0] = True
-        import importlib
         import pkgutil
 
         package = importlib.import_module("ecg_mi.models")
@@ -64,8 +65,11 @@ def list_families() -> list[str]:
 
 def get_model_class(name: str) -> type:
     """The class registered as ``name``; ConfigError listing the known names otherwise."""
+    if name not in _MODELS:  # a model's own module registers it: no other model's imports (scoring)
+        with contextlib.suppress(ImportError):
+            importlib.import_module(f"{__package__}.{name}")
     try:
-        return _registry()[name]
+        return _MODELS[name] if name in _MODELS else _registry()[name]
     except KeyError:
         raise ConfigError(
             f"unknown model {name!r}; known models: {', '.join(list_models())}"
