@@ -62,6 +62,12 @@ class _DropRecords(logging.Filter):
         return not record.getMessage().startswith(self.prefixes)
 
 
+def silence_warnings() -> None:
+    """Ignore the Python warnings :data:`WARNING_RULES` names, and no other."""
+    for category, module, message, _why in WARNING_RULES:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+
+
 def quiet(verbose: bool = False) -> None:
     """Install the rules above in this process (idempotent), unless ``verbose``.
 
@@ -70,8 +76,7 @@ def quiet(verbose: bool = False) -> None:
     a job's logging (it replaces the handlers)."""
     if verbose:
         return
-    for category, module, message, _why in WARNING_RULES:
-        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+    silence_warnings()
     for name, rules in LOG_RULES.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropRecords) for f in logger.filters):

@@ -246,6 +246,7 @@ class SweepParentRun(Callback):
             params += [Param("n_jobs", str(jobs))] if jobs else []
             client.log_batch(self.run_id, params=params)
             client.log_text(self.run_id, OmegaConf.to_yaml(config), "multirun.yaml")
+        close_stale_parents(client, experiment_id, keep=self.run_id)
         os.environ[PARENT_RUN_ENV] = self.run_id
         atexit.register(self._abandoned)
 
@@ -298,6 +299,19 @@ class SweepParentRun(Callback):
             for name in ("sweep_summary.csv", "sweep_summary.md", "sweep_auc.png"):
                 client.log_artifact(run_id, str(out / name))
         return table
+
+
+def close_stale_parents(client: Any, experiment_id: str, keep: str) -> None:
+    """Mark KILLED the RUNNING parent runs of the experiment whose sweep process is gone (a
+    SIGKILL, a lost node: see :func:`ecg_mi.tracking.stale_reason`), all but ``keep``."""
+    from ecg_mi.tracking import stale_reason
+
+    for run in client.search_runs([experiment_id], "tags.kind = 'sweep' and attributes.status = 'RUNNING'",
+                                  max_results=1000):  # fmt: skip
+        reason = stale_reason(run)
+        if run.info.run_id != keep and reason is not None:
+            client.set_tag(run.info.run_id, "killed_reason", f"stale: {reason}")
+            client.set_terminated(run.info.run_id, "KILLED")
 
 
 def summary_table(client: Any, parent_id: str, sweep_dir: Path | None, keys: list[str]) -> pd.DataFrame:
