@@ -81,7 +81,7 @@ def test_silencing_rules_leave_every_other_warning_alone():
                                "_pytree.py", 21, module="pytorch_lightning.utilities._pytree")  # fmt: skip
         warnings.warn_explicit("`isinstance(treespec, LeafSpec)` is deprecated, use …", FutureWarning,
                                "mine.py", 1, module="my_code")  # the same words from elsewhere  # fmt: skip
-        warnings.warn("any other warning", UserWarning)
+        warnings.warn("any other warning", UserWarning, stacklevel=1)
     assert [str(w.message) for w in seen] == ["`isinstance(treespec, LeafSpec)` is deprecated, use …",
                                               "any other warning"]  # fmt: skip
 

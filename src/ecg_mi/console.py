@@ -23,7 +23,6 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-
 #: Python warnings silenced: (category, module regex, message regex, why it is harmless).
 #: ``module`` is the module the warning is attributed to (its ``stacklevel``), as
 #: :func:`warnings.filterwarnings` matches it.

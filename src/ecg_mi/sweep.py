@@ -40,7 +40,7 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ecg_mi.cli import stop_requested
+from ecg_mi.cli import report_errors, stop_requested
 from ecg_mi.console import NO_PROGRESS, quiet
 
 #: The launcher that runs jobs one after the other in the sweep's own process.
@@ -200,7 +200,12 @@ class SweepParentRun(Callback):
         self.experiment: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from mlflow.entities import RunStatus
+        with report_errors():  # a bad tracking.uri: one line, exit 2, before any job starts
+            self._open(config)
+
+    def _open(self, config: DictConfig) -> None:
+        """Open the parent run (a new one, or the earlier one of this sweep; module docstring)."""
+        from mlflow.entities import Param, RunStatus
 
         from ecg_mi.tracking import (
             PARENT_RUN_ENV,
@@ -239,8 +244,6 @@ class SweepParentRun(Callback):
                 "sweep.overrides": " ".join(_overrides(config))[:5000],
             })  # fmt: skip
             self.run_id = run.info.run_id
-            from mlflow.entities import Param
-
             jobs = sweep_jobs(config)
             params = [Param(k, v[:500]) for k, v in settings.items()]
             params += [Param("n_jobs", str(jobs))] if jobs else []
