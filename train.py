@@ -4,12 +4,14 @@ import hydra
 from omegaconf import DictConfig
 
 from ecg_mi.cli import install_signal_handlers, report_errors
+from ecg_mi.console import quiet
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Returns the validation metric ``optimized_metric`` (never a test metric) to Hydra, so
     an optimising sweeper tunes on validation; None in an extra DDP process."""
+    quiet(bool(cfg.get("verbose")))  # before the libraries it quietens are imported
     from ecg_mi.train import run
 
     with report_errors():

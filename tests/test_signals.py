@@ -24,12 +24,13 @@ LONG_RUN = [
 EXPERIMENT = "ecg-mi-synthetic"
 
 
-def _runs(status: str | None = None) -> list:
+def _runs(status: str | None = None, kind: str = "fold") -> list:
+    """The runs of ``kind`` (a sweep's parent run is ``kind=sweep``), of ``status`` when given."""
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name(EXPERIMENT)
     if exp is None:
         return []
-    query = f"attributes.status = '{status}'" if status else ""
+    query = f"tags.kind = '{kind}'" + (f" and attributes.status = '{status}'" if status else "")
     return client.search_runs([exp.experiment_id], query)
 
 
@@ -86,6 +87,9 @@ def test_sigterm_stops_a_multirun_instead_of_going_on(tmp_path):
     assert returncode == 143, err[-2000:]
     [run] = _runs()  # fold 1 never started
     assert run.info.run_name == "resnet-fold0" and run.info.status == "KILLED"
+    [parent] = _runs(kind="sweep")
+    assert parent.info.status == "KILLED" and parent.info.end_time
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
 
 
 @pytest.mark.slow

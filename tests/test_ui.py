@@ -1,6 +1,7 @@
 """What a researcher sees in the MLflow UI (issue 38), in a real browser: Playwright drives the
 system Chromium against a real `mlflow ui` on loopback, over a small store made as a user would
-(synthetic data, 2 models × 2 folds, 1 epoch, evaluate.py's report, a registered fold ensemble).
+(synthetic data, a `train.py -m` sweep of 2 models × 2 folds, 1 epoch, evaluate.py's report, a
+registered fold ensemble).
 Screenshots land in the test's tmp folder (the path is printed; pytest -s shows it).
 
 Skipped, naming why, where Playwright or a Chromium is not installed (.ci/run installs Debian's
@@ -8,8 +9,10 @@ Skipped, naming why, where Playwright or a Chromium is not installed (.ci/run in
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -24,6 +27,9 @@ pytestmark = pytest.mark.slow  # ≈ 2–3 min on 2 cores: four trainings, a rep
 EXPERIMENT = "ui"
 MODELS = ("resnet", "logistic_regression")
 REGISTERED = "ecg-mi-ui"
+#: The sweep's parent run: named after what it varies (ecg_mi.sweep).
+SWEEP = f"sweep model={','.join(MODELS)} fold=0,1"
+FOLD_RUNS = [f"{m}-fold{f}" for m in MODELS for f in (0, 1)]
 #: Browsers looked for on PATH, Debian's first.
 CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -50,19 +56,22 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def store(chromium, tmp_path_factory) -> SimpleNamespace:
-    """A SQLite store with the sweep, its summary run and ``REGISTERED`` version 1 (resnet's folds)."""
+    """A SQLite store with the sweep (`train.py -m`: its parent run, the runs nested under it),
+    evaluate.py's summary run and ``REGISTERED`` version 1 (resnet's folds)."""
     from ecg_mi.evaluate.main import run as evaluate
-    from ecg_mi.train import run as train
 
     root = tmp_path_factory.mktemp("ui")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.setenv("ECG_MI_CACHE", str(root / "cache"))
-        for model in MODELS:
-            for fold in (0, 1):
-                train(compose_config("train", *TINY_RUN, f"model={model}", f"fold={fold}", "trainer.max_epochs=1",
-                                     "data.n_folds=2", "explain.enabled=false", f"experiment_name={EXPERIMENT}"))  # fmt: skip
+        sweep = subprocess.run(
+            [sys.executable, str(REPO / "train.py"), "-m", f"model={','.join(MODELS)}", "fold=0,1", *TINY_RUN,
+             "trainer.max_epochs=1", "data.n_folds=2", "explain.enabled=false", f"experiment_name={EXPERIMENT}",
+             f"hydra.sweep.dir={root / 'sweep'}"],
+            cwd=REPO, capture_output=True, text=True, timeout=900, env=os.environ.copy(),
+        )  # fmt: skip
+        assert sweep.returncode == 0, sweep.stderr[-2000:]
         common = [f"experiment_name={EXPERIMENT}", "n_bootstrap=100", f"tracking.uri={uri}"]
         evaluate(compose_config("evaluate", *common, f"output_dir={root / 'report'}"))
         evaluate(compose_config("evaluate", *common, f"register={REGISTERED}", "model_name=resnet"))
@@ -201,3 +210,24 @@ def test_model_version_page_shows_its_card_and_tags(ui, store, page):
     assert {"data_hash", "commit", "model", "representation", "val_auc", "test_auc", "calibration_ece"} <= set(tags)
     for key, value in tags.items():  # shown on the page
         assert key in text and value in text
+
+
+def test_sweep_parent_run_groups_its_runs_in_the_runs_table(ui, store, page):
+    _open(page, _in_ml(ui, f"experiments/{store.experiment.experiment_id}/runs"), SWEEP)
+    table = page.get_by_role("grid").first
+    assert not [name for name in FOLD_RUNS if name in table.inner_text()]  # folded under the parent
+    page.get_by_role("row").filter(has_text=SWEEP).first.get_by_role("button").first.click()  # its expander
+    for name in FOLD_RUNS:
+        page.get_by_text(name, exact=True).first.wait_for()
+    parent = store.runs[SWEEP].info.run_id
+    assert {store.runs[name].data.tags["mlflow.parentRunId"] for name in FOLD_RUNS} == {parent}
+
+
+def test_sweep_parent_run_shows_its_overrides_and_summary(ui, store, page):
+    run = store.runs[SWEEP]
+    _open(page, _in_ml(ui, f"experiments/{store.experiment.experiment_id}/runs/{run.info.run_id}"), "Parameters (")
+    params = _table(page, "Parameter")
+    assert params["model"] == [",".join(MODELS)] and params["fold"] == ["0,1"]
+    _open(page, f"{ui}/#/experiments/{store.experiment.experiment_id}/runs/{run.info.run_id}/artifacts", "sweep_summary.md")
+    for name in ("sweep_summary.csv", "sweep_auc.png", "multirun.yaml"):
+        assert page.get_by_text(name, exact=True).count() > 0

@@ -63,6 +63,11 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise Terminated(signum)
 
 
+def stop_requested() -> bool:
+    """Whether this process was asked to stop by SIGTERM/SIGINT (see :func:`_stop`)."""
+    return bool(_received)
+
+
 @contextlib.contextmanager
 def stop_signals_held() -> Iterator[None]:
     """Hold a stop signal that arrives inside the block until the block ends, then stop as

@@ -61,6 +61,12 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 #: The logged model of runs made before models were named ``<model>-fold<k>`` (and of MLflow 2
 #: stores, where it is the run's artifact folder of that name).
 LEGACY_MODEL_NAME = "model"
+#: The environment variable holding the run id of the sweep's parent run (set by
+#: :class:`ecg_mi.sweep.SweepParentRun` in the sweep's process; every launcher's jobs inherit it:
+#: the same process, joblib's workers, submitit's local processes and SLURM jobs alike).
+PARENT_RUN_ENV = "ECG_MI_SWEEP_PARENT_RUN"
+#: The tag by which MLflow nests a run under its parent (the UI groups the runs table by it).
+PARENT_RUN_TAG = "mlflow.parentRunId"
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -207,6 +213,12 @@ def config_params(cfg: DictConfig, leave_out: Collection[str] = ()) -> dict[str,
         return parts[-1] != "_target_" and not {".".join(parts[:i]) for i in range(1, len(parts) + 1)} & dropped
 
     return {k: v for k, v in flatten(OmegaConf.to_container(cfg, resolve=True)).items() if kept(k)}
+
+
+def sweep_parent_tags() -> dict[str, str]:
+    """``{"mlflow.parentRunId": <id>}`` inside a sweep that has a parent run, else ``{}``."""
+    parent = os.environ.get(PARENT_RUN_ENV)
+    return {PARENT_RUN_TAG: parent} if parent else {}
 
 
 def redact(uri: str) -> str:

@@ -17,6 +17,8 @@ calibration, explanation) at that step, linked to the logged model so its page s
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import tempfile
@@ -38,6 +40,7 @@ from ecg_mi.calibration import (
     fit_calibration,
 )
 from ecg_mi.config_checks import check_train_config
+from ecg_mi.console import RunSummary, print_summary
 from ecg_mi.errors import ConfigError, EcgMiError
 from ecg_mi.learners import architecture, build_model, check_fit_keys, describe, learner_for
 from ecg_mi.packaging import calibrated_package, log_package
@@ -46,11 +49,13 @@ from ecg_mi.tracking import (
     config_hash,
     find_finished_run,
     log_metrics_at,
+    logged_model_uri,
     mlflow_run,
     redact,
     resolve_tracking_uri,
+    sweep_parent_tags,
 )
-from ecg_mi.utils.io import write_probabilities_csv
+from ecg_mi.utils.io import atomic_write_text, write_probabilities_csv
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +165,13 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         if previous is not None:
             log.info("%s: skipped, run %s already finished with this config and fold hash",
                      run_name, previous.info.run_id)  # fmt: skip
-            return {k: previous.data.metrics[k] for k in REQUIRED_METRICS}
+            results = {k: previous.data.metrics[k] for k in REQUIRED_METRICS}
+            model_uri = logged_model_uri(previous.info.run_id, uri) if cfg.tracking.log_model else None
+            report(RunSummary(run_name, results, cfg.experiment_name, previous.info.run_id, redact(uri),
+                              model_uri, skipped=True), run_dir)  # fmt: skip
+            return results
     tags = {**names, "fold": str(cfg.fold), "data": cfg.data.name, "kind": "fold",
-            "family": learner_cls.family, "config_hash": digests[0]}  # fmt: skip
+            "family": learner_cls.family, "config_hash": digests[0], **sweep_parent_tags()}  # fmt: skip
     with mlflow_run(cfg.experiment_name, run_name, uri, tags) as active:
         model = build_model(cfg)
         params = learner_cls.params(cfg)
@@ -201,7 +210,20 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
                        {k: v for k, v in metrics.items() if np.isfinite(v)}, step, model_id)  # fmt: skip
         rounded = {k: round(v, 4) for k, v in results.items()}
         log.info("%s: %s (MLflow run %s in %s)", run_name, rounded, active.info.run_id, redact(uri))
+    model_uri = f"runs:/{active.info.run_id}/{run_name}" if model_id else None
+    report(RunSummary(run_name, results, cfg.experiment_name, active.info.run_id, redact(uri), model_uri), run_dir)
     return results
 
 
-__all__ = ["PREDICTION_FILES", "REQUIRED_METRICS", "run", "score"]
+#: The file in a job's output folder that says which run it made or reused (read by the sweep's
+#: parent run, :mod:`ecg_mi.sweep`, to list skipped runs of other sweeps in its summary).
+RUN_FILE = "run.json"
+
+
+def report(summary: RunSummary, run_dir: Path) -> None:
+    """Print the run's summary and write it to ``run_dir/run.json``."""
+    atomic_write_text(run_dir / RUN_FILE, json.dumps(dataclasses.asdict(summary), indent=1, default=float))
+    print_summary(summary)
+
+
+__all__ = ["PREDICTION_FILES", "REQUIRED_METRICS", "RUN_FILE", "run", "score"]

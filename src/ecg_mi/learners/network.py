@@ -15,9 +15,11 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint, WeightAveraging
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar, WeightAveraging
+from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 
 from ecg_mi.cli import stop_signals_held
+from ecg_mi.console import progress_enabled
 from ecg_mi.datamodule import FoldDataModule
 from ecg_mi.errors import ConfigError, EcgMiError
 from ecg_mi.learners.base import Artifact, Learner, register_family
@@ -180,6 +182,15 @@ def ddp_job_scope() -> Iterator[None]:
             torch.distributed.destroy_process_group()
 
 
+class EpochBar(TQDMProgressBar):
+    """Lightning's progress bar on one line for the whole fit: the epoch's training bar, with
+    the validation metrics in its postfix, and no second bar for each validation pass (which
+    leaves a line per epoch wherever the output is not a terminal: a log file, a pipe, CI)."""
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+
 def _multirun_hydra_config() -> DictConfig | None:
     """The ``hydra`` node when this process runs a job of a Hydra multirun, else None."""
     try:
@@ -241,8 +252,12 @@ class NetworkLearner(Learner):
         checkpoint, callbacks = build_callbacks(self.cfg, self.run_dir / "checkpoints")
         if self.run_id:
             callbacks.append(MlflowEpochMetrics(self.run_id, self.uri))
+        settings = trainer_settings(self.cfg)
+        bar = progress_enabled(settings.get("enable_progress_bar", True))
+        if bar:
+            callbacks.append(EpochBar())
         trainer: pl.Trainer = build(
-            trainer_settings(self.cfg), "trainer", callbacks=callbacks, logger=False,
+            settings, "trainer", callbacks=callbacks, logger=False, enable_progress_bar=bar,
             default_root_dir=str(self.run_dir),
         )  # fmt: skip
         with ddp_job_scope():
