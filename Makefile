@@ -11,15 +11,44 @@ SERVER_BACKEND   ?= sqlite:///$(CURDIR)/mlflow-server.db
 SERVER_ARTIFACTS ?= $(CURDIR)/mlartifacts
 SERVER_HOST      ?= 127.0.0.1
 
-.PHONY: install train test test-slow test-all bench benchmark best ui serve serve-needs-model mlflow-server lint clean clean-store
+.PHONY: install lock lock-check docs docs-build train test test-slow test-all bench benchmark best ui serve serve-needs-model mlflow-server lint clean clean-store
 
-# Re-installs when pyproject.toml changes. torch is pinned to the CPU build on disk.
-$(STAMP): pyproject.toml
+## Locked install: exactly the versions (and hashes) of requirements.lock, then the project with
+## --no-deps; refused while the lock is out of sync with pyproject.toml (make lock re-resolves it
+## with uv, LOCK_ARGS=--upgrade to lift every pin; make lock-check is CI's check, tools/lock.py).
+## torch is pinned to the CPU build on disk (pip's find-links; uv does not read pip's config).
+LOCK        = requirements.lock
+LOCK_EXTRAS = dev docs
+LOCK_TOOL   = $(PYTHON) tools/lock.py --extras "$(LOCK_EXTRAS)"
+UV          = uv==0.13.9
+FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
+$(STAMP): pyproject.toml $(LOCK)
+	$(LOCK_TOOL) check $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet $(UV)
+	$(BIN)/uv pip compile --quiet pyproject.toml $(LOCK_EXTRAS:%=--extra %) --python $(BIN)/python \
+		$(FIND_LINKS:%=--find-links %) --generate-hashes --custom-compile-command "make lock" $(LOCK_ARGS) -o $(LOCK)
+	$(LOCK_TOOL) stamp $(LOCK)
+
+lock-check:
+	$(LOCK_TOOL) check $(LOCK)
+
+## The docs site (mkdocs.yml, docs/): served on loopback, rebuilt on every change; docs-build is
+## CI's strict build (a warning — broken link, anchor or reference — fails) into site/.
+DOCS_PORT ?= 8000
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+docs-build: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 ## Main job: a ResNet on the embedded synthetic data, fold 0, logged to MLflow.
 train: install
@@ -37,7 +66,7 @@ test-all: install
 
 ## Speed benchmarks (ratios measured side by side), published in BENCHMARKS.md's speed section.
 bench: install
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[bench]'  # the locked versions stay
 	$(BIN)/python benchmarks/speed.py $(ARGS)
 
 ## The full benchmark on PTB-XL: 10 methods x 5 folds, evaluate.py, then BENCHMARKS.md's
@@ -80,7 +109,7 @@ mlflow-server: install
 		--artifacts-destination "$(SERVER_ARTIFACTS)" --host $(SERVER_HOST) --port $(SERVER_PORT)
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks train.py evaluate.py predict.py
+	$(BIN)/ruff check src tests benchmarks tools docs/hooks.py train.py evaluate.py predict.py
 
 ## What a run can rebuild: caches, Hydra outputs, reports. Never the tracked results (STORES).
 clean:
