@@ -66,7 +66,8 @@ test-all: install
 
 ## Speed benchmarks (ratios measured side by side), published in BENCHMARKS.md's speed section.
 bench: install
-	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[bench]'  # the locked versions stay
+	sed -e 's/ \\$$//' -e '/^ *--hash/d' $(LOCK) > $(VENV)/lock-constraints.txt  # pins, no hashes
+	$(BIN)/python -m pip install --quiet -c $(VENV)/lock-constraints.txt -e '.[bench]'  # the locked versions stay
 	$(BIN)/python benchmarks/speed.py $(ARGS)
 
 ## The full benchmark on PTB-XL: 10 methods x 5 folds, evaluate.py, then BENCHMARKS.md's
