@@ -14,28 +14,34 @@ SERVER_HOST      ?= 127.0.0.1
 .PHONY: install lock lock-check docs docs-build train test test-slow test-all bench benchmark best ui serve serve-needs-model mlflow-server lint clean clean-store
 
 ## Locked install: exactly the versions (and hashes) of requirements.lock, then the project with
-## --no-deps; refused while the lock is out of sync with pyproject.toml (make lock re-resolves it
-## with uv, LOCK_ARGS=--upgrade to lift every pin; make lock-check is CI's check, tools/lock.py).
-## torch is pinned to the CPU build on disk (pip's find-links; uv does not read pip's config).
+## --no-deps, by uv (pinned, bootstrapped into the venv by pip; ~10x faster than pip here); refused
+## while the lock is out of sync with pyproject.toml. make lock re-resolves it (LOCK_ARGS=--upgrade
+## lifts every pin); make lock-check is CI's check (tools/lock.py). torch is the CPU build on disk,
+## in pip's find-links, passed on to uv (which does not read pip's config).
 LOCK        = requirements.lock
 LOCK_EXTRAS = dev docs
 LOCK_TOOL   = $(PYTHON) tools/lock.py --extras "$(LOCK_EXTRAS)"
 UV          = uv==0.13.9
 FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
-$(STAMP): pyproject.toml $(LOCK)
-	$(LOCK_TOOL) check $(LOCK)
+UV_FLAGS    = --quiet --python $(BIN)/python $(FIND_LINKS:%=--find-links %)
+define venv_with_uv
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet $(UV)
+endef
+
+$(STAMP): pyproject.toml $(LOCK)
+	@$(LOCK_TOOL) check $(LOCK)
+	$(venv_with_uv)
+	$(BIN)/uv pip install $(UV_FLAGS) --require-hashes -r $(LOCK)
+	$(BIN)/uv pip install $(UV_FLAGS) --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
 
 lock:
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet $(UV)
-	$(BIN)/uv pip compile --quiet pyproject.toml $(LOCK_EXTRAS:%=--extra %) --python $(BIN)/python \
-		$(FIND_LINKS:%=--find-links %) --generate-hashes --custom-compile-command "make lock" $(LOCK_ARGS) -o $(LOCK)
+	$(venv_with_uv)
+	$(BIN)/uv pip compile $(UV_FLAGS) pyproject.toml $(LOCK_EXTRAS:%=--extra %) --generate-hashes \
+		--custom-compile-command "make lock" $(LOCK_ARGS) -o $(LOCK)
 	$(LOCK_TOOL) stamp $(LOCK)
 
 lock-check:
