@@ -11,15 +11,50 @@ SERVER_BACKEND   ?= sqlite:///$(CURDIR)/mlflow-server.db
 SERVER_ARTIFACTS ?= $(CURDIR)/mlartifacts
 SERVER_HOST      ?= 127.0.0.1
 
-.PHONY: install train test test-slow test-all bench benchmark best ui serve serve-needs-model mlflow-server lint clean clean-store
+.PHONY: install lock lock-check docs docs-build train test test-slow test-all bench benchmark best ui serve serve-needs-model mlflow-server lint clean clean-store
 
-# Re-installs when pyproject.toml changes. torch is pinned to the CPU build on disk.
-$(STAMP): pyproject.toml
+## Locked install: exactly the versions (and hashes) of requirements.lock, then the project with
+## --no-deps, by uv (pinned, bootstrapped into the venv by pip; ~10x faster than pip here); refused
+## while the lock is out of sync with pyproject.toml. make lock re-resolves it (LOCK_ARGS=--upgrade
+## lifts every pin); make lock-check is CI's check (tools/lock.py). torch is the CPU build on disk,
+## in pip's find-links, passed on to uv (which does not read pip's config).
+LOCK        = requirements.lock
+LOCK_EXTRAS = dev docs
+LOCK_TOOL   = $(PYTHON) tools/lock.py --extras "$(LOCK_EXTRAS)"
+UV          = uv==0.13.9
+FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
+UV_FLAGS    = --quiet --python $(BIN)/python $(FIND_LINKS:%=--find-links %)
+define venv_with_uv
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet $(UV)
+endef
+
+$(STAMP): pyproject.toml $(LOCK)
+	@$(LOCK_TOOL) check $(LOCK)
+	$(venv_with_uv)
+	$(BIN)/uv pip install $(UV_FLAGS) --require-hashes -r $(LOCK)
+	$(BIN)/uv pip install $(UV_FLAGS) --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+lock:
+	$(venv_with_uv)
+	$(BIN)/uv pip compile $(UV_FLAGS) pyproject.toml $(LOCK_EXTRAS:%=--extra %) --generate-hashes \
+		--custom-compile-command "make lock" $(LOCK_ARGS) -o $(LOCK)
+	$(LOCK_TOOL) stamp $(LOCK)
+
+lock-check:
+	$(LOCK_TOOL) check $(LOCK)
+
+## The docs site (mkdocs.yml, docs/): served on loopback, rebuilt on every change; docs-build is
+## CI's strict build (a warning — broken link, anchor or reference — fails) into site/.
+DOCS_PORT ?= 8000
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+docs-build: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 ## Main job: a ResNet on the embedded synthetic data, fold 0, logged to MLflow.
 train: install
@@ -37,7 +72,8 @@ test-all: install
 
 ## Speed benchmarks (ratios measured side by side), published in BENCHMARKS.md's speed section.
 bench: install
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	sed -e 's/ \\$$//' -e '/^ *--hash/d' $(LOCK) > $(VENV)/lock-constraints.txt  # pins, no hashes
+	$(BIN)/python -m pip install --quiet -c $(VENV)/lock-constraints.txt -e '.[bench]'  # the locked versions stay
 	$(BIN)/python benchmarks/speed.py $(ARGS)
 
 ## The full benchmark on PTB-XL: 10 methods x 5 folds, evaluate.py, then BENCHMARKS.md's
@@ -80,7 +116,7 @@ mlflow-server: install
 		--artifacts-destination "$(SERVER_ARTIFACTS)" --host $(SERVER_HOST) --port $(SERVER_PORT)
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks train.py evaluate.py predict.py
+	$(BIN)/ruff check src tests benchmarks tools docs/hooks.py train.py evaluate.py predict.py
 
 ## What a run can rebuild: caches, Hydra outputs, reports. Never the tracked results (STORES).
 clean:

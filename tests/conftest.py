@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -356,3 +357,34 @@ def standin_model(tmp_path) -> Callable[..., str]:
         return str(path)
 
     return make
+
+
+#: Browsers looked for on PATH, Debian's first (.ci/run installs Debian's `chromium`).
+CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def system_chromium() -> str | None:
+    """The path of an installed Chromium, or None."""
+    return next((path for path in map(shutil.which, CHROMIUMS) if path), None)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The system Chromium's path; skips, naming why, without Playwright or a Chromium (the
+    browser tests never download a browser of their own)."""
+    pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e '.[dev]')")
+    path = system_chromium()
+    if path is None:
+        pytest.skip(f"no system Chromium on PATH (looked for {', '.join(CHROMIUMS)}; apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium) -> Iterator[object]:
+    """A headless system Chromium driven by Playwright, shared by the browser tests."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()

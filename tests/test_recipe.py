@@ -1,4 +1,4 @@
-"""The README's recipe for adding a model, followed on a copy of the package: one module
+"""The docs' recipe for adding a model (docs/development.md), followed on a copy of the package: one module
 and one YAML, and the registry, the configs and the train route pick the model up."""
 
 import os
@@ -26,19 +26,19 @@ print("recipe ok", round(results["test_auc"], 3))
 """
 
 
-def _readme_block(language: str, after: str) -> str:
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index(after):]
+def _recipe_block(language: str, after: str) -> str:
+    page = (REPO / "docs" / "development.md").read_text()
+    section = page[page.index(after):]
     return re.search(rf"```{language}\n(.*?)```", section, re.S).group(1)
 
 
-def test_the_readme_recipe_adds_a_network_with_one_module_and_one_yaml(tmp_path):
+def test_the_docs_recipe_adds_a_network_with_one_module_and_one_yaml(tmp_path):
     shutil.copytree(REPO / "src" / "ecg_mi", tmp_path / "src" / "ecg_mi",
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     shutil.copytree(REPO / "conf", tmp_path / "conf")
     recipe = "### Adding a model"
-    (tmp_path / "src" / "ecg_mi" / "models" / "tiny.py").write_text(_readme_block("python", recipe))
-    (tmp_path / "conf" / "model" / "tiny.yaml").write_text(_readme_block("yaml", recipe))
+    (tmp_path / "src" / "ecg_mi" / "models" / "tiny.py").write_text(_recipe_block("python", recipe))
+    (tmp_path / "conf" / "model" / "tiny.yaml").write_text(_recipe_block("yaml", recipe))
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "src")}
     done = subprocess.run([sys.executable, "-c", RECIPE_CHECK.format(conf=str(tmp_path / "conf"))],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip

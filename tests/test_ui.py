@@ -10,7 +10,6 @@ Skipped, naming why, where Playwright or a Chromium is not installed (.ci/run in
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,28 +29,12 @@ REGISTERED = "ecg-mi-ui"
 #: The sweep's parent run: named after what it varies (ecg_mi.sweep).
 SWEEP = f"sweep model={','.join(MODELS)} fold=0,1"
 FOLD_RUNS = [f"{m}-fold{f}" for m in MODELS for f in (0, 1)]
-#: Browsers looked for on PATH, Debian's first.
-CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def system_chromium() -> str | None:
-    """The path of an installed Chromium, or None."""
-    return next((path for path in map(shutil.which, CHROMIUMS) if path), None)
 
 
 def ui_url(port: int) -> str:
     """The URL `make ui` prints (the Makefile's ``UI_URL``) for ``port``."""
     [line] = [ln for ln in (REPO / "Makefile").read_text().splitlines() if ln.startswith("UI_URL")]
     return line.split("=", 1)[1].strip().replace("$(UI_PORT)", str(port))
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e '.[dev]')")
-    path = system_chromium()
-    if path is None:
-        pytest.skip(f"no system Chromium on PATH (looked for {', '.join(CHROMIUMS)}; apt-get install chromium)")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -96,16 +79,6 @@ def ui(store) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         _stop_group(process)
-
-
-@pytest.fixture(scope="module")
-def browser(chromium) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

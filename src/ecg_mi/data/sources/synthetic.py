@@ -24,7 +24,7 @@ Model (a simplified dipole ECG; all amplitudes in mV, times in s):
   must be grouped by patient.
 
 ``generate_dataset(n_records=600, seed=0)`` takes about a second; a small ResNet reaches a
-test AUC of roughly 0.85–0.95 at 100 Hz (see README), so it is learnable but not trivial.
+test AUC of roughly 0.85–0.95 at 100 Hz (see docs/data.md), so it is learnable but not trivial.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""README.md stays true to the code: its model table is the registry's and conf/model/'s, and its
-Layout section names every part of src/ecg_mi and no module that is gone."""
+"""The docs stay true to the code: the model table of docs/models.md is the registry's and
+conf/model/'s, and the Layout of docs/development.md names every part of src/ecg_mi and no module
+that is gone."""
 
 import re
 from itertools import takewhile
@@ -9,12 +10,13 @@ from ecg_mi.learners import architecture, representation_of
 from ecg_mi.models import display_name, get_model_class
 from ecg_mi.utils.reporting import markdown_table
 
-README = (REPO / "README.md").read_text(encoding="utf-8")
+MODELS_PAGE = REPO / "docs" / "models.md"
+LAYOUT_PAGE = REPO / "docs" / "development.md"
 PACKAGE = REPO / "src" / "ecg_mi"
 
 
 def model_table() -> str:
-    """The README's model table as the registry and conf/model/ give it today."""
+    """The model table as the registry and conf/model/ give it today."""
     import pandas as pd
 
     rows = []
@@ -32,7 +34,8 @@ def between(text: str, begin: str, end: str) -> str:
 
 def layout_of_src() -> str:
     """The lines of the Layout section's src/ecg_mi/ block (indented under it)."""
-    block = between(between(README, "\n## Layout\n", "\n## "), "\nsrc/ecg_mi/\n", "\n```")
+    page = LAYOUT_PAGE.read_text(encoding="utf-8")
+    block = between(between(page, "\n## Layout\n", "\n## "), "\nsrc/ecg_mi/\n", "\n```")
     return "\n".join(takewhile(lambda line: line.startswith("  "), block.splitlines()))
 
 
@@ -44,17 +47,17 @@ def parts() -> list[str]:
 
 def test_the_model_table_is_the_registrys():
     expected = model_table()
-    shown = between(README, "<!-- models: begin -->\n", "<!-- models: end -->")
-    assert shown == expected, f"regenerate README.md's model table:\n{expected}"
+    shown = between(MODELS_PAGE.read_text(encoding="utf-8"), "<!-- models: begin -->\n", "<!-- models: end -->")
+    assert shown == expected, f"regenerate the model table of {MODELS_PAGE}:\n{expected}"
 
 
 def test_the_layout_names_every_subpackage_and_top_level_module():
     layout = layout_of_src()
     missing = [part for part in parts() if not re.search(rf"^  {re.escape(part)}", layout, re.MULTILINE)]
-    assert not missing, f"README.md's Layout does not list {missing}"
+    assert not missing, f"{LAYOUT_PAGE}'s Layout does not list {missing}"
 
 
 def test_the_layout_names_no_module_that_is_gone():
     existing = {p.name for p in PACKAGE.rglob("*.py")} | {p.name + "/" for p in PACKAGE.rglob("*") if p.is_dir()}
     named = set(re.findall(r"\b\w+\.py\b|\b\w+/(?!\w)", layout_of_src()))
-    assert named and not named - existing, f"README.md's Layout names {sorted(named - existing)}"
+    assert named and not named - existing, f"{LAYOUT_PAGE}'s Layout names {sorted(named - existing)}"
