@@ -63,7 +63,7 @@ def cold_run(uri: str, files: list[str], batch: int, tracking_uri: str | None, w
         partial = output.with_name(output.name + ".partial")
         env = {**os.environ, "ECG_MI_NO_PROGRESS": "1", **({"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {})}
         command = [sys.executable, str(REPO / "predict.py"), f"model_uri={uri}", f"input_list={listing}",
-                   f"output={output}", f"batch_size={batch}", f"workers={workers}"]  # fmt: skip
+                   f"output={output}", f"batch_size={batch}"] + ([f"workers={workers}"] if workers != "unset" else [])  # fmt: skip
         start = time.perf_counter()
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    text=True)  # fmt: skip
@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", default=[], help="NAME=URI (repeatable)")
     parser.add_argument("--ensemble", action="append", default=[], help="NAME=URI+URI+... (repeatable)")
     parser.add_argument("--workers", default="0,auto",
-                        help="predict's workers= settings compared side by side (auto: one per core)")
+                        help="predict's workers= settings compared side by side (auto: one per core; unset: "
+                             "passes none, for a predict.py before workers=)")
     parser.add_argument("--n", type=int, default=1687, help="shared PTB-XL files to score")
     parser.add_argument("--tracking-uri", default=None)
     args = parser.parse_args(argv)
