@@ -542,9 +542,9 @@ def test_what_readers_derive_per_record_scores_as_the_package_does(store, model)
     package, x = pyfunc.unwrap_python_model(), store.records[(model, 0)]
     parts = [Derived(x[i : i + 1], 100.0) for i in range(len(x))]  # as predict's workers derive them
     for part in parts:
-        part.compute(package.derived)
+        part.compute(package.derived_keys)
     joined = Derived.joined(parts)
-    assert set(joined._cache) == set(package.derived) != set()
+    assert set(joined._cache) == set(package.derived_keys) != set()
     np.testing.assert_array_equal(package.predict_derived(joined), pyfunc.predict(x))
 
 

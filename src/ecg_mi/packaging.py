@@ -300,10 +300,10 @@ class EcgMiPackage(mlflow.pyfunc.PythonModel):
         return self.predict_derived(Derived(x, float(self.info["sample_rate"])))
 
     @property
-    def derived(self) -> tuple[str, ...]:
+    def derived_keys(self) -> tuple[str, ...]:
         """What the members read of :class:`~ecg_mi.representation.Derived` beyond the windows
         (median beats, features): what a scoring worker computes per record."""
-        keys = {k for m in self.members for k in Representation.from_state(m.representation).derived}
+        keys = {k for m in self.members for k in Representation.from_state(m.representation).derived_keys}
         return tuple(k for k in DERIVED if k in keys)
 
     def predict_derived(self, derived: Derived) -> np.ndarray:

@@ -155,7 +155,7 @@ class PackagedModel:
 
     @property
     def package(self) -> Any:
-        """The ecg-mi package inside the pyfunc (its ``predict_derived`` and ``derived``), or
+        """The ecg-mi package inside the pyfunc (its ``predict_derived`` and ``derived_keys``), or
         None for a flavour without one."""
         try:
             inner = self.pyfunc.unwrap_python_model()
@@ -166,8 +166,8 @@ class PackagedModel:
     def preparer(self, read: Callable[[Any], Record]) -> Preparer:
         """What makes a record ready for this model (:class:`Preparer`), reading with ``read``."""
         package = self.package
-        derived = tuple(package.derived) if package is not None else ()
-        return Preparer(read, self.gate, self.sample_rate, self.window_s, self.lead_order, derived)
+        derive = tuple(package.derived_keys) if package is not None else ()
+        return Preparer(read, self.gate, self.sample_rate, self.window_s, self.lead_order, derive)
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         """P(MI) ``[N]`` (float64) of ``windows`` ``[N, 12, window]`` through the MLflow model
@@ -512,7 +512,7 @@ class Preparer:
     holds only picklable settings, not the model): read it with ``read``, pass it through the
     input gate (``gate``), cut its windows at ``sample_rate`` Hz, ``window_s`` s (leads in
     ``lead_order``: rows of the standard order; None when the same) and compute what the model
-    reads of them (``derived``: median beats, the 408 features — once, whatever the number of
+    reads of them (``derive``: median beats, the 408 features — once, whatever the number of
     ensemble members reading them). The windows are checked as the package checks them, so
     that a batch never holds a window the package refuses."""
 
@@ -521,7 +521,7 @@ class Preparer:
     sample_rate: float
     window_s: float
     lead_order: list[int] | None = None
-    derived: tuple[str, ...] = ()
+    derive: tuple[str, ...] = ()
 
     def __call__(self, key: Any) -> Scored:
         """``key`` read and ready, or a refusal or any failure kept as the row's error."""
@@ -534,7 +534,7 @@ class Preparer:
                 windows = np.ascontiguousarray(windows[:, self.lead_order])
             check_windows(windows, self.gate)
             derived = Derived(windows, self.sample_rate)
-            derived.compute(self.derived)
+            derived.compute(self.derive)
             return Scored(key, record, derived)
         except Refused as exc:
             return Scored(key, record, error=one_line(exc.reason), refused=True)

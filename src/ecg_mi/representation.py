@@ -163,7 +163,7 @@ class Representation:
         return N_LEADS * len(FEATURES) if self.features == "scaled" else 0
 
     @property
-    def derived(self) -> tuple[str, ...]:
+    def derived_keys(self) -> tuple[str, ...]:
         """What it reads of :class:`Derived` beyond the windows (:data:`DERIVED`)."""
         return tuple(k for k, used in zip(DERIVED, (self.signal == "median_beat", self.features is not None), strict=True) if used)
 
