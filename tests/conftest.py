@@ -290,10 +290,13 @@ def compose_train() -> Callable[..., object]:
 
 
 @pytest.fixture
-def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """``run_cli("train.py", *args)``: run an entry script in a subprocess from the repo root."""
+def run_cli(tmp_path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_cli("train.py", *args)``: run an entry script in a subprocess from the repo root;
+    its Hydra run folder (log, config copy) in the test's folder unless ``args`` name one."""
 
     def run(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+        if not any(a.startswith("hydra.run.dir=") for a in args):
+            args = (*args, f"hydra.run.dir={tmp_path / 'hydra_run'}")
         return subprocess.run([sys.executable, str(REPO / script), *args], cwd=REPO, capture_output=True,
                               text=True, timeout=timeout, env=os.environ.copy())  # fmt: skip
 

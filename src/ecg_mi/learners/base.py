@@ -182,7 +182,9 @@ class Learner(ABC):
 _ABSENT = object()
 #: Keys the config hash left out before :data:`HASHED_KEYS` replaced the deny-list (``ablation``: an
 #: arm's description, which configs of that release passed on the command line instead).
-LEGACY_UNHASHED = ("skip_finished", "tracking", "explain", "experiment_name", "optimized_metric", "ablation")
+#: ``verbose`` (what the console shows) came later and never changes what a run computes.
+LEGACY_UNHASHED = ("skip_finished", "tracking", "explain", "experiment_name", "optimized_metric", "ablation",
+                   "verbose")  # fmt: skip
 
 
 def _drop(config: dict[str, Any], path: list[str]) -> None:
