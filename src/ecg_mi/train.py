@@ -41,6 +41,7 @@ from ecg_mi.config_checks import check_train_config
 from ecg_mi.errors import ConfigError, EcgMiError
 from ecg_mi.learners import architecture, build_model, check_fit_keys, describe, learner_for
 from ecg_mi.packaging import calibrated_package, log_package
+from ecg_mi.search import trial_tags
 from ecg_mi.tracking import (
     close_stale_runs,
     config_hash,
@@ -162,7 +163,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
                      run_name, previous.info.run_id)  # fmt: skip
             return {k: previous.data.metrics[k] for k in REQUIRED_METRICS}
     tags = {**names, "fold": str(cfg.fold), "data": cfg.data.name, "kind": "fold",
-            "family": learner_cls.family, "config_hash": digests[0]}  # fmt: skip
+            "family": learner_cls.family, "config_hash": digests[0], **trial_tags()}  # fmt: skip
     with mlflow_run(cfg.experiment_name, run_name, uri, tags) as active:
         model = build_model(cfg)
         params = learner_cls.params(cfg)
