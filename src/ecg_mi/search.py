@@ -13,8 +13,8 @@ never the test fold). This module holds what the sweeper and the jobs share:
   (``http://…``) hides its database: name the study's with ``hydra.sweeper.storage=…``.
 * **Which trial a job is** (:data:`TRIAL_ENV`): the sweeper sets the study name and the trial's
   id and number in the job's environment (``hydra.job.env_set``); ``train.py`` tags its MLflow run
-  with them (:func:`trial_tags`) and a network's :class:`OptunaPruning` callback reports
-  ``val_auc`` per epoch to that trial.
+  with them (:func:`trial_tags`) and a network's pruning callback reports
+  ``val_auc`` per epoch to that trial (:class:`ecg_mi.pruning.OptunaPruning`).
 * **Faults** (:func:`recover_interrupted`): a trial whose process was killed (SIGTERM: the
   sweeper marks it at once; SIGKILL/OOM: its owner process is gone, checked as for MLflow runs in
   :mod:`ecg_mi.tracking`) is marked FAIL and its parameters queued again, so a resumed study
@@ -32,8 +32,6 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-import pytorch_lightning as pl
 
 from ecg_mi.errors import ConfigError
 from ecg_mi.tracking import (
@@ -190,41 +188,3 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
         if reason is not None and interrupt(study, trial._trial_id, f"stale: {reason}"):
             recovered.append(trial.number)
     return recovered
-
-
-class OptunaPruning(pl.Callback):
-    """Report ``monitor`` after each validation to the job's Optuna trial and stop the fit when
-    the study's pruner says so, by raising ``optuna.TrialPruned``: ``train.py`` ends the MLflow
-    run KILLED with tag ``optuna.pruned`` (the epoch), the sweeper tells the trial PRUNED.
-    Outside a search (no :data:`TRIAL_ENV`) it does nothing, so a config may always list it."""
-
-    def __init__(self, monitor: str = "val_auc") -> None:
-        self.monitor = monitor
-        self._trial: optuna.Trial | None = None
-
-    def _job_trial(self) -> optuna.Trial | None:
-        if self._trial is None and os.environ.get(TRIAL_ENV["trial_id"]):
-            import optuna
-
-            storage = open_storage(os.environ[TRIAL_ENV["storage"]])
-            study = optuna.load_study(study_name=os.environ[TRIAL_ENV["study"]], storage=storage)
-            study.pruner = build_pruner(study.user_attrs.get(PRUNER_ATTR))
-            self._trial = optuna.Trial(study, int(os.environ[TRIAL_ENV["trial_id"]]))
-        return self._trial
-
-    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or self.monitor not in trainer.callback_metrics:
-            return
-        trial = self._job_trial()
-        if trial is None:
-            return
-        epoch = trainer.current_epoch
-        trial.report(float(trainer.callback_metrics[self.monitor]), step=epoch)
-        if trial.should_prune():
-            import mlflow
-            import optuna
-
-            if mlflow.active_run() is not None:
-                mlflow.set_tag("optuna.pruned", str(epoch))
-            raise optuna.TrialPruned(f"trial {trial.number} pruned after epoch {epoch}")
-

@@ -244,7 +244,7 @@ def mlflow_run(
         yield run
     except Exception as exc:
         # submitit raises UncompletedJobError at a SLURM time limit, Optuna TrialPruned when its
-        # pruner stops a trial (ecg_mi.search.OptunaPruning): stopped, not failed.
+        # pruner stops a trial (ecg_mi.pruning.OptunaPruning): stopped, not failed.
         stopped = type(exc).__name__ in ("UncompletedJobError", "TrialPruned")
         mlflow.end_run(RunStatus.to_string(RunStatus.KILLED if stopped else RunStatus.FAILED))
         raise

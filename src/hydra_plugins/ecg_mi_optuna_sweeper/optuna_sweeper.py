@@ -14,7 +14,7 @@ adds what ecg-mi needs (:mod:`ecg_mi.search`):
   what is left; a trial interrupted by a kill is re-queued with its parameters;
 * TPE is seeded per trial (``sampler.seed`` and the trial number), so one study replays exactly;
   a proposal equal to a finished trial's parameters takes its value instead of running again;
-* a job's exception ``optuna.TrialPruned`` (a network's :class:`ecg_mi.search.OptunaPruning`)
+* a job's exception ``optuna.TrialPruned`` (a network's :class:`ecg_mi.pruning.OptunaPruning`)
   makes the trial PRUNED; any other error fails the trial and stops the sweep, as a job error
   stops Hydra's basic sweeper.
 """
