@@ -128,6 +128,8 @@ def test_xgboost_search_space_spans_the_papers_grid():
     for key, text in cfg.hydra.sweeper.params.items():
         dist = distribution(parser.parse_override(f"{key}={text}"))
         spanned[key.removeprefix("model.params.")] = (dist.low, dist.high)
+        if all(isinstance(v, int) for v in grid[key.removeprefix("model.params.")]):  # max_depth
+            assert isinstance(dist, optuna.distributions.IntDistribution), key
     assert spanned == {k: (min(v), max(v)) for k, v in grid.items() if k != "n_estimators"}
     assert cfg.model.params.n_estimators == max(grid.n_estimators)  # early stopping's cap
 

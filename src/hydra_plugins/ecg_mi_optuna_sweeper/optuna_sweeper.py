@@ -69,8 +69,8 @@ ConfigStore.instance().store(group="hydra/sweeper", name="ecg_mi_optuna", node=E
 
 def distribution(override: Override) -> Any:
     """The Optuna distribution of one swept override (``choice``/``a,b``: categorical;
-    ``range(a, b[, step])``: its values; ``interval(a, b)``: continuous, ``int`` when both ends
-    are integers or tagged ``int``, log-uniform when tagged ``log``), or the fixed value."""
+    ``range(a, b[, step])``: its values; ``interval(a, b)``: continuous — Hydra reads its ends as
+    floats — or whole numbers when tagged ``int``, log-uniform when tagged ``log``), or the fixed value."""
     import optuna.distributions as d
 
     value = override.value()
@@ -87,7 +87,7 @@ def distribution(override: Override) -> Any:
         return d.FloatDistribution(min(values), max(values), step=abs(float(step)))
     if isinstance(value, IntervalSweep):
         log_scale = "log" in value.tags
-        if "int" in value.tags or (isinstance(value.start, int) and isinstance(value.end, int)):
+        if "int" in value.tags:
             return d.IntDistribution(int(value.start), int(value.end), log=log_scale)
         return d.FloatDistribution(float(value.start), float(value.end), log=log_scale)
     return value
