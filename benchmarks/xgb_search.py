@@ -88,14 +88,14 @@ def search_arm(data: FoldDataModule, conf, early_stopping_rounds: int | None, se
             "best_params": summary["best_params"]}  # fmt: skip
 
 
-def compare_early_stopping(folds: list[int], conf, path: Path) -> int:
+def compare_early_stopping(folds: list[int], conf, path: Path, seed: int) -> int:
     """The configured search vs the same without early stopping, per fold (see the docstring)."""
     rounds = conf.get("early_stopping_rounds")
-    result: dict = {"cores": available_cores(), "n_jobs": int(conf.n_jobs), "folds": {}}
+    result: dict = {"cores": available_cores(), "n_jobs": int(conf.n_jobs), "seed": seed, "folds": {}}
     for fold in folds:
         data = FoldDataModule(PtbxlSource(), Representation("features", None, "raw"), sample_rate=100, fold=fold)
         data.setup()
-        arms = {"before": search_arm(data, conf, None), "after": search_arm(data, conf, rounds)}
+        arms = {"before": search_arm(data, conf, None, seed), "after": search_arm(data, conf, rounds, seed)}
         result["folds"][fold] = arms
         for name, arm in arms.items():
             print(f"fold {fold} {name} (early_stopping_rounds={arm['early_stopping_rounds']}): {arm['wall_s']:.0f} s "
@@ -118,13 +118,14 @@ def main() -> int:
     )
     parser.add_argument("--compare-early-stopping", action="store_true",
                         help="the configured search with and without early stopping, validation AUC")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="--compare-early-stopping: the search's seed (train.py: 42)")
     args = parser.parse_args()
     os.environ.setdefault("ECG_MI_NO_PROGRESS", "1")
     warnings.filterwarnings("ignore")
     conf = OmegaConf.load(repo_root() / "conf" / "model" / "xgboost.yaml")
     if args.compare_early_stopping:
         folds = [int(f) for f in args.folds.split(",")]
-        return compare_early_stopping(folds, conf, args.json.with_name("xgb_search_early_stopping.json"))
+        return compare_early_stopping(folds, conf, args.json.with_name("xgb_search_early_stopping.json"), args.seed)
     grid, params = OmegaConf.to_container(conf.grid), OmegaConf.to_container(conf.params)
     n_candidates, inner_folds = int(conf.n_iter), int(conf.inner_folds)
     folds = [int(f) for f in args.folds.split(",")]

@@ -147,6 +147,7 @@ def test_a_tracking_server_needs_a_named_study_database():
         search.study_storage_url(None, "http://server:5000")
 
 
+@pytest.mark.slow
 def test_xgboost_study_writes_trials_to_the_study_and_mlflow(run_cli, tmp_path):
     """Two trials of the real search on small synthetic data: the study holds them COMPLETE with
     train.py's val_auc, and each is an MLflow run tagged with its study and trial number."""
@@ -232,7 +233,6 @@ def test_trial_seeds_replay_and_differ():
     assert len({search.trial_seed(42, n) for n in range(50)}) == 50
 
 
-@pytest.mark.slow
 def test_a_pruned_network_trial_ends_pruned_not_failed(run_cli, tmp_path):
     """A pruner that always prunes (val AUC never above 1.1): the trial is PRUNED in the study,
     its MLflow run KILLED with the epoch in tag optuna.pruned, and the sweep exits 0."""
@@ -240,8 +240,9 @@ def test_a_pruned_network_trial_ends_pruned_not_failed(run_cli, tmp_path):
     done = run_cli("train.py", "-m", "hparams_search=resnet", "hydra.sweeper.n_trials=1",
                    "data.source.n_records=120", "data.batch_size=32", "trainer.max_epochs=2",
                    "trainer.enable_progress_bar=false", f"tracking.uri=sqlite:///{store}",
-                   "~hydra.sweeper.pruner", "+hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
-                   "+hydra.sweeper.pruner.lower=1.1", f"hydra.sweep.dir={tmp_path}/sweep")  # fmt: skip
+                   "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "~hydra.sweeper.pruner.n_startup_trials",
+                   "++hydra.sweeper.pruner.lower=1.1", "hydra.sweeper.pruner.n_warmup_steps=0",
+                   f"hydra.sweep.dir={tmp_path}/sweep")  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert _states(_study(tmp_path, "resnet-synthetic-100hz-fold0")) == ["PRUNED"]
     client = MlflowClient(f"sqlite:///{store}")

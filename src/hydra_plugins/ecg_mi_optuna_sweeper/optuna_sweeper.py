@@ -51,6 +51,8 @@ class SamplerConf:
 @dataclass
 class EcgMiOptunaSweeperConf:
     _target_: str = "hydra_plugins.ecg_mi_optuna_sweeper.optuna_sweeper.EcgMiOptunaSweeper"
+    # The pruner reaches the sweeper as its config, not built: the study keeps it for the jobs.
+    _recursive_: bool = False
     direction: str = "maximize"
     study_name: str = "ecg-mi"
     # null: beside the tracking store (sqlite …/optuna.db, or database `optuna` on its PostgreSQL server)
@@ -275,11 +277,12 @@ class EcgMiOptunaSweeper(Sweeper):
         best = _best(study)
         if best is None:
             return
+        params = {k: override_value(v) if isinstance(v, str) and v.startswith(RAW) else v for k, v in best.params.items()}
         results = {"name": "optuna", "study": self.study_name, "best_trial": best.number,
-                   "best_params": best.params, "best_value": best.value}  # fmt: skip
+                   "best_params": params, "best_value": best.value}  # fmt: skip
         OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
         log.info("best trial %d: %s = %.4f with %s", best.number, self.config.get("optimized_metric", "value"),
-                 best.value, best.params)  # fmt: skip
+                 best.value, params)  # fmt: skip
 
 
 def _best(study: Any) -> Any:
