@@ -171,6 +171,14 @@ def test_xgboost_study_writes_trials_to_the_study_and_mlflow(run_cli, tmp_path):
     assert (tmp_path / "sweep" / "optimization_results.yaml").exists()
 
 
+def test_a_study_database_in_a_missing_folder_is_one_line_error(toy_app, tmp_path):
+    done = toy_app(f"hydra.sweeper.storage=sqlite:///{tmp_path}/absent/optuna.db")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: hydra.sweeper.storage=sqlite:///{tmp_path}/absent/optuna.db: folder {tmp_path}/absent does not exist")
+    assert "Traceback" not in done.stderr
+
+
 def test_killed_study_resumes_without_repeating_a_finished_trial(toy_app, tmp_path):
     stopped = toy_app("stop_at=2")
     assert stopped.returncode == 143, stopped.stderr[-2000:]

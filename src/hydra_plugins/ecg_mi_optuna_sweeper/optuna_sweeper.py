@@ -165,7 +165,12 @@ class EcgMiOptunaSweeper(Sweeper):
         return space, list(fixed.values())
 
     def sweep(self, arguments: list[str]) -> None:
+        from ecg_mi.cli import report_errors
 
+        with report_errors():  # a bad setting of the search: one line, exit 2
+            self._sweep(arguments)
+
+    def _sweep(self, arguments: list[str]) -> None:
         from ecg_mi import search
 
         space, fixed = self.search_space(arguments)
