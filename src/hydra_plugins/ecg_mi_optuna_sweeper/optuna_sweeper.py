@@ -242,14 +242,14 @@ class EcgMiOptunaSweeper(Sweeper):
                    search.TRIAL_ENV["trial"]: trial.number}  # fmt: skip
             batch.append([*fixed, *(f"{k}={override_value(v)}" for k, v in params.items()),
                           *(f"++hydra.job.env_set.{k}='{v}'" for k, v in env.items())])  # fmt: skip
-        self.validate_batch_is_legal(batch)
         try:
+            self.validate_batch_is_legal(batch)
             returns = self.launcher.launch(batch, initial_job_idx=self.job_idx)
         except Terminated as stop:  # SIGTERM/SIGINT: the trials did not fail, they run again on resume
             for trial, _ in trials:
                 search.interrupt(study, trial._trial_id, f"stopped by {stop.name}")
             raise
-        except BaseException:  # a user error (exit 2) or a launcher failure: would fail again
+        except BaseException:  # a config that does not compose, a user error (exit 2), a launcher failure
             for trial, _ in trials:
                 with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
