@@ -14,6 +14,12 @@ inner folds, every point scored at each ``n_estimators`` of the grid, 2 jobs):
 
 Target: the default search ≤ 10 min per outer fold on 2 cores (the worst fold is reported).
 Usage: ``python benchmarks/xgb_search.py [--folds 0,1,2,3,4] [--samples 12]``.
+
+``--compare-early-stopping`` (issue 37): on each fold, the search as configured
+(``early_stopping_rounds``, ``n_jobs: -1`` = the cores available) and the same search without
+early stopping (every booster grown to 200 trees and read at 50/100/200, the search before),
+back to back: wall and CPU seconds, inner-CV AUC and the validation part's AUC of the fitted
+model (the search never sees the validation part).
 """
 
 from __future__ import annotations
@@ -32,8 +38,10 @@ from omegaconf import OmegaConf
 
 from ecg_mi.data.sources import PtbxlSource
 from ecg_mi.datamodule import FoldDataModule
+from ecg_mi.metrics import auc
 from ecg_mi.models import create_model
 from ecg_mi.models.halving import RESOURCE
+from ecg_mi.models.tabular import available_cores
 from ecg_mi.paths import repo_root
 from ecg_mi.representation import Representation
 
@@ -63,6 +71,44 @@ def scikit_learn_estimate(X, y, grid: dict, n_candidates: int, inner_folds: int,
             "sklearn_estimate_s": n_candidates * inner_folds * sum(fit_s.values()) / JOBS}  # fmt: skip
 
 
+def search_arm(data: FoldDataModule, conf, early_stopping_rounds: int | None, seed: int = 0) -> dict:
+    """Fit the configured search on the fold's training part; time it, score it on validation."""
+    X, y = data.arrays("train")
+    model = create_model("xgboost", grid=OmegaConf.to_container(conf.grid), params=OmegaConf.to_container(conf.params),
+                         search=str(conf.search), n_iter=int(conf.n_iter), inner_folds=int(conf.inner_folds),
+                         average_top=int(conf.average_top), n_jobs=int(conf.n_jobs), seed=seed,
+                         early_stopping_rounds=early_stopping_rounds)  # fmt: skip
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.fit(X, y, groups=data.groups("train"))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    X_val, y_val = data.arrays("val")
+    summary = model.search_summary_
+    return {"early_stopping_rounds": early_stopping_rounds, "wall_s": wall, "cpu_s": cpu,
+            "inner_cv_auc": summary["inner_cv_auc"], "val_auc": auc(model.predict_proba(X_val)[:, 1], y_val),
+            "best_params": summary["best_params"]}  # fmt: skip
+
+
+def compare_early_stopping(folds: list[int], conf, path: Path, seed: int) -> int:
+    """The configured search vs the same without early stopping, per fold (see the docstring)."""
+    rounds = conf.get("early_stopping_rounds")
+    result: dict = {"cores": available_cores(), "n_jobs": int(conf.n_jobs), "seed": seed, "folds": {}}
+    for fold in folds:
+        data = FoldDataModule(PtbxlSource(), Representation("features", None, "raw"), sample_rate=100, fold=fold)
+        data.setup()
+        arms = {"before": search_arm(data, conf, None, seed), "after": search_arm(data, conf, rounds, seed)}
+        result["folds"][fold] = arms
+        for name, arm in arms.items():
+            print(f"fold {fold} {name} (early_stopping_rounds={arm['early_stopping_rounds']}): {arm['wall_s']:.0f} s "
+                  f"wall, {arm['cpu_s']:.0f} s CPU, inner AUC {arm['inner_cv_auc']:.3f}, validation AUC "
+                  f"{arm['val_auc']:.3f}, best {arm['best_params']}")  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str))
+    slower = [f for f, a in result["folds"].items() if a["after"]["wall_s"] > a["before"]["wall_s"]]
+    worse = [f for f, a in result["folds"].items() if a["after"]["val_auc"] < a["before"]["val_auc"]]
+    print(f"early stopping: slower on folds {slower or 'none'}, lower validation AUC on folds {worse or 'none'}")
+    return 0 if not slower and not worse else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--folds", default="0,1,2,3,4", help="outer folds to time, comma-separated")
@@ -70,10 +116,16 @@ def main() -> int:
     parser.add_argument(
         "--json", type=Path, default=Path(__file__).parent / "results" / "xgb_search.json"
     )
+    parser.add_argument("--compare-early-stopping", action="store_true",
+                        help="the configured search with and without early stopping, validation AUC")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="--compare-early-stopping: the search's seed (train.py: 42)")
     args = parser.parse_args()
     os.environ.setdefault("ECG_MI_NO_PROGRESS", "1")
     warnings.filterwarnings("ignore")
     conf = OmegaConf.load(repo_root() / "conf" / "model" / "xgboost.yaml")
+    if args.compare_early_stopping:
+        folds = [int(f) for f in args.folds.split(",")]
+        return compare_early_stopping(folds, conf, args.json.with_name("xgb_search_early_stopping.json"), args.seed)
     grid, params = OmegaConf.to_container(conf.grid), OmegaConf.to_container(conf.params)
     n_candidates, inner_folds = int(conf.n_iter), int(conf.inner_folds)
     folds = [int(f) for f in args.folds.split(",")]
@@ -83,7 +135,8 @@ def main() -> int:
         data.setup()
         X, y = data.arrays("train")
         model = create_model("xgboost", grid=grid, params=params, search=str(conf.search), n_iter=n_candidates,
-                             inner_folds=inner_folds, n_jobs=JOBS, seed=0)  # fmt: skip
+                             inner_folds=inner_folds, n_jobs=int(conf.n_jobs), seed=0,
+                             early_stopping_rounds=conf.get("early_stopping_rounds"))  # fmt: skip
         start = time.perf_counter()
         model.fit(X, y, groups=data.groups("train"))
         seconds = time.perf_counter() - start

@@ -136,6 +136,27 @@ def test_default_xgboost_search_compares_full_size_candidates_and_reports_its_ch
     assert 0.5 < summary["inner_cv_auc"] <= 1.0 and summary["best_params"]["n_estimators"] in (9, 27)
 
 
+def test_xgboost_without_search_early_stops_inside_the_training_part():
+    """search=none + early stopping: a booster stopped on held-out training patients, then the
+    model refitted on every training record with that many trees; the same twice (seeded)."""
+    X, y, groups = toy_features()
+    make = lambda: create_model("xgboost", search="none", early_stopping_rounds=3, n_jobs=1,  # noqa: E731
+                                params={"n_estimators": 200, "learning_rate": 0.3}).fit(X, y, groups)  # fmt: skip
+    model = make()
+    trees = model.search_summary_["early_stopped_trees"]
+    assert 1 <= trees < 200
+    assert model.estimator_.get_params()["n_estimators"] == trees
+    assert model.estimator_.n_features_in_ == X.shape[1]  # refitted on the whole training part
+    np.testing.assert_array_equal(model.predict_proba(X), make().predict_proba(X))
+
+
+def test_early_stopping_is_refused_where_no_booster_stops():
+    with pytest.raises(ConfigError, match="early_stopping_rounds is for XGBoost"):
+        create_model("random_forest", early_stopping_rounds=5)
+    with pytest.raises(ConfigError, match="early_stopping_rounds=0"):
+        create_model("xgboost", search="none", early_stopping_rounds=0)
+
+
 def test_sampled_search_is_refused_where_no_model_implements_it():
     with pytest.raises(ConfigError, match="search=sampled is not implemented"):
         create_model("random_forest", grid={"n_estimators": [10]}, search="sampled")

@@ -150,3 +150,35 @@ def test_tree_count_search_averages_its_best_points():
     expected = np.mean([m.predict_proba(X) for m in members], axis=0)
     np.testing.assert_allclose(search.best_estimator_.predict_proba(X), expected)
     assert [m.get_params()["n_estimators"] for m in members] == [p["n_estimators"] for p in search.top_params_]
+
+
+def test_early_stopped_search_scores_each_candidate_at_its_stopping_point():
+    """With early stopping, a candidate's inner fold is scored by a booster stopped on that
+    fold's held-out part at its best tree count, and the refit uses the inner folds' mean count."""
+    from sklearn.metrics import roc_auc_score
+
+    X, y, groups = toy_features(n=210, seed=3)
+    grid = {**GRID, "n_estimators": [4, 60]}
+    search = TreeCountSearch(XGBClassifier(**FIXED), grid, _cv(), n_candidates=3,
+                             early_stopping_rounds=3).fit(X, y, groups)  # fmt: skip
+    params = search.cv_results_["params"][0]
+    aucs, trees = [], []
+    for train, test in _cv().split(X, y, groups):
+        probe = XGBClassifier(**FIXED, **{**params, "n_estimators": 60}, early_stopping_rounds=3)
+        probe.fit(X[train], y[train], eval_set=[(X[test], y[test])], verbose=False)
+        trees.append(probe.best_iteration + 1)
+        aucs.append(roc_auc_score(y[test], probe.predict_proba(X[test], iteration_range=(0, trees[-1]))[:, 1]))
+    assert search.cv_results_["mean_test_score"][0] == pytest.approx(np.mean(aucs), abs=1e-6)
+    assert params["n_estimators"] == max(1, round(np.mean(trees))) < 60
+    assert search.best_estimator_.get_params()["n_estimators"] == search.best_params_["n_estimators"]
+
+
+def test_early_stopped_search_is_seeded():
+    X, y, groups = toy_features(n=210, seed=3)
+    grid = {**GRID, "n_estimators": [4, 60]}
+    fit = lambda: TreeCountSearch(XGBClassifier(**FIXED), grid, _cv(), n_candidates=3, n_jobs=2,  # noqa: E731
+                                  early_stopping_rounds=3).fit(X, y, groups)  # fmt: skip
+    first, second = fit(), fit()
+    assert first.cv_results_["params"] == second.cv_results_["params"]
+    np.testing.assert_array_equal(first.cv_results_["mean_test_score"], second.cv_results_["mean_test_score"])
+    np.testing.assert_array_equal(first.best_estimator_.predict_proba(X), second.best_estimator_.predict_proba(X))

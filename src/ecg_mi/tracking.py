@@ -255,8 +255,9 @@ def mlflow_run(
     try:
         yield run
     except Exception as exc:
-        # submitit raises UncompletedJobError at a SLURM time limit: stopped, not failed.
-        stopped = type(exc).__name__ == "UncompletedJobError"
+        # submitit raises UncompletedJobError at a SLURM time limit, Optuna TrialPruned when its
+        # pruner stops a trial (ecg_mi.pruning.OptunaPruning): stopped, not failed.
+        stopped = type(exc).__name__ in ("UncompletedJobError", "TrialPruned")
         mlflow.end_run(RunStatus.to_string(RunStatus.KILLED if stopped else RunStatus.FAILED))
         raise
     except BaseException:  # Ctrl-C, SystemExit: the run did not fail on its own

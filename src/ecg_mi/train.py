@@ -44,6 +44,7 @@ from ecg_mi.console import RunSummary, print_summary
 from ecg_mi.errors import ConfigError, EcgMiError
 from ecg_mi.learners import architecture, build_model, check_fit_keys, describe, learner_for
 from ecg_mi.packaging import calibrated_package, log_package
+from ecg_mi.search import trial_tags
 from ecg_mi.tracking import (
     close_stale_runs,
     config_hash,
@@ -171,7 +172,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
                               model_uri, skipped=True), run_dir)  # fmt: skip
             return results
     tags = {**names, "fold": str(cfg.fold), "data": cfg.data.name, "kind": "fold",
-            "family": learner_cls.family, "config_hash": digests[0], **sweep_parent_tags()}  # fmt: skip
+            "family": learner_cls.family, "config_hash": digests[0], **sweep_parent_tags(), **trial_tags()}  # fmt: skip
     with mlflow_run(cfg.experiment_name, run_name, uri, tags) as active:
         model = build_model(cfg)
         params = learner_cls.params(cfg)

@@ -176,10 +176,16 @@ class Learner(ABC):
             config["model"]["n_clinical"] = Representation("legacy", "median_beat", "scaled").n_features
         for key in (*LEGACY_UNHASHED, *cls.legacy_unhashed):
             _drop(config, key.split("."))
+        for key in LATER_OPTIONS:  # off (null), a later option computes what that release did
+            if (config.get("model") or {}).get(key, _ABSENT) is None:
+                config["model"].pop(key)
         return config
 
 
 _ABSENT = object()
+#: Model options added after that release (XGBoost's early stopping, issue 37): switched off, the
+#: release's computation, so left out of the legacy hash.
+LATER_OPTIONS = ("early_stopping_rounds",)
 #: Keys the config hash left out before :data:`HASHED_KEYS` replaced the deny-list (``ablation``: an
 #: arm's description, which configs of that release passed on the command line instead).
 #: ``verbose`` (what the console shows) came later and never changes what a run computes.

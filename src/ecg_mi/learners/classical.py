@@ -57,7 +57,9 @@ class ClassicalLearner(Learner):
         self.model = model.fit(X, y, groups=data.groups("train"))
         info = {"fit_seconds": time.perf_counter() - started, "n_failed_features": data.feature_table.n_failed}
         summary = getattr(model, "search_summary_", {})
-        if summary:
+        if "early_stopped_trees" in summary:  # XGBoost, no search: the trees early stopping chose
+            info["early_stopped_trees"] = summary["early_stopped_trees"]
+        if "inner_cv_auc" in summary:
             info["inner_cv_auc"] = summary["inner_cv_auc"]
             info["search_candidates"] = summary["candidates"]
             info["search_averaged"] = summary.get("averaged", 1)

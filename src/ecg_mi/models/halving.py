@@ -105,15 +105,34 @@ class _Worker:
         truth = self.y[self.splits[split][1]]
         return [float(roc_auc_score(truth, booster.predict(dtest, iteration_range=(0, t)))) for t in counts]
 
+    def stopped(self, split: int, params: dict, max_trees: int, rounds: int) -> tuple[float, int]:
+        """``(AUC, trees)`` of one booster grown until its log loss on the inner fold's held-out
+        part has not improved for ``rounds`` trees (at most ``max_trees``), read at its best tree
+        count. The held-out part is inside the outer training part: nothing of validation or test."""
+        dtrain, dtest = self._matrices(split)
+        truth = self.y[self.splits[split][1]]
+        dtest.set_label(truth)
+        booster = xgb.train(params, dtrain, num_boost_round=max_trees, evals=[(dtest, "inner")],
+                            early_stopping_rounds=rounds, verbose_eval=False)  # fmt: skip
+        trees = booster.best_iteration + 1
+        return float(roc_auc_score(truth, booster.predict(dtest, iteration_range=(0, trees)))), trees
+
 
 def _score_candidates(workers: list[_Worker], members: list[int], params: list[dict],
-                      counts: Sequence[int]) -> dict[int, np.ndarray]:  # fmt: skip
+                      counts: Sequence[int], stop_rounds: int | None = None) -> dict[int, np.ndarray]:  # fmt: skip
     """``{candidate: AUC [inner folds, counts]}``: each candidate of ``members`` scored on every
-    inner fold at each tree count, the candidates shared out over the worker threads."""
+    inner fold at each tree count, the candidates shared out over the worker threads. With
+    ``stop_rounds``: ``{candidate: [inner folds, (AUC, trees)]}`` of early-stopped boosters
+    (:meth:`_Worker.stopped`, at most ``max(counts)`` trees)."""
+
+    def fold_scores(worker: _Worker, split: int, c: int) -> Sequence[float]:
+        if stop_rounds is None:
+            return worker.scores(split, params[c], counts)
+        return worker.stopped(split, params[c], max(counts), stop_rounds)
 
     def work(w: int) -> dict[int, np.ndarray]:
         worker = workers[w]
-        return {c: np.array([worker.scores(s, params[c], counts) for s in range(len(worker.splits))])
+        return {c: np.array([fold_scores(worker, s, c) for s in range(len(worker.splits))])
                 for c in members[w :: len(workers)]}  # fmt: skip
 
     scored: dict[int, np.ndarray] = {}
@@ -223,6 +242,14 @@ class TreeCountSearch:
     training part and their P(MI) averaged (:class:`MeanClassifier`; 1 = the single best):
     near-ties in the inner CV are noise at this size, and averaging them does not bet on one.
 
+    With ``early_stopping_rounds`` the tree count is not a searched value: each (candidate,
+    inner fold) booster stops once its log loss on the inner fold's held-out part has not
+    improved for that many trees (at most the grid's largest ``n_estimators``) and is scored at
+    its best count; a candidate's tree count is the mean of its inner folds' (what
+    ``xgboost.cv`` reports), and ``average_top`` candidates are refitted with it. Boosters that
+    stop early cost less, and every candidate gets the tree count its learning rate wants
+    rather than one of the grid's three.
+
     Same search-object interface as :class:`TreeBudgetHalving`.
     """
 
@@ -236,6 +263,7 @@ class TreeCountSearch:
         always: Mapping[str, Any] | None = None,
         n_jobs: int = 1,
         average_top: int = 1,
+        early_stopping_rounds: int | None = None,
     ) -> None:
         if int(average_top) < 1:
             raise ConfigError(f"model.average_top={average_top!r} must be >= 1")
@@ -246,6 +274,7 @@ class TreeCountSearch:
         self.estimator, self.grid, self.cv = estimator, dict(grid), cv
         self.n_candidates, self.seed, self.always = int(n_candidates), int(seed), dict(always or {})
         self.n_jobs, self.average_top = max(1, int(n_jobs)), int(average_top)
+        self.early_stopping_rounds = None if early_stopping_rounds is None else int(early_stopping_rounds)
 
     def candidates(self) -> list[dict[str, Any]]:
         """The sampled non-tree grid points, ``always`` first when it is one of them."""
@@ -270,16 +299,22 @@ class TreeCountSearch:
         max_bin = int(params[0].get("max_bin", 256))
         workers = [_Worker(splits, X, y, max_bin) for _ in range(self.n_jobs)]
 
-        fold_scores = _score_candidates(workers, list(range(len(candidates))), params, counts)
-        scores = np.array([fold_scores[c].mean(axis=0) for c in range(len(candidates))])  # [cand, counts]
-        points = [{**c, RESOURCE: t} for c in candidates for t in counts]
+        fold_scores = _score_candidates(workers, list(range(len(candidates))), params, counts,
+                                        self.early_stopping_rounds)  # fmt: skip
+        if self.early_stopping_rounds is None:
+            scores = np.array([fold_scores[c].mean(axis=0) for c in range(len(candidates))])  # [cand, counts]
+            points = [{**c, RESOURCE: t} for c in candidates for t in counts]
+        else:  # [inner folds, (AUC, trees)] per candidate: its mean AUC at its mean tree count
+            scores = np.array([fold_scores[c][:, 0].mean() for c in range(len(candidates))])
+            points = [{**c, RESOURCE: max(1, round(fold_scores[i][:, 1].mean()))} for i, c in enumerate(candidates)]
         flat = np.nan_to_num(scores.ravel(), nan=-np.inf)
         top = np.argsort(-flat, kind="stable")[: self.average_top]  # best first, ties by order
         self.best_params_ = points[top[0]]
         self.best_score_ = float(flat[top[0]])
         self.top_params_ = [points[i] for i in top]
         self.cv_results_ = {"params": points, "mean_test_score": scores.ravel()}
-        fitted = [clone(self.estimator).set_params(**points[i]).fit(X, y) for i in top]
+        with ThreadPoolExecutor(self.n_jobs) as pool:  # the refits share the cores too
+            fitted = list(pool.map(lambda i: clone(self.estimator).set_params(**points[i]).fit(X, y), top))
         self.best_estimator_ = fitted[0] if len(fitted) == 1 else MeanClassifier(fitted).fit(X, y)
         return self
 

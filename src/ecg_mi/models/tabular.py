@@ -27,6 +27,7 @@ Every classical model is a scikit-learn-style estimator (``fit(X, y, groups)``,
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -88,6 +89,11 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
             (models with ``selects_features``: the forests); None = every feature.
         q_ratios: add the 24 Q-wave ratios (:mod:`ecg_mi.features.ratios`) to the 408
             features before anything else (``X`` must then be the 408, in their order).
+        early_stopping_rounds: XGBoost only: boosters stop once their log loss on held-out
+            training records has not improved for this many trees (None = never); see
+            :meth:`XGBoostModel.fit_early_stopped` and :class:`TreeCountSearch`.
+
+    ``n_jobs`` None or ≤ 0 means every core this process may use (:func:`available_cores`).
     """
 
     family = "classical"
@@ -111,6 +117,7 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         average_top: int = 1,
         top_features: float | None = None,
         q_ratios: bool = False,
+        early_stopping_rounds: int | None = None,
     ) -> None:
         self.params = params
         self.grid = grid
@@ -123,6 +130,7 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         self.average_top = average_top
         self.top_features = top_features
         self.q_ratios = q_ratios
+        self.early_stopping_rounds = early_stopping_rounds
 
     def _search(self) -> str:
         return self.default_search if self.search is None else self.search
@@ -139,6 +147,11 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
                               f"choose one of {[s for s in SEARCHES if s != 'sampled']}")  # fmt: skip
         if not isinstance(self.q_ratios, bool):
             raise ConfigError(f"model.q_ratios={self.q_ratios!r}; true or false")
+        rounds = self.early_stopping_rounds
+        if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1):
+            raise ConfigError(f"model.early_stopping_rounds={rounds!r}; a whole number >= 1 or null")
+        if rounds is not None and not isinstance(self, XGBoostModel):
+            raise ConfigError(f"model.early_stopping_rounds is for XGBoost, not {type(self).__name__}")
         fraction = self.top_features
         if fraction is None:
             return
@@ -160,6 +173,10 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
 
     def _params(self) -> dict[str, Any]:
         return dict(self.params or {})
+
+    def _jobs(self) -> int:
+        """``n_jobs``, None or ≤ 0 resolved to the cores available."""
+        return available_cores() if self.n_jobs is None or int(self.n_jobs) <= 0 else int(self.n_jobs)
 
     def _grid_for(self, estimator: BaseEstimator) -> dict[str, list]:
         """Grid keys addressed to the final step when the estimator is a pipeline."""
@@ -198,11 +215,11 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         estimator = self.make_estimator()
         search = self._search()
         if search == "none":
-            self.estimator_ = estimator.fit(X, y)
+            self.estimator_ = self._fit_single(estimator, X, y, groups)
             return self
         cv = StratifiedGroupKFold(n_splits=int(self.inner_folds), shuffle=True, random_state=self.seed)
         grid = self._grid_for(estimator)
-        common = dict(scoring="roc_auc", cv=cv, n_jobs=self.n_jobs, refit=True)
+        common = dict(scoring="roc_auc", cv=cv, n_jobs=self._jobs(), refit=True)
         if search == "sampled":
             searcher = self._sampled(estimator, grid, common)
         elif search == "halving":
@@ -223,6 +240,11 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
             "averaged": len(getattr(searcher, "top_params_", [None])),
         }
         return self
+
+    def _fit_single(self, estimator: BaseEstimator, X: np.ndarray, y: np.ndarray,
+                    groups: np.ndarray | None) -> BaseEstimator:  # fmt: skip
+        """``estimator`` fitted on the whole training part (``search=none``)."""
+        return estimator.fit(X, y)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """``[n, 2]`` class probabilities (column 1 = P(MI))."""
@@ -245,6 +267,14 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         """The most probable class of each row."""
         probs = self.predict_proba(X)  # checks fitted before classes_ is read
         return self.classes_[np.argmax(probs, axis=1)]
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask: a SLURM or container limit counts)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _log_round(itr: int, n_rounds: int, candidates: int, trees: int) -> None:
@@ -271,8 +301,9 @@ class XGBoostModel(ClassicalModel):
     default_search = "sampled"
 
     def _sampled(self, estimator: BaseEstimator, grid: dict[str, list], common: dict) -> Any:
-        return TreeCountSearch(estimator, grid, common["cv"], int(self.n_iter), self.seed,
-                               always=self._params(), n_jobs=self.n_jobs, average_top=self.average_top)  # fmt: skip
+        return TreeCountSearch(estimator, grid, common["cv"], int(self.n_iter), self.seed, always=self._params(),
+                               n_jobs=self._jobs(), average_top=self.average_top,
+                               early_stopping_rounds=self.early_stopping_rounds)  # fmt: skip
 
     def _halving(self, estimator: BaseEstimator, grid: dict[str, list], common: dict) -> Any:
         if RESOURCE not in grid:
@@ -280,15 +311,36 @@ class XGBoostModel(ClassicalModel):
         grid = dict(grid)
         max_trees = int(max(grid.pop(RESOURCE)))
         return TreeBudgetHalving(estimator, grid, common["cv"], self.min_resources, max_trees,
-                                 n_jobs=self.n_jobs, progress=_log_round)  # fmt: skip
+                                 n_jobs=self._jobs(), progress=_log_round)  # fmt: skip
 
     def make_estimator(self) -> BaseEstimator:
         # 64 histogram bins: plenty for ~10^3 records, and each of the search's thousands of
         # small fits builds its histograms ~3x faster than with the default 256.
         return XGBClassifier(
             booster="gbtree", tree_method="hist", max_bin=64, eval_metric="logloss",
-            random_state=self.seed, n_jobs=1 if self._search() != "none" else self.n_jobs, **self._params(),
+            random_state=self.seed, n_jobs=1 if self._search() != "none" else self._jobs(), **self._params(),
         )  # fmt: skip
+
+    def _fit_single(self, estimator: BaseEstimator, X: np.ndarray, y: np.ndarray,
+                    groups: np.ndarray | None) -> BaseEstimator:  # fmt: skip
+        if self.early_stopping_rounds is None:
+            return estimator.fit(X, y)
+        return self.fit_early_stopped(estimator, X, y, groups)
+
+    def fit_early_stopped(self, estimator: XGBClassifier, X: np.ndarray, y: np.ndarray,
+                          groups: np.ndarray | None) -> XGBClassifier:  # fmt: skip
+        """Early stopping inside the training part: one patient-grouped inner fold
+        (1/``inner_folds`` of the patients, seeded) is held out, a booster grows on the rest
+        until its held-out log loss has not improved for ``early_stopping_rounds`` trees (at
+        most ``params.n_estimators``), and the model is refitted on the whole training part with
+        the best tree count. The validation part, which a search scores, is never looked at, so
+        its AUC stays an honest estimate."""
+        cv = StratifiedGroupKFold(n_splits=int(self.inner_folds), shuffle=True, random_state=self.seed)
+        fit, held = next(cv.split(X, y, groups))
+        probe = clone(estimator).set_params(early_stopping_rounds=int(self.early_stopping_rounds))
+        probe.fit(X[fit], y[fit], eval_set=[(X[held], y[held])], verbose=False)
+        self.search_summary_ = {"early_stopped_trees": int(probe.best_iteration) + 1}
+        return clone(estimator).set_params(n_estimators=int(probe.best_iteration) + 1).fit(X, y)
 
 
 @register_model("decision_tree", display="Decision Tree")
@@ -358,10 +410,11 @@ class SVMModel(ClassicalModel):
         average_top: int = 1,
         top_features: float | None = None,
         q_ratios: bool = False,
+        early_stopping_rounds: int | None = None,
     ) -> None:
         self.kernel = kernel
         super().__init__(params, grid, search, inner_folds, n_iter, min_resources, seed, n_jobs, average_top,
-                         top_features, q_ratios)  # fmt: skip
+                         top_features, q_ratios, early_stopping_rounds)  # fmt: skip
 
     def check_interface(self) -> None:
         if self.kernel not in self.KERNELS:
