@@ -160,7 +160,7 @@ def test_xgboost_study_writes_trials_to_the_study_and_mlflow(run_cli, tmp_path):
     trials = study.get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     client = MlflowClient(f"sqlite:///{store}")
-    runs = client.search_runs([client.get_experiment_by_name("ecg-mi-synthetic").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("ecg-mi-synthetic").experiment_id], "tags.kind = 'fold'")
     by_trial = {r.data.tags["optuna.trial"]: r for r in runs}
     assert sorted(by_trial) == ["0", "1"]
     for trial in trials:
@@ -254,8 +254,10 @@ def test_a_pruned_network_trial_ends_pruned_not_failed(run_cli, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert _states(_study(tmp_path, "resnet-synthetic-100hz-fold0")) == ["PRUNED"]
     client = MlflowClient(f"sqlite:///{store}")
-    (run,) = client.search_runs([client.get_experiment_by_name("ecg-mi-synthetic").experiment_id])
-    assert run.info.status == "KILLED"
+    experiment = client.get_experiment_by_name("ecg-mi-synthetic").experiment_id
+    (run,) = client.search_runs([experiment], "tags.kind = 'fold'")
+    (parent,) = client.search_runs([experiment], "tags.kind = 'sweep'")  # the study's sweep run
+    assert run.info.status == "KILLED" and run.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert run.data.tags["optuna.pruned"] == "0"
     assert "Traceback" not in done.stderr
 
