@@ -42,6 +42,7 @@ def test_network_run_prints_its_progress_bar_and_summary_and_nothing_else(run_cl
     assert [line for line in lines if line.startswith("resnet-fold0: val AUC")]
 
 
+@pytest.mark.slow  # a training subprocess (≈ 20 s on 2 loaded cores); the network run above stays default
 def test_classical_run_prints_its_summary_and_nothing_else(run_cli, tmp_path):
     done = run_cli("train.py", *FAST, "model=random_forest", f"hydra.run.dir={tmp_path}/run")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -58,6 +59,7 @@ def test_no_progress_variable_turns_the_bars_off(monkeypatch):
     assert progress_enabled(True) and not progress_enabled(False)
 
 
+@pytest.mark.slow  # a training subprocess (≈ 20 s on 2 loaded cores); the network run above stays default
 def test_verbose_true_shows_what_the_quiet_console_hides(run_cli, tmp_path):
     done = run_cli("train.py", *FAST, "model=logistic_regression", "verbose=true", f"hydra.run.dir={tmp_path}/run")
     assert done.returncode == 0, done.stderr[-2000:]
