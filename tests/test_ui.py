@@ -9,6 +9,7 @@ Skipped, naming why, where Playwright or a Chromium is not installed (.ci/run in
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -205,3 +206,14 @@ def test_sweep_parent_run_shows_its_overrides_and_summary(ui, store, page):
     _open(page, f"{ui}/#/experiments/{store.experiment.experiment_id}/runs/{run.info.run_id}/artifacts", "sweep_summary.md")
     for name in ("sweep_summary.csv", "sweep_auc.png", "multirun.yaml"):
         assert page.get_by_text(name, exact=True).count() > 0
+
+
+def test_compare_view_shows_the_sweeps_runs_side_by_side(ui, store, page):
+    ids = [store.runs[name].info.run_id for name in FOLD_RUNS]
+    query = f"runs={json.dumps(ids)}&experiments={json.dumps([store.experiment.experiment_id])}"
+    _open(page, f"{ui}/#/compare-runs?{query}", f"Comparing {len(ids)} Runs")
+    page.get_by_text("Run details").first.wait_for()
+    text = page.locator("body").inner_text()
+    assert all(name in text for name in FOLD_RUNS)
+    # The parallel-coordinates plot offers the flattened config's keys (params) beside the metrics.
+    page.get_by_text("augment.crop", exact=True).first.wait_for()
