@@ -1,6 +1,6 @@
 """False refusals of the input gate (src/ecg_mi/data/gate.py) on the shared real data.
 
-Every record goes through predict.py's own path (:func:`ecg_mi.predict.load_one`: the resource
+Every record goes through predict.py's own path (:class:`ecg_mi.predict.Preparer`: the resource
 guards of ``read_ecg``, the record checks, the model windows and their checks) and is counted
 as ``ok``, refused by a check, or an error. Record sets:
 
@@ -33,7 +33,7 @@ import pandas as pd
 
 from ecg_mi.data.gate import CHECKS, GateLimits, check_record, check_windows
 from ecg_mi.data.readers import read_ecg
-from ecg_mi.predict import PackagedModel, expand_input, load_one
+from ecg_mi.predict import PackagedModel, expand_input
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -78,10 +78,10 @@ def count(
     reason per outcome, and the gate's own cost per scored record (ms: the record and window
     checks, reading and resampling excluded)."""
     model = PackagedModel("gate_check", None, sample_rate, 10.0, 0.5, gate=limits)
-    read = functools.partial(read_ecg, limits=limits)
+    prepare = model.preparer(functools.partial(read_ecg, limits=limits))
     outcomes, examples, seconds, n_timed = Counter(), {}, 0.0, 0
     for path in files:
-        scored = load_one(path, read, model)
+        scored = prepare(path)
         outcome = (
             scored.error.split(":")[0] if scored.refused else ("error" if scored.error else "ok")
         )
