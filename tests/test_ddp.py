@@ -18,10 +18,11 @@ DDP_ON_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "tr
               "explain.enabled=false", *TINY_RUN, "trainer.max_epochs=1"]  # fmt: skip
 
 
-def _fold_runs() -> list:
+def _fold_runs(kind: str = "fold") -> list:
+    """The experiment's runs of ``kind`` (``fold``; ``sweep``: a sweep's parent run)."""
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("ecg-mi-synthetic")
-    return client.search_runs([experiment.experiment_id]) if experiment else []
+    return client.search_runs([experiment.experiment_id], f"tags.kind = '{kind}'") if experiment else []
 
 
 def _assert_finished_with_metrics(runs: list, names: list[str]) -> None:
@@ -51,7 +52,11 @@ def test_multirun_with_trainer_ddp_finishes_every_job(run_cli, tmp_path):
     done = run_cli("train.py", "-m", *DDP_ON_CPU, "model=resnet,cnn", "fold=0,1",
                    "data.n_folds=2", f"hydra.sweep.dir={tmp_path}/sweep")  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    _assert_finished_with_metrics(_fold_runs(), ["resnet-fold0", "resnet-fold1", "cnn-fold0", "cnn-fold1"])
+    runs = _fold_runs()
+    _assert_finished_with_metrics(runs, ["resnet-fold0", "resnet-fold1", "cnn-fold0", "cnn-fold1"])
+    (parent,) = _fold_runs("sweep")  # one parent, whatever the number of ranks
+    assert parent.info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
 
 
 def test_sync_batchnorm_is_switched_off_on_cpu_with_a_warning(caplog):
