@@ -141,7 +141,8 @@ def main() -> int:
             run_stage("networks (signals)", [*train, f"model={','.join(NETWORKS)}", *args.network_set],
                       uri, experiment, len(NETWORKS) * n_folds),
             run_stage("evaluate", [python, "evaluate.py", f"experiment_name={experiment}", "paper=true",
-                                   f"output_dir={report_dir}", *args.evaluate_set], uri, experiment, 0),
+                                   f"output_dir={report_dir}", f"hydra.run.dir={args.reports_dir / 'hydra' / experiment}",
+                                   *args.evaluate_set], uri, experiment, 0),  # its Hydra log beside the reports
         ]  # fmt: skip
         atomic_write_text(record_path, json.dumps(record, indent=2))
     if args.no_publish:
