@@ -72,9 +72,10 @@ class Derived:
             self._cache[key] = compute()
         return self._cache[key]
 
-    def compute(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
-        """``{key: array}`` of :data:`DERIVED` ``keys``, computed now when not yet known."""
-        return {key: self.median_beats if key == "median_beat" else self.features for key in keys}
+    def compute(self, keys: Iterable[str]) -> None:
+        """Compute the :data:`DERIVED` ``keys`` not yet known (a scoring worker, ahead of the model)."""
+        for key in keys:
+            _ = self.median_beats if key == "median_beat" else self.features  # cached on first use
 
     @classmethod
     def joined(cls, parts: Sequence[Derived]) -> Derived:
