@@ -7,7 +7,8 @@ run that already FINISHED with the same config and fold hash, ``skip_finished``)
    classical model> fold=0,1,2,3,4`` (the first run builds the signal cache, the fold file
    and the 408 features);
 2. ``networks``: the same with every registered network;
-3. ``evaluate``: ``python evaluate.py experiment_name=… paper=true`` → ``reports/<experiment>/``;
+3. ``evaluate``: ``python evaluate.py experiment_name=… paper=true ensembles=[…]`` →
+   ``reports/<experiment>/`` (Table 2 with the :data:`ENSEMBLES` rows, ECE and train time);
 4. publish (skipped with ``--no-publish``): the generated ``benchmark`` section of
    ``BENCHMARKS.md`` and its figures under ``docs/figures/`` (``ecg_mi.evaluate.publish``).
 
@@ -54,6 +55,9 @@ ROOT = repo_root()
 # Every registered model, by family: a new model joins the benchmark by registering.
 CLASSICAL = tuple(list_models("classical"))
 NETWORKS = tuple(list_models("network"))
+# The ensembles Table 2 shows beside the models: the best recipe's candidates (make best).
+ENSEMBLES = ("resnet_beat+extra_trees+xgboost", "resnet_beat+extra_trees", "extra_trees+xgboost",
+             "resnet_beat+xgboost")  # fmt: skip
 
 
 def finished_runs(uri: str, experiment: str) -> list:
@@ -141,6 +145,7 @@ def main() -> int:
             run_stage("networks (signals)", [*train, f"model={','.join(NETWORKS)}", *args.network_set],
                       uri, experiment, len(NETWORKS) * n_folds),
             run_stage("evaluate", [python, "evaluate.py", f"experiment_name={experiment}", "paper=true",
+                                   f"ensembles=[{','.join(ENSEMBLES)}]",
                                    f"output_dir={report_dir}", f"hydra.run.dir={args.reports_dir / 'hydra' / experiment}",
                                    *args.evaluate_set], uri, experiment, 0),  # its Hydra log beside the reports
         ]  # fmt: skip

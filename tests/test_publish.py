@@ -1,8 +1,12 @@
 """Publishing a benchmark into BENCHMARKS.md: generated sections and the target verdicts."""
 
-import pandas as pd
+import subprocess
 
-from ecg_mi.evaluate.publish import markers, replace_section, target_lines
+import pandas as pd
+import pytest
+
+from ecg_mi.evaluate.publish import markers, replace_section, stale_table, target_lines
+from ecg_mi.paths import repo_root
 
 
 def test_replace_section_appends_when_absent_and_keeps_the_rest(tmp_path):
@@ -52,3 +56,46 @@ def test_targets_report_met_and_not_met_from_the_table():
 def test_targets_say_when_the_networks_do_not_beat_the_features():
     lines = "\n".join(target_lines(_table(resnet=0.82, xgboost=0.88)))
     assert "do **not** beat" in lines and "best feature model XGBoost 0.880" in lines
+
+
+def _git(root, *args):
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture
+def table_repo(tmp_path):
+    """A git repository with a model config and a document whose benchmark section names HEAD."""
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "resnet.yaml").write_text("name: resnet\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "model")
+    document = tmp_path / "BENCHMARKS.md"
+    replace_section(document, "benchmark", f"Command: `make benchmark` · commit `{_git(tmp_path, 'rev-parse', '--short=12', 'HEAD')}`")
+    return tmp_path, document
+
+
+def test_a_table_from_the_last_model_change_is_fresh(table_repo):
+    root, document = table_repo
+    assert stale_table(document, root) is None
+
+
+def test_a_model_change_after_the_tables_commit_makes_it_stale(table_repo):
+    root, document = table_repo
+    (root / "conf" / "model" / "resnet.yaml").write_text("name: resnet\nlr: 0.1\n")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "tune resnet")
+    assert "stale" in stale_table(document, root)
+
+
+def test_a_table_from_uncommitted_changes_is_refused(table_repo):
+    root, document = table_repo
+    replace_section(document, "benchmark", "Command: `make benchmark` · commit `0123456789ab-dirty`")
+    assert "not from a commit" in stale_table(document, root)
+
+
+def test_the_published_table_2_describes_todays_models():
+    """BENCHMARKS.md's Table 2 came from a commit no later change to the models predates."""
+    root = repo_root()
+    if _git(root, "rev-parse", "--is-shallow-repository") == "true":
+        pytest.skip("a shallow clone lacks the history that dates Table 2 (git fetch --unshallow)")
+    assert stale_table(root / "BENCHMARKS.md", root) is None

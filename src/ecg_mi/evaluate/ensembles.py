@@ -77,7 +77,9 @@ def ensemble_rows(sweep: Sweep, name: str) -> tuple[pd.DataFrame, pd.DataFrame, 
                      "model": name, "fold": int(fold), "run_id": None, "calibration": "members", "arm": ENSEMBLE_ARM,
                      "display": " + ".join(sweep.display(m) for m in members),
                      "test_auc": metrics.auc(probs, labels), "test_f1": metrics.f1_at(probs, labels, threshold),
-                     "val_auc": _auc(val[val["fold"] == fold]), "test_threshold": threshold})  # fmt: skip
+                     "val_auc": _auc(val[val["fold"] == fold]), "test_threshold": threshold,
+                     # an ensemble costs what training its members cost
+                     "seconds": group["seconds"].sum(min_count=len(group)) if "seconds" in group else np.nan})  # fmt: skip
     return pd.DataFrame(rows), pooled, val
 
 

@@ -57,6 +57,44 @@ def replace_section(path: Path, name: str, body: str) -> None:
     atomic_write_text(path, text)
 
 
+#: What Table 2's numbers depend on: a change under these after the commit the published table
+#: names makes it stale (:func:`stale_table`).
+TABLE_SOURCES = ("src/ecg_mi/models", "src/ecg_mi/learners", "conf/model")
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+
+
+def published_commit(document: Path, name: str = "benchmark") -> str:
+    """The commit named in the ``Command: … · commit `<id>` …`` line of generated section ``name``."""
+    begin, end = markers(name)
+    text = document.read_text(encoding="utf-8")
+    section = text[text.find(begin) : text.find(end)] if begin in text and end in text else ""
+    found = re.search(r"commit `([^`]+)`", section)
+    if found is None:
+        raise ValueError(f"{document}: no generated {name!r} section naming its commit")
+    return found.group(1)
+
+
+def stale_table(document: Path, root: Path | None = None, sources: Sequence[str] = TABLE_SOURCES) -> str | None:
+    """Why the table published in ``document`` no longer describes the code, or None when it does:
+    it came from uncommitted changes, or one of ``sources`` changed after its commit (the last
+    commit touching them is not an ancestor of, or equal to, the table's)."""
+    root = root or repo_root()
+    table = published_commit(document)
+    if table.endswith("-dirty") or not re.fullmatch(r"[0-9a-f]{7,40}", table):
+        return f"{document.name}: Table 2 came from {table!r}, not from a commit; re-run make benchmark on a clean checkout"
+    if _git(root, "cat-file", "-e", f"{table}^{{commit}}").returncode != 0:
+        return f"{document.name}: Table 2's commit {table} is not in this repository's history"
+    last = _git(root, "log", "-1", "--format=%h %s", "--", *sources).stdout.strip()
+    last_commit = last.split(" ", 1)[0]
+    if last_commit and _git(root, "merge-base", "--is-ancestor", last_commit, table).returncode != 0:
+        return (f"{document.name}: Table 2 is stale: it came from commit {table}, but {', '.join(sources)} "
+                f"changed since ({last}); re-run make benchmark")  # fmt: skip
+    return None
+
+
 def commit() -> str:
     """``git describe``-like id of the working tree: the commit, ``-dirty`` with tracked changes."""
     root = repo_root()

@@ -83,6 +83,8 @@ def table2(sweep: Sweep, s: Settings) -> pd.DataFrame:
             "pooled_auc": auc, "pooled_auc_low": low, "pooled_auc_high": high,
             "n_records": len(pooled), "n_mi": int(pooled["label"].sum()),
             "incomplete": model in sweep.incomplete,
+            # minutes of wall time, every fold's run summed (NaN when a run has no end time)
+            "train_minutes": group["seconds"].sum(min_count=len(group)) / 60 if "seconds" in group else np.nan,
         })  # fmt: skip
     table = (
         pd.DataFrame(rows)
@@ -169,13 +171,19 @@ def _fmt(mean: float, sd: float) -> str:
     return "–" if pd.isna(mean) else f"{mean:.3f} ± {sd:.3f}"
 
 
+def _number(value: float, spec: str) -> str:
+    return "–" if pd.isna(value) else format(value, spec)
+
+
 def table2_markdown(table: pd.DataFrame, comparisons_table: pd.DataFrame, paper: bool) -> str:
     rows = [[r.arm, (f"**{r.name}**" if r.best else r.name) + (" (incomplete)" if r.incomplete else ""), r.folds,
              _fmt(r.auc_mean, r.auc_sd), _fmt(r.f1_mean, r.f1_sd), with_ci(r.pooled_auc, r.pooled_auc_low, r.pooled_auc_high),
+             _number(getattr(r, "ece", np.nan), ".3f"), _number(getattr(r, "train_minutes", np.nan), ".1f"),
              "best" if r.best else f"{r.p_vs_best:.3g}",
              *([_fmt(r.paper_auc_mean, r.paper_auc_sd), _fmt(r.paper_f1_mean, r.paper_f1_sd)] if paper else [])]
             for r in table.itertuples()]  # fmt: skip
-    columns = ["arm", "model", "folds", "AUC (mean ± sd)", "F1 (mean ± sd)", "pooled AUC [95% CI]", "p vs best",
+    columns = ["arm", "model", "folds", "AUC (mean ± sd)", "F1 (mean ± sd)", "pooled AUC [95% CI]", "ECE (calibrated)",
+               "train time, all folds (min)", "p vs best",
                *(["paper AUC (UKB)", "paper F1 (UKB)"] if paper else [])]  # fmt: skip
     names = dict(zip(table["model"], table["name"], strict=True))
     tests = [[c.comparison, names[c.model_a], names[c.model_b], f"{c.auc_a:.3f}", f"{c.auc_b:.3f}",
@@ -287,8 +295,10 @@ class Tables:
 def report_tables(sweep: Sweep, s: Settings) -> Tables:
     """Every table of the report, computed once."""
     table = table2(sweep, s)
-    return Tables(table, comparisons(sweep, table), subgroups(sweep, s),
-                  calibration_table(sweep, s.n_bootstrap, s.seed), validation_table(sweep, table))  # fmt: skip
+    calibration = calibration_table(sweep, s.n_bootstrap, s.seed)
+    table["ece"] = table["model"].map(calibration.set_index("model")["ece_calibrated"])  # Table 2 shows it too
+    return Tables(table, comparisons(sweep, table), subgroups(sweep, s), calibration,
+                  validation_table(sweep, table))  # fmt: skip
 
 
 #: Table 2's headline columns logged per model as ``<model>/<column>`` metrics of the summary run.

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class Sweep:
     """Fold runs (one row per model × fold) and their pooled test predictions."""
 
-    runs: pd.DataFrame  # model, fold, run_id, fold_hash, n_folds, metrics...
+    runs: pd.DataFrame  # model, fold, run_id, fold_hash, n_folds, metrics..., seconds (wall time)
     predictions: pd.DataFrame  # model + predictions.csv columns
     incomplete: set[str]  # models missing folds (kept only with allow_incomplete)
     # Models with fold runs but none FINISHED (kept out of the tables, named in a warning).
@@ -97,6 +97,7 @@ def collect(experiment: str, uri: str, allow_incomplete: bool = False,
             "calibration": r.data.tags.get("calibration_method", r.data.params.get("calibration.method")),
             **{k: r.data.metrics.get(k) for k in ("test_auc", "test_f1", "val_auc", "test_threshold",
                                                   "test_threshold_calibrated")},
+            "seconds": run_seconds(r),
         }
         for r in runs
     ]  # fmt: skip
@@ -175,6 +176,12 @@ def missing_folds_message(experiment: str, model: str, missing: list[int], n_fol
     return (f"model {model!r} lacks finished fold run(s) {missing} of {n_folds} in {experiment!r}: train them with "
             f"the sweep's other settings (python train.py -m model={name}{chosen} fold={folds} "
             f"experiment_name={experiment} ...), or pass allow_incomplete=true to use the folds it has")
+
+
+def run_seconds(run: mlflow.entities.Run) -> float:
+    """A run's wall time in seconds, start to end (NaN while it has no end)."""
+    end, start = run.info.end_time, run.info.start_time
+    return (end - start) / 1000 if end and start else float("nan")
 
 
 def _run_model(run: mlflow.entities.Run) -> str:
