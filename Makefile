@@ -11,7 +11,7 @@ SERVER_BACKEND   ?= sqlite:///$(CURDIR)/mlflow-server.db
 SERVER_ARTIFACTS ?= $(CURDIR)/mlartifacts
 SERVER_HOST      ?= 127.0.0.1
 
-.PHONY: install lock lock-check docs docs-build train test test-slow test-all bench benchmark best ui serve serve-needs-model mlflow-server lint clean clean-store
+.PHONY: install lock lock-check docs docs-build train test test-slow test-all bench scale benchmark best ui serve serve-needs-model mlflow-server lint clean clean-store
 
 ## Locked install: exactly the versions (and hashes) of requirements.lock, then the project with
 ## --no-deps, by uv (pinned, bootstrapped into the venv by pip; ~10x faster than pip here); refused
@@ -75,6 +75,13 @@ bench: install
 	sed -e 's/ \\$$//' -e '/^ *--hash/d' $(LOCK) > $(VENV)/lock-constraints.txt  # pins, no hashes
 	$(BIN)/python -m pip install --quiet -c $(VENV)/lock-constraints.txt -e '.[bench]'  # the locked versions stay
 	$(BIN)/python benchmarks/speed.py $(ARGS)
+
+## Scale benchmark (issue 37): synthetic UKB-like cohorts of 1k, 5k, 20k records at 500 Hz through
+## cache, features, a 1-epoch ResNet run, an XGBoost fit and scoring; time, peak memory, disk,
+## growth exponents, projections to 42,648 records. Writes under $TMPDIR/ecg_mi_scale (or
+## ARGS="--work-dir DIR"); ARGS=--publish fills BENCHMARKS.md's scale section.
+scale: install
+	$(BIN)/python benchmarks/scale.py $(ARGS)
 
 ## The full benchmark on PTB-XL: 10 methods x 5 folds, evaluate.py, then BENCHMARKS.md's
 ## benchmark section + docs/figures/. A re-run skips the runs that already finished.
