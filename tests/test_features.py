@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ecg_mi.data.sources import PtbxlSource, SyntheticSource
+from ecg_mi.data.store import load_or_build
 from ecg_mi.features import FEATURES, feature_names, record_features
 from ecg_mi.features import cache as feature_cache
 from ecg_mi.features.delineate import detect_beats
@@ -165,3 +166,18 @@ def test_real_ptbxl_records_have_physiological_intervals(shared_ptbxl):
     assert failed <= 0.02
     assert np.mean((qrs >= 60) & (qrs <= 160)) >= 0.95
     assert np.nanmedian(qt) == pytest.approx(390, abs=60)
+
+
+def test_feature_workers_give_the_in_process_features(tmp_path, monkeypatch):
+    source = SyntheticSource(n_records=24)
+    store = load_or_build(source, source.index(), 100, tmp_path)
+    monkeypatch.setattr(feature_cache, "CHUNK", 8)  # three chunks over two worker processes
+    monkeypatch.setenv("ECG_MI_FEATURE_WORKERS", "2")
+    assert feature_cache.feature_workers(24) == 2
+    pooled = feature_cache.compute_features(store.path, 24, 100.0)
+    monkeypatch.setenv("ECG_MI_FEATURE_WORKERS", "1")
+    np.testing.assert_array_equal(pooled, feature_cache.compute_features(store.path, 24, 100.0))
+
+
+def test_few_records_are_featurised_in_process():
+    assert feature_cache.feature_workers(feature_cache.CHUNK) == 1
