@@ -1,16 +1,23 @@
 """Grad-CAM and the ST-attention measure."""
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from test_features import known_record
 from test_models import NETWORKS, SMALL, inputs
 
+from ecg_mi.data.sources import SyntheticSource
+from ecg_mi.datamodule import FoldDataModule
+from ecg_mi.explain import gradcam as gradcam_module
 from ecg_mi.explain.figures import gradcam_figure, pick_examples
-from ecg_mi.explain.gradcam import gradcam, lead_attributions
+from ecg_mi.explain.gradcam import explain_network, gradcam, lead_attributions
 from ecg_mi.explain.st_segment import compare_groups, st_mask, st_ratio
 from ecg_mi.features import feature_names
 from ecg_mi.models import create_model, list_models
+from ecg_mi.representation import Representation
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -175,3 +182,22 @@ def test_batched_permutation_importance_equals_scikit_learns(name):
     assert np.count_nonzero(reference.importances_std) >= 5  # the shuffles matter: a wrong one shows
     np.testing.assert_allclose(table.loc[names, "auc_drop_mean"], reference.importances_mean, rtol=0, atol=1e-12)
     np.testing.assert_allclose(table.loc[names, "auc_drop_sd"], reference.importances_std, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("representation", [Representation("window"), Representation("median_beat", "median_beat")],
+                         ids=lambda r: r.name)  # fmt: skip
+def test_explaining_in_chunks_gives_what_explaining_at_once_gives(representation, tmp_path, monkeypatch):
+    """Grad-CAM streams the test part in chunks (memory bounded at any size): same table, same figures."""
+    data = FoldDataModule(SyntheticSource(n_records=120), representation, fold=1, cache_dir=tmp_path / "cache")
+    data.setup()
+    torch.manual_seed(0)
+    model = create_model("resnet", **SMALL["resnet"])
+    probs = np.linspace(0.05, 0.95, len(data.metadata("test")))
+    results = []
+    for chunk in (1024, 7):
+        monkeypatch.setattr(gradcam_module, "EXPLAIN_CHUNK", chunk)
+        metrics, artifacts = explain_network(model, data, probs, tmp_path / f"chunk{chunk}", n_examples=3)
+        results.append((metrics, pd.read_csv(artifacts[0][0]), sorted(Path(p).name for p, _ in artifacts[1:])))
+    (metrics_a, table_a, figures_a), (metrics_b, table_b, figures_b) = results
+    pd.testing.assert_frame_equal(table_a, table_b)
+    assert metrics_a == metrics_b and figures_a == figures_b and len(figures_a) == 3

@@ -381,11 +381,13 @@ class FoldDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ networks
 
-    def model_inputs(self, part: str) -> tuple[np.ndarray, ...]:
-        """The model inputs of every record of ``part`` in loader order, as its batches carry
-        them: ``(signal [n, 12, T],)`` or a hybrid's ``(signal, features [n, F])``."""
+    def model_inputs(self, part: str, records: slice | None = None) -> tuple[np.ndarray, ...]:
+        """The model inputs of every record of ``part`` (of its ``records``, a slice of its
+        rows, when given) in loader order, as its batches carry them: ``(signal [n, 12, T],)``
+        or a hybrid's ``(signal, features [n, F])``."""
         self.setup()
         meta = self.metadata(part)
+        meta = meta.iloc[records] if records is not None else meta
         signal = self.fitted.normalise_signal(np.asarray(self.signal_inputs[self.store.rows(meta["record_id"].tolist())]))
         return (signal,) if self.fitted.features != "scaled" else (signal, self._scaled_features(meta))
 

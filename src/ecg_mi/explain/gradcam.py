@@ -61,6 +61,10 @@ def lead_attributions(model: nn.Module, x: torch.Tensor, *rest: torch.Tensor) ->
     return _normalise(attr.abs()).detach().cpu().numpy()
 
 
+#: Test records explained at a time (a multiple of the 64-record batches).
+EXPLAIN_CHUNK = 512
+
+
 def explain_network(model: torch.nn.Module, data, probs: np.ndarray, out_dir: Path, n_examples: int = 8,
                     seed: int = 0) -> tuple[dict[str, float], list[Artifact]]:  # fmt: skip
     """Grad-CAM of every test record; ST-attention ratio per record, overall and per lead
@@ -74,31 +78,37 @@ def explain_network(model: torch.nn.Module, data, probs: np.ndarray, out_dir: Pa
 
     model = model.cpu().eval()
     meta = data.metadata("test")
-    raw = np.asarray(data.store.signals[data.store.rows(meta["record_id"].tolist())])  # mV, for delineation and plots
-    # The test batches' inputs (a hybrid's features are passed along, not explained).
-    inputs = [torch.from_numpy(a) for a in data.model_inputs("test")]
-    batches = [[a[i : i + 64] for a in inputs] for i in range(0, len(raw), 64)]
-    cams = np.concatenate([gradcam(model, *batch) for batch in batches])
-    per_lead = np.concatenate([lead_attributions(model, *batch) for batch in batches])
-    fs = float(data.sample_rate)
-    # Maps over a median beat are shown on every beat of the strip.
-    cams, per_lead = data.fitted.map_on_windows(cams, raw), data.fitted.map_on_windows(per_lead, raw)
-    masks = [st_mask(signal, fs) for signal in raw]
-    ratios = np.array([st_ratio(cam, mask) for cam, mask in zip(cams, masks, strict=True)])
+    labels, fs = meta["label"].to_numpy(), float(data.sample_rate)
+    examples = dict(pick_examples(labels, probs, n_examples))  # {test row: why}
+    shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # test row -> (signal, map) to plot
+    ratios, lead_ratios = [], []
+    # In chunks of test records, so memory does not grow with the test part (UK Biobank scale).
+    for start in range(0, len(meta), EXPLAIN_CHUNK):
+        chunk = slice(start, min(start + EXPLAIN_CHUNK, len(meta)))
+        raw = np.asarray(data.store.signals[data.store.rows(meta["record_id"].iloc[chunk].tolist())])  # mV
+        # The chunk's inputs (a hybrid's features are passed along, not explained), in batches of 64.
+        inputs = [torch.from_numpy(a) for a in data.model_inputs("test", chunk)]
+        batches = [[a[i : i + 64] for a in inputs] for i in range(0, len(raw), 64)]
+        cams = np.concatenate([gradcam(model, *batch) for batch in batches])
+        per_lead = np.concatenate([lead_attributions(model, *batch) for batch in batches])
+        # Maps over a median beat are shown on every beat of the strip.
+        cams, per_lead = data.fitted.map_on_windows(cams, raw), data.fitted.map_on_windows(per_lead, raw)
+        masks = [st_mask(signal, fs) for signal in raw]
+        ratios += [st_ratio(cam, mask) for cam, mask in zip(cams, masks, strict=True)]
+        # Guided Grad-CAM, lead by lead
+        lead_ratios += [[st_ratio(attr[k], mask) for k in range(len(STANDARD_LEADS))]
+                        for attr, mask in zip(per_lead, masks, strict=True)]  # fmt: skip
+        shown.update({start + j: (raw[j], cams[j]) for j in range(len(raw)) if start + j in examples})
+    ratios = np.array(ratios)
     table = meta.assign(prob=probs, st_ratio=ratios)
-    for k, lead in enumerate(STANDARD_LEADS):  # Guided Grad-CAM, lead by lead
-        table[f"st_ratio_{lead}"] = [
-            st_ratio(attr[k], mask) for attr, mask in zip(per_lead, masks, strict=True)
-        ]
+    for k, lead in enumerate(STANDARD_LEADS):
+        table[f"st_ratio_{lead}"] = [row[k] for row in lead_ratios]
     artifacts: list[Artifact] = [(write_csv(table, out_dir / "st_attention.csv"), None)]
-    labels = meta["label"].to_numpy()
-    for i, why in pick_examples(labels, probs, n_examples):
+    for i, why in examples.items():
         truth = "MI" if labels[i] else "non-MI"
         title = f"record {meta['record_id'][i]} — {why}: true {truth}, P(MI) = {probs[i]:.2f}"
         name = f"{why.replace(' ', '_')}_{meta['record_id'][i]}.png"
-        artifacts.append(
-            (gradcam_figure(raw[i], cams[i], fs, title, out_dir / "gradcam" / name), "gradcam")
-        )
+        artifacts.append((gradcam_figure(*shown[i], fs, title, out_dir / "gradcam" / name), "gradcam"))
     compared = compare_groups(ratios, labels, meta["patient_id"].to_numpy(), seed=seed)
     return {(f"gradcam_{k}" if k in COUNTS else k): v for k, v in compared.items()}, artifacts
 
