@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 from test_server import MLFLOW, _answers, _wait_until, free_port
 
@@ -339,7 +341,7 @@ def test_a_package_of_an_unknown_format_is_refused_naming_it(store, tmp_path):
     spec = yaml.safe_load((local / "MLmodel").read_text())
     spec["metadata"]["ecg_mi"]["format"] = 99
     (local / "MLmodel").write_text(yaml.safe_dump(spec))
-    with pytest.raises(EcgMiError, match="packaged in format 99 .* reads formats 1, 2: install the ecg-mi"):
+    with pytest.raises(EcgMiError, match="packaged in format 99 .* reads formats 1, 2, 3: install the ecg-mi"):
         read_info(str(local))
 
 
@@ -384,6 +386,80 @@ def test_a_package_that_cannot_score_an_example_is_refused_before_it_joins_an_en
     monkeypatch.setattr(XGBoostModel, "predict_proba", stale)
     with pytest.raises(DataError, match="cannot score an example ECG .*AttributeError.*q_ratios"):
         download_package(logged_model_uri(store.runs[('xgboost', 0)].id, mlflow.get_tracking_uri()), str(tmp_path))
+
+
+def _registered_folder(model_uri: str, where: Path) -> str:
+    """The registered model ``model_uri`` downloaded into the folder ``where`` (a model taken
+    out of its store)."""
+    return mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(where))
+
+
+def test_registered_ensemble_refers_to_its_fold_models_instead_of_copying_them(store, registered, tmp_path):
+    from ecg_mi.packaging import REFERRING_FORMAT
+
+    folder = Path(_registered_folder(registered, tmp_path))
+    assert not list(folder.rglob("weights.pt"))  # no member file: the fold runs' models hold them
+    info = model_info(mlflow.pyfunc.load_model(registered))
+    folds = {Model.load(_registered_folder(logged_model_uri(store.runs[("resnet", f)].id, store.uri),
+                                           tmp_path / str(f))).model_id for f in (0, 1)}  # fmt: skip
+    assert info["format"] == REFERRING_FORMAT and {m.removeprefix("models:/") for m in info["member_models"]} == folds
+
+
+def test_a_referring_ensemble_predicts_exactly_what_a_copying_one_does(store, registered):
+    from ecg_mi.evaluate.register import register_ensemble
+
+    copy = register_ensemble(EXPERIMENT, "resnet", "ecg-mi-copy", "champion", store.uri, self_contained=True)
+    x = store.records[("resnet", 0)]
+    referring, copying = mlflow.pyfunc.load_model(registered), mlflow.pyfunc.load_model(copy)
+    assert "member_models" in model_info(referring) and "member_models" not in model_info(copying)
+    np.testing.assert_array_equal(referring.predict(x), copying.predict(x))
+
+
+def test_an_ensemble_of_fold_ensembles_refers_to_the_fold_models_and_predicts_as_a_copy(store, tmp_path):
+    """``model_name=resnet+resnet_beat``: each model's fold ensemble, averaged; the package
+    refers to the three fold models themselves, not to the intermediate fold ensembles."""
+    from ecg_mi.packaging import contained, download_package, ensemble, log_package
+
+    runs = {m: [store.runs[k].id for k in store.runs if k[0] == m] for m in ("resnet", "resnet_beat")}
+    parts = [ensemble([download_package(logged_model_uri(r, store.uri), str(tmp_path / r)) for r in ids])
+             for ids in runs.values()]  # fmt: skip
+    referring = ensemble(parts)
+    with mlflow.start_run(experiment_id=ensure_experiment("nested", store.uri)):
+        uris = [log_package(p, name).model_uri for p, name in
+                [(referring, "refers"), (contained(referring, str(tmp_path / "copies")), "copies")]]  # fmt: skip
+    assert not referring.artifacts and len(model_info(mlflow.pyfunc.load_model(uris[0]))["member_models"]) == 3
+    x = store.records[("resnet", 0)]
+    np.testing.assert_array_equal(*(mlflow.pyfunc.load_model(u).predict(x) for u in uris))
+
+
+def test_a_member_the_store_lacks_is_one_error_naming_it_and_the_store(store, registered, tmp_path):
+    from ecg_mi.predict import load_for_scoring
+
+    folder = _registered_folder(registered, tmp_path / "model")
+    other = f"sqlite:///{tmp_path / 'other.db'}"  # a store without the fold runs' models
+    with pytest.raises(InputError, match=rf"^{re.escape(folder)}: ensemble member models:/m-\w+ \(file 'model'\) cannot be "
+                                         rf"loaded from the tracking store {re.escape(other)} \(.*not found"):  # fmt: skip
+        load_for_scoring(folder, tracking_uri=other)
+
+
+def test_cli_with_a_member_the_store_lacks_is_one_line(store, registered, tmp_path, run_cli, write_wfdb):
+    folder = _registered_folder(registered, tmp_path / "model")
+    write_wfdb(tmp_path / "in", "r0", store.records[("resnet", 0)][0])
+    done = run_cli("predict.py", f"model_uri={folder}", f"input={tmp_path / 'in'}", f"output={tmp_path / 'out.csv'}",
+                   f"tracking.uri=sqlite:///{tmp_path / 'other.db'}")  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"error: {folder}: ensemble member models:/m-" in done.stderr
+
+
+def test_a_self_contained_ensemble_loads_without_the_store(store, tmp_path, monkeypatch):
+    from ecg_mi.evaluate.register import register_ensemble
+
+    uri = register_ensemble(EXPERIMENT, "resnet", "ecg-mi-contained", "champion", store.uri, self_contained=True)
+    x = store.records[("resnet", 0)]
+    expected = mlflow.pyfunc.load_model(uri).predict(x)
+    folder = _registered_folder(uri, tmp_path / "model")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'other.db'}")
+    np.testing.assert_array_equal(mlflow.pyfunc.load_model(folder).predict(x), expected)
 
 
 def test_register_points_the_alias_at_an_ensemble_run(store, registered):

@@ -169,6 +169,7 @@ EVALUATE_RULES: tuple[Rule, ...] = (
     Rule("run_id", _nullable(non_empty_str), "must be an MLflow run id or null"),
     Rule("register", _nullable(non_empty_str), "must be a registered-model name or null"),
     Rule("alias", alias_value, "must be letters, digits, _ or -, and neither latest nor v<number>"),
+    Rule("self_contained", is_bool, BOOL),
     Rule("tracking.uri", _nullable(non_empty_str), TRACKING_URI),
     Rule("recalibrate", is_bool, BOOL),
     *(Rule(key, _nullable(number_in(0, 1, low_open=True)), "must be a fraction in (0, 1) or null")

@@ -16,6 +16,17 @@ features are computed once however many members read them. A run's model is one 
 model's fold ensemble, and an ensemble of several models, are made by :func:`ensemble` (the
 report's ensemble rows average the logged predictions with the same :func:`weighted_mean`).
 
+An ensemble stores each model file once: a member whose file another logged model of the
+tracking store already holds (a fold run's ``<model>-fold<k>``) is a reference to it —
+:attr:`Member.source`, that model's ``models:/<model id>`` — not a copy. Such a package (format
+:data:`REFERRING_FORMAT`) holds only its own state (members' representations, calibrations and
+weights, threshold, input contract); when loaded (:meth:`EcgMiPackage.load_context`) it reads
+each referred file from the tracking store it is loaded with (``MLFLOW_TRACKING_URI``, or the
+``tracking.uri`` the CLI sets), so that store must be reachable wherever the ensemble is
+loaded or served, and its members' logged models must not be deleted. :func:`contained`
+copies the referred files in instead (``register … self_contained=true``), for a model that
+must load without the store (``mlflow models build-docker``, an exported folder).
+
 Why a ``mlflow.pyfunc.PythonModel`` rather than ``mlflow.pytorch``: MLflow 3 logs a PyTorch
 model as a ``torch.export`` program ("pt2") by default, which holds the network alone — not
 the representation, the threshold, the feature pipeline of the classical models nor an
@@ -75,8 +86,11 @@ log = logging.getLogger(__name__)
 METADATA_KEY = "ecg_mi"
 #: Bumped when the layout of the packaged model changes (2: members with a representation).
 PACKAGE_FORMAT = 2
+#: The format of a package with members held by other logged models (:attr:`Member.source`):
+#: an ecg-mi that cannot fetch them refuses it by its format instead of missing their files.
+REFERRING_FORMAT = 3
 #: The formats this ecg-mi loads (1 is converted when unpickled).
-READABLE_FORMATS = (1, 2)
+READABLE_FORMATS = (1, 2, 3)
 #: Keys of the metadata that ``predict.py`` relies on.
 CONTRACT_KEYS = ("sample_rate", "window_s", "leads", "threshold", "model", "family", "n_models")
 
@@ -172,15 +186,18 @@ def check_feature_version(info: dict[str, Any]) -> None:
 @dataclass(frozen=True)
 class Member:
     """One trained model of a package: ``artifact`` names its file among the package's
-    artifacts, ``family`` says how to read and score it (:func:`load_member`),
-    ``representation`` is its fitted :meth:`~ecg_mi.representation.Representation.state`,
-    ``calibration`` its calibrator and ``weight`` its share of the package's mean."""
+    artifacts — or, when ``source`` is set, among the artifacts of the logged model ``source``
+    (``models:/<model id>``) of the tracking store, which holds the file —, ``family`` says how
+    to read and score it (:func:`load_member`), ``representation`` is its fitted
+    :meth:`~ecg_mi.representation.Representation.state`, ``calibration`` its calibrator and
+    ``weight`` its share of the package's mean."""
 
     artifact: str
     family: str
     representation: dict[str, Any]
     calibration: Calibrator = field(default_factory=lambda: dict(IDENTITY))
     weight: float = 1.0
+    source: str | None = None  # members pickled before references read the class default
 
 
 def write_estimator(estimator: Any, path: Path) -> None:
@@ -198,6 +215,54 @@ def load_member(family: str, path: Path) -> Any:
         return load_weights(path)
     with open(path, "rb") as file:
         return _RenamedModules(file).load()
+
+
+def load_members(members: Sequence[Member], artifact_paths: dict[str, str]) -> list[Any]:
+    """The trained model of each of ``members``: its file among ``artifact_paths`` (the
+    package's own artifacts) or, for a member with a ``source``, fetched from the tracking store
+    into a folder removed once read (a loaded model holds its weights in memory)."""
+    loaded = []
+    for member in members:
+        if member.source is None:
+            loaded.append(load_member(member.family, Path(artifact_paths[member.artifact])))
+            continue
+        with tempfile.TemporaryDirectory(prefix="ecg_mi_member_") as where:
+            loaded.append(load_member(member.family, fetch_member_file(member, where)))
+    return loaded
+
+
+def source_root(source: str) -> str:
+    """The artifact URI under which the files of the logged model ``source`` are named by their
+    path in it. A logged model's ``models:/<model id>`` takes no path after it (MLflow reads
+    ``models:/<name>/<x>`` as a registered version), so it is resolved to its artifact location
+    in the tracking store in use."""
+    model_id = source.removeprefix("models:/")
+    if source.startswith("models:/m-") and "/" not in model_id:
+        return mlflow.MlflowClient().get_logged_model(model_id).artifact_location.rstrip("/")
+    return source.rstrip("/")
+
+
+def fetch_member_file(member: Member, where: str) -> Path:
+    """The file of ``member``, which refers to the logged model ``member.source``, downloaded into
+    ``where`` from the tracking store in use; InputError naming the member and the store when the
+    store cannot give it (the model deleted, another store, a store out of reach)."""
+    from ecg_mi.tracking import redact
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        root = source_root(str(member.source))
+        mlmodel = mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/MLmodel", dst_path=where)
+        # Its path inside the model, as MLflow recorded it when it logged the member's artifacts.
+        relative = Model.load(mlmodel).flavors["python_function"]["artifacts"][member.artifact]["path"]
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/{relative}", dst_path=where))
+    except (MlflowException, OSError, KeyError, TypeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(
+            f"ensemble member {member.source} (file {member.artifact!r}) cannot be loaded from the tracking store "
+            f"{redact(mlflow.get_tracking_uri())} ({first[:300]}); the ensemble refers to its members' logged "
+            "models: load it with the store it was registered in (MLFLOW_TRACKING_URI or tracking.uri), "
+            "or register it again with self_contained=true"
+        ) from None
 
 
 #: Modules renamed after packages pickled classes of them: old name -> new name.
@@ -225,6 +290,9 @@ class EcgMiPackage(mlflow.pyfunc.PythonModel):
             raise ValueError("a package needs at least one member")
         self.info = {**info, "n_models": len(members)}
         self.members = list(members)
+        sources = list(dict.fromkeys(m.source for m in self.members if m.source))
+        if sources:  # what the package needs from the store, in its MLmodel for all to read
+            self.info.update(format=REFERRING_FORMAT, member_models=sources)
         self.artifact_paths: dict[str, str] = {}  # set by load_context
         self._loaded: list[Any] | None = None
         self._representations: list[Representation] | None = None
@@ -244,10 +312,14 @@ class EcgMiPackage(mlflow.pyfunc.PythonModel):
         return families.pop() if len(families) == 1 else "ensemble"
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """Load every member's trained model (:func:`load_members`): from the package's own
+        artifacts, or — a member with a :attr:`~Member.source` — from the tracking store in use
+        (``mlflow.get_tracking_uri()``: ``MLFLOW_TRACKING_URI``, or the store the CLI set);
+        InputError naming the member and the store when that store does not hold it."""
         self.check_compatible()
         self.artifact_paths = dict(context.artifacts)
         self._representations = [Representation.from_state(m.representation) for m in self.members]
-        self._loaded = [load_member(m.family, Path(self.artifact_paths[m.artifact])) for m in self.members]
+        self._loaded = load_members(self.members, self.artifact_paths)
 
     def check_compatible(self) -> None:
         """Refuse a package format or feature version this ecg-mi cannot read; warn when
@@ -387,10 +459,13 @@ def check_format(info: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class Packaged:
-    """A package ready to log: the PythonModel and its artifacts ``{key: local file}``."""
+    """A package ready to log: the PythonModel and its artifacts ``{key: local file}`` (the files
+    of its members without a :attr:`~Member.source`); ``source``: the logged model it was read
+    from (:func:`download_package`), which its members can refer to instead of copying its files."""
 
     python_model: EcgMiPackage
     artifacts: dict[str, str]
+    source: str | None = None
 
     @property
     def info(self) -> dict[str, Any]:
@@ -421,14 +496,47 @@ def site_calibrated_package(packaged: Packaged, calibrator: Calibrator, prevalen
     threshold = float(apply_calibration(calibrator, np.array([float(info["threshold"])]))[0])
     info.update(site_calibration=calibrator, site_source=source, prevalence=float(prevalence),
                 threshold=threshold, threshold_before_site=float(info["threshold"]))  # fmt: skip
-    python_model = packaged.python_model
-    return Packaged(EcgMiPackage(info, python_model.members), packaged.artifacts)
+    packaged = referring(packaged)  # the model it recalibrates already holds the files
+    return Packaged(EcgMiPackage(info, packaged.python_model.members), packaged.artifacts)
+
+
+def referring(packaged: Packaged) -> Packaged:
+    """``packaged`` whose members refer to the logged model it was read from (its ``source``)
+    instead of holding that model's files; ``packaged`` itself when it has no source (a package
+    built in this process, or read from a folder the store may not hold)."""
+    if packaged.source is None:
+        return packaged
+    members = [m if m.source else replace(m, source=packaged.source) for m in packaged.python_model.members]
+    return Packaged(EcgMiPackage(packaged.info, members), {}, packaged.source)
+
+
+def contained(packaged: Packaged, where: str) -> Packaged:
+    """``packaged`` holding a copy of every file its members refer to (downloaded into ``where``
+    from the tracking store in use): a model that loads without the store — for
+    ``mlflow models build-docker`` or a folder taken elsewhere — at the cost of the copies."""
+    members, artifacts = [], dict(packaged.artifacts)
+    for i, member in enumerate(packaged.python_model.members):
+        if member.source is None:
+            members.append(member)
+            continue
+        key = f"m{i}-{member.artifact}"
+        artifacts[key] = str(fetch_member_file(member, str(Path(where) / key)))
+        members.append(replace(member, artifact=key, source=None))
+    info = {k: v for k, v in packaged.info.items() if k != "member_models"}
+    if info.get("format") == REFERRING_FORMAT:
+        info["format"] = PACKAGE_FORMAT
+    return Packaged(EcgMiPackage(info, members), artifacts)
 
 
 def ensemble(parts: list[Packaged]) -> Packaged:
     """One package predicting the mean of ``parts``, each weighing equally whatever its number
     of members: the fold models of one model (its fold ensemble), or several models' packages
     (each possibly a fold ensemble). They must read the same input (rate, window, leads).
+
+    Files: a part read from the tracking store (:func:`download_package`) is referred to
+    (:func:`referring`), not copied, and a member that already refers keeps its reference, so
+    an ensemble of ensembles refers to the fold models themselves; only a part built in this
+    process is copied in. :func:`contained` copies the referred files in too.
 
     Threshold: the mean of the parts' thresholds — each on its calibrated scale and chosen on
     validation parts only — so no test record influences it."""
@@ -445,10 +553,14 @@ def ensemble(parts: list[Packaged]) -> Packaged:
             raise DataError(f"cannot ensemble {first['model']!r} with {part.info['model']!r}: "
                             f"they differ in {differing}")  # fmt: skip
     members, artifacts = [], {}
-    for i, part in enumerate(parts):
+    for i, part in enumerate(map(referring, parts)):
         total = sum(m.weight for m in part.python_model.members)
         for member in part.python_model.members:
-            members.append(replace(member, artifact=f"p{i}-{member.artifact}", weight=member.weight / total / len(parts)))
+            weight = member.weight / total / len(parts)
+            if member.source:  # a file the store holds already: referred to, not copied
+                members.append(replace(member, weight=weight))
+                continue
+            members.append(replace(member, artifact=f"p{i}-{member.artifact}", weight=weight))
             artifacts[f"p{i}-{member.artifact}"] = part.artifacts[member.artifact]
     models = list(dict.fromkeys(p.info["model"] for p in parts))
     thresholds = [float(p.info["threshold"]) for p in parts]
@@ -517,8 +629,9 @@ def read_info(uri: str) -> dict[str, Any]:
 
 def download_package(uri: str, where: str) -> Packaged:
     """The packaged model at ``uri`` (:func:`ecg_mi.tracking.logged_model_uri`), downloaded into ``where`` and
-    loaded with its artifact files, to be packaged again (an ensemble member; scoring loads a
-    model with :func:`ecg_mi.predict.load_for_scoring`); DataError when there is none (a run
+    loaded with its artifact files, to be packaged again (an ensemble member, which refers to it
+    by its :func:`logged_source`; scoring loads a model with
+    :func:`ecg_mi.predict.load_for_scoring`); DataError when there is none (a run
     trained with ``tracking.log_model=false``) or when it cannot score an example ECG."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
@@ -528,7 +641,10 @@ def download_package(uri: str, where: str) -> Packaged:
         raise DataError(f"{uri}: no packaged ecg-mi model ({first}); re-train with "
                         "tracking.log_model=true") from None  # fmt: skip
     read_info(local)
-    package = mlflow.pyfunc.load_model(local).unwrap_python_model()
+    try:
+        package = mlflow.pyfunc.load_model(local).unwrap_python_model()  # fetches the members it refers to
+    except InputError as exc:  # such a member missing from the store
+        raise InputError(f"{uri}: {exc}") from None
     if not isinstance(package, EcgMiPackage):
         raise DataError(f"{uri}: not an ecg-mi packaged model")
     # Before it joins a registered model: MLflow only warns when a logged model fails its input
@@ -539,10 +655,24 @@ def download_package(uri: str, where: str) -> Packaged:
     except Exception as exc:  # noqa: BLE001  (whatever the member raises, the package is unusable)
         raise DataError(f"{uri}: the packaged model cannot score an example ECG "
                         f"({type(exc).__name__}: {exc}); re-train it with this version") from None  # fmt: skip
-    return Packaged(package, dict(package.artifact_paths))
+    return Packaged(package, dict(package.artifact_paths), logged_source(uri, local))
 
 
-__all__ = ["CONTRACT_KEYS", "METADATA_KEY", "PACKAGE_FORMAT", "EcgMiPackage", "Member",
-           "Packaged", "calibrated_package", "check_input", "ecg_mi_version", "ensemble", "input_example",
-           "load_member", "download_package", "log_package", "model_info", "pip_requirements", "read_info",
-           "signature", "weighted_mean", "window_length", "write_estimator"]  # fmt: skip
+def logged_source(uri: str, local: str) -> str | None:
+    """How the tracking store names the model downloaded from ``uri`` into ``local``, for
+    members to refer to: ``models:/<model id>`` (the id MLflow 3 writes in the MLmodel; an alias
+    may move, the id does not), ``uri`` itself for a run's model an MLflow 2 store logged; None
+    for a model read from a folder (the store may not hold it) or without an id."""
+    if not uri.startswith(("runs:/", "models:/")):
+        return None
+    model_id = Model.load(local).model_id
+    if model_id:
+        return f"models:/{model_id}"
+    return uri if uri.startswith("runs:/") else None
+
+
+__all__ = ["CONTRACT_KEYS", "METADATA_KEY", "PACKAGE_FORMAT", "REFERRING_FORMAT", "EcgMiPackage", "Member",
+           "Packaged", "calibrated_package", "check_input", "contained", "ecg_mi_version", "ensemble",
+           "input_example", "load_member", "load_members", "download_package", "log_package", "logged_source",
+           "model_info", "pip_requirements", "read_info", "referring", "signature", "weighted_mean",
+           "window_length", "write_estimator"]  # fmt: skip

@@ -261,7 +261,9 @@ def load_for_scoring(uri: str | None, tracking_uri: str | None = None,
     :func:`ecg_mi.tracking.logged_model_uri`; ``runs:/<run id>/<name>``, ``models:/ecg-mi@champion``,
     a local folder) with its packaged preprocessing, its input gate overridden by ``gate``, to
     score records (its downloaded files are removed once loaded;
-    :func:`ecg_mi.packaging.download_package` keeps them, to re-package).
+    :func:`ecg_mi.packaging.download_package` keeps them, to re-package). An ensemble's members
+    are fetched from the tracking store (``tracking_uri``, else ``$MLFLOW_TRACKING_URI``), even
+    when ``uri`` is a local folder (:mod:`ecg_mi.packaging`).
 
     Raises:
         ConfigError: no URI given, or a bad gate override.
@@ -277,18 +279,23 @@ def load_for_scoring(uri: str | None, tracking_uri: str | None = None,
     # Downloading a model draws MLflow's own progress bars; predict keeps stderr for its own.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     location = str(uri)  # where the model is read; ``uri`` as given names it in the output
-    if location.startswith(("runs:/", "models:/")):  # resolved through the tracking store
+    in_store = location.startswith(("runs:/", "models:/"))
+    if in_store:  # resolved through the tracking store
         store = ensure_store(resolve_tracking_uri(tracking_uri))
         mlflow.set_tracking_uri(store)
         location = model_location(location, store)
     from ecg_mi.packaging import read_info
 
-    read_info(location)  # an MLflow Model ecg-mi packaged, in a format this ecg-mi reads
+    packaged = read_info(location)  # an MLflow Model ecg-mi packaged, in a format this ecg-mi reads
+    if packaged.get("member_models") and not in_store:  # a folder whose members the store holds
+        mlflow.set_tracking_uri(ensure_store(resolve_tracking_uri(tracking_uri)))
     try:
         # Downloaded into a folder removed once loaded: a package holds its weights in memory.
         with tempfile.TemporaryDirectory(prefix="ecg_mi_model_") as where:
             pyfunc = mlflow.pyfunc.load_model(location, dst_path=where)
         info = dict((pyfunc.metadata.metadata or {}).get("ecg_mi") or {})
+    except InputError as exc:  # an ensemble member the tracking store does not hold: name the model too
+        raise InputError(f"{uri}: {exc}") from None
     except EcgMiError:
         raise
     except Exception as exc:  # MlflowException, a missing artifact, an unpicklable model...

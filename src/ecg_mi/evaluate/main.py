@@ -109,7 +109,7 @@ def run(cfg: DictConfig) -> dict[str, Path]:
             log.info("model=%s: %s has the best mean validation AUC of %s", CHOSEN, model,
                      sorted(sweep.runs["model"].unique()))  # fmt: skip
         print(register_ensemble(cfg.experiment_name, model, cfg.register, cfg.alias, uri,
-                                bool(cfg.allow_incomplete), settings))  # fmt: skip
+                                bool(cfg.allow_incomplete), settings, bool(cfg.get("self_contained"))))  # fmt: skip
         return {}
     if cfg.explain == "gradcam":
         return explain_run(cfg, uri)

@@ -20,6 +20,17 @@ packaged form of the report's ``ensembles=[resnet+random_forest+xgboost]`` row.
 ``allow_incomplete=true`` registers a model from the folds it has (tagged ``incomplete``, its
 card says which folds are missing); without it, missing folds are an error naming the train
 command that adds them.
+
+Store once: the registered model refers to its members — the fold runs' logged models, by
+``models:/<model id>`` (listed in its metadata as ``member_models``) — instead of copying their
+files, so it stores only its own state (members' representations, calibrations and weights,
+threshold, input contract, model card). Loading it (``predict.py``, ``serve.py``,
+``mlflow.pyfunc.load_model``, ``mlflow models serve``) fetches the members from the tracking
+store it is loaded with (``MLFLOW_TRACKING_URI``, or the CLI's ``tracking.uri``): that store must
+be reachable, and the fold runs' models kept; a member it cannot find is one InputError naming
+the member and the store. ``self_contained=true`` copies the members' files into the registered
+model instead, for a model that must load without the store (``mlflow models build-docker``, a
+folder taken elsewhere); same probabilities either way.
 """
 
 from __future__ import annotations
@@ -48,7 +59,7 @@ from ecg_mi.evaluate.model_card import (
 from ecg_mi.evaluate.report import Settings, report_tables
 from ecg_mi.evaluate.runs import Sweep, collect, fetch
 from ecg_mi.models.registry import is_ensemble, members_of
-from ecg_mi.packaging import download_package, ensemble, log_package
+from ecg_mi.packaging import contained, download_package, ensemble, log_package
 from ecg_mi.tracking import (
     FOLD_HASH_PARAM,
     log_metrics_at,
@@ -78,10 +89,13 @@ def only(sweep: Sweep, model: str) -> Sweep:
 
 
 def register_ensemble(experiment: str, model: str, name: str, alias: str, uri: str,
-                      allow_incomplete: bool = False, settings: Settings | None = None) -> str:  # fmt: skip
+                      allow_incomplete: bool = False, settings: Settings | None = None,
+                      self_contained: bool = False) -> str:  # fmt: skip
     """Log ``model``'s fold ensemble of ``experiment`` in a ``kind=ensemble`` run, register
     it as a new version of ``name`` with its model card and tags, point ``alias`` at that
-    version; return its URI. ``settings``: the bootstrap and subgroups of the card's figures."""
+    version; return its URI. ``settings``: the bootstrap and subgroups of the card's figures.
+    The ensemble refers to the fold runs' logged models in the store ``uri``; with
+    ``self_contained`` it holds copies of their files (module docstring)."""
     if not model:
         raise ConfigError(f"register={name} needs model_name=<the model whose fold runs to register>")
     members = members_of(model)
@@ -97,6 +111,8 @@ def register_ensemble(experiment: str, model: str, name: str, alias: str, uri: s
             for m in members
         ]  # fmt: skip
         packaged = parts[0] if len(parts) == 1 else ensemble(parts)
+        if self_contained:
+            packaged = contained(packaged, str(Path(tmp) / "members"))
         tables = report_tables(only(sweep, model), settings or Settings())
         client = tracking_client(uri)
         source = [client.get_run(run_id) for run_id in fold_runs["run_id"]]
