@@ -83,7 +83,7 @@ bench: install
 scale: install
 	$(BIN)/python benchmarks/scale.py $(ARGS)
 
-## The full benchmark on PTB-XL: 10 methods x 5 folds, evaluate.py, then BENCHMARKS.md's
+## The full benchmark on PTB-XL: every model config (conf/model/) and the best recipe's ensembles x 5 folds, evaluate.py, then BENCHMARKS.md's
 ## benchmark section + docs/figures/. A re-run skips the runs that already finished.
 benchmark: install
 	$(BIN)/python benchmarks/ptbxl_benchmark.py $(ARGS)

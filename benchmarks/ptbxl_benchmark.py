@@ -3,10 +3,11 @@
 Stages, each timed, with the count of runs trained and of runs reused (a re-run skips every
 run that already FINISHED with the same config and fold hash, ``skip_finished``):
 
-1. ``classical``: ``python train.py -m experiment=benchmark_cpu model=<every registered
-   classical model> fold=0,1,2,3,4`` (the first run builds the signal cache, the fold file
-   and the 408 features);
-2. ``networks``: the same with every registered network;
+1. ``classical``: ``python train.py -m experiment=benchmark_cpu model=<every classical model
+   config of conf/model/> fold=0,1,2,3,4`` (the first run builds the signal cache, the fold
+   file and the 408 features);
+2. ``networks``: the same with every network model config (the median-beat, hybrid and
+   PTB-XL-benchmark recipes included: :func:`model_configs`);
 3. ``evaluate``: ``python evaluate.py experiment_name=… paper=true ensembles=[…]`` →
    ``reports/<experiment>/`` (Table 2 with the :data:`ENSEMBLES` rows, ECE and train time);
 4. publish (skipped with ``--no-publish``): the generated ``benchmark`` section of
@@ -46,15 +47,27 @@ from ecg_mi.evaluate.publish import (
     machine,
     replace_section,
 )
-from ecg_mi.models import list_models
+from ecg_mi.learners import architecture, learner_for
 from ecg_mi.paths import repo_root
 from ecg_mi.tracking import resolve_tracking_uri
 from ecg_mi.utils.io import atomic_write_text
 
 ROOT = repo_root()
-# Every registered model, by family: a new model joins the benchmark by registering.
-CLASSICAL = tuple(list_models("classical"))
-NETWORKS = tuple(list_models("network"))
+
+
+def model_configs(family: str) -> tuple[str, ...]:
+    """Every model config of ``conf/model/`` (its file name is the ``model=`` key) whose registered
+    architecture belongs to ``family``: the median-beat, hybrid and other recipes of an
+    architecture are models of their own in Table 2, and a new one joins by its config."""
+    from hydra import compose, initialize_config_dir
+
+    names = sorted(path.stem for path in (ROOT / "conf" / "model").glob("*.yaml"))
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):  # a config may extend another
+        return tuple(n for n in names if learner_for(architecture(compose("train", [f"model={n}"]).model)).family == family)
+
+
+CLASSICAL = model_configs("classical")
+NETWORKS = model_configs("network")
 # The ensembles Table 2 shows beside the models: the best recipe's candidates (make best).
 ENSEMBLES = ("resnet_beat+extra_trees+xgboost", "resnet_beat+extra_trees", "extra_trees+xgboost",
              "resnet_beat+xgboost")  # fmt: skip
