@@ -439,3 +439,14 @@ def test_aggregate_averages_folds_with_spread():
     table = aggregate(folds, "gain")
     assert table["feature"].tolist() == ["b", "a"] and table["gain_mean"].tolist() == [3.0, 2.0]
     assert table.loc[table["feature"] == "a", "gain_sd"].item() == pytest.approx(np.sqrt(2))
+
+
+def test_roc_figure_gives_every_arm_its_own_line_style():
+    from ecg_mi.evaluate.report import ARM_LINESTYLES
+    from ecg_mi.learners import ENSEMBLE_ARM, learner_for
+    from ecg_mi.learners.base import HYBRID_ARM
+    from ecg_mi.models.registry import list_models
+
+    arms = {learner_for(name).arm for name in list_models()} | {ENSEMBLE_ARM, HYBRID_ARM}
+    assert arms <= set(ARM_LINESTYLES)
+    assert len({repr(style) for style in ARM_LINESTYLES.values()}) == len(ARM_LINESTYLES)

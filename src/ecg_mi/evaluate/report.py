@@ -40,6 +40,9 @@ from ecg_mi.evaluate.reliability import calibration_markdown, calibration_table,
 from ecg_mi.evaluate.runs import Sweep  # noqa: E402
 from ecg_mi.evaluate.st_attention import st_attention_markdown, st_attention_section  # noqa: E402
 from ecg_mi.evaluate.validation import validation_aucs  # noqa: E402
+from ecg_mi.learners import ENSEMBLE_ARM  # noqa: E402
+from ecg_mi.learners.base import HYBRID_ARM  # noqa: E402
+from ecg_mi.learners.classical import ClassicalLearner  # noqa: E402
 from ecg_mi.learners.network import NetworkLearner  # noqa: E402
 from ecg_mi.stats import bootstrap_auc_ci, delong_test  # noqa: E402
 from ecg_mi.utils.io import atomic_write_text  # noqa: E402
@@ -208,22 +211,26 @@ def validation_markdown(validation: pd.DataFrame) -> str:
     return markdown_table(pd.DataFrame(rows, columns=columns))
 
 
+# The ROC figure's line style per arm: with 20 curves, colour alone repeats.
+ARM_LINESTYLES = {NetworkLearner.arm: "-", ClassicalLearner.arm: "--", ENSEMBLE_ARM: "-.", HYBRID_ARM: (0, (1, 1))}
+
+
 def roc_figure(sweep: Sweep, table: pd.DataFrame, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.5, 6))
-    for r in table.itertuples():
+    """Pooled out-of-fold ROC of every row of ``table``: one colour per model (tab20), the line
+    style per arm (:data:`ARM_LINESTYLES`), the legend beside the axes so no curve hides."""
+    fig, ax = plt.subplots(figsize=(11, 6))
+    colours = plt.get_cmap("tab20").colors
+    for i, r in enumerate(table.itertuples()):
         pooled = _pooled(sweep, r.model)
         fpr, tpr, _ = roc_curve(pooled["label"], pooled["prob"])
-        style = "-" if r.arm == NetworkLearner.arm else "--"
-        ax.plot(
-            fpr,
-            tpr,
-            style,
-            label=f"{r.name}: {with_ci(r.pooled_auc, r.pooled_auc_low, r.pooled_auc_high)}",
-        )
+        ax.plot(fpr, tpr, linestyle=ARM_LINESTYLES.get(r.arm, "-"), color=colours[i % len(colours)],
+                label=f"{r.name}: {with_ci(r.pooled_auc, r.pooled_auc_low, r.pooled_auc_high)}")  # fmt: skip
     ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
-    ax.set(xlabel="false positive rate (1 − specificity)", ylabel="true positive rate (sensitivity)",
-           title="Pooled out-of-fold ROC (solid: raw ECG, dashed: clinical features)", xlim=(0, 1), ylim=(0, 1.01))  # fmt: skip
-    ax.legend(title="model: AUC [95% CI]", fontsize=8, loc="lower right")
+    ax.set(xlabel="false positive rate (1 − specificity)", ylabel="true positive rate (sensitivity)", xlim=(0, 1),
+           ylim=(0, 1.01), title="Pooled out-of-fold ROC (solid: raw ECG, dashed: clinical features,\n"
+                                 "dash-dot: ensembles, dotted: raw ECG + features)")  # fmt: skip
+    ax.set_aspect("equal")
+    ax.legend(title="model: AUC [95% CI]", fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     save_figure(fig, path)
 
 
