@@ -182,9 +182,10 @@ def test_config_hash_follows_refit_on_val():
     assert _hash("classical", "+model.refit_on_val=true") != _hash("classical")
 
 
-def test_same_config_twice_gives_the_same_test_auc(compose_train):
-    first = run(compose_train("fold=0"))
-    second = run(compose_train("fold=0"))
+@pytest.mark.parametrize("model", ["resnet", "random_forest"])  # one per family: seeded torch, a seeded forest
+def test_same_config_twice_gives_the_same_test_auc(compose_train, model):
+    first = run(compose_train("fold=0", f"model={model}"))
+    second = run(compose_train("fold=0", f"model={model}"))
     assert first["test_auc"] == second["test_auc"] and first["test_f1"] == second["test_f1"]
 
 
