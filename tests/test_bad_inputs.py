@@ -496,6 +496,7 @@ def test_cli_zero_byte_ptbxl_table(run_cli, tiny_ptbxl, tmp_path):
     assert_one_error_line(done, "ptbxl_database.csv: empty file (no header row)")
 
 
+@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
 def test_cli_zero_byte_fold_file(run_cli, tmp_path):
     (tmp_path / "folds.csv").write_bytes(b"")
     done = run_cli("train.py", *TINY_TRAINING, "data.source.n_records=120",

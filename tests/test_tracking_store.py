@@ -87,6 +87,7 @@ def test_store_is_created_in_wal_mode_once(tmp_path):
     assert not any(t.startswith("_alembic_tmp") for t in tables)
 
 
+@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
 def test_processes_racing_on_a_fresh_store_all_succeed(tmp_path):
     """Six processes create the store, the experiment and a run at the same moment."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"

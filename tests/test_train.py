@@ -129,6 +129,7 @@ def test_train_pool_all_is_logged_with_its_extra_records(compose_train):
     assert int(logged.data.params["data.n_train_outside_cohort"]) > 0
 
 
+@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
 def test_network_trains_with_a_teacher_logged_with_its_run(compose_train):
     results = run(compose_train("teacher=random_forest"))
     [logged] = _runs("ecg-mi-synthetic")
@@ -349,6 +350,7 @@ def test_optimized_metric_must_be_a_reported_metric(compose_train):
         run(compose_train("optimized_metric=loss"))
 
 
+@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
 def test_cli_multirun_gives_one_run_per_fold_in_one_experiment(run_cli, tmp_path):
     done = run_cli("train.py", "-m", "fold=0,1", *TINY_RUN, f"hydra.sweep.dir={tmp_path}/sweep")
     assert done.returncode == 0, done.stderr[-2000:]
