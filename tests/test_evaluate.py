@@ -452,3 +452,9 @@ def test_roc_figure_gives_every_arm_its_own_line_style():
     arms = {learner_for(name).arm for name in list_models()} | {ENSEMBLE_ARM, HYBRID_ARM}
     assert arms <= set(ARM_LINESTYLES)
     assert len({repr(style) for style in ARM_LINESTYLES.values()}) == len(ARM_LINESTYLES)
+
+
+def test_figures_give_each_of_table_2s_rows_its_own_colour():
+    from ecg_mi.evaluate.report import model_colours
+
+    assert len(set(model_colours(21))) == 21

@@ -69,6 +69,7 @@ def test_missing_store_folder_is_a_config_error_and_creates_nothing(tmp_path):
     assert not (tmp_path / "absent").exists()
 
 
+@pytest.mark.slow  # 5-30 s: keeps the default suite under 15 min on CI's 2 cores
 def test_cli_missing_store_folder_is_one_line_and_exit_2(run_cli, tmp_path):
     done = run_cli("train.py", *TINY_JOB, f"tracking.uri=sqlite:///{tmp_path}/nowhere/x.db",
                    f"hydra.run.dir={tmp_path}/run")  # fmt: skip

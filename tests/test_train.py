@@ -86,7 +86,9 @@ def test_a_run_outside_hydra_removes_its_temporary_folder(compose_train):
     assert {a.path for a in MlflowClient().list_artifacts(logged.info.run_id)} >= {"predictions.csv"}
 
 
-@pytest.mark.parametrize("name", list_models("network"))
+# The ResNet in the default suite, every other network in the slow one (≈ 5 s each).
+@pytest.mark.parametrize("name", [pytest.param(n, marks=() if n == "resnet" else pytest.mark.slow)
+                                  for n in list_models("network")])  # fmt: skip
 def test_every_network_trains_end_to_end(compose_train, name):
     from test_models import SMALL
 
@@ -361,6 +363,7 @@ def test_cli_multirun_gives_one_run_per_fold_in_one_experiment(run_cli, tmp_path
     assert len(list((tmp_path / "sweep").iterdir())) >= 2  # one output dir per job
 
 
+@pytest.mark.slow  # 5-30 s: keeps the default suite under 15 min on CI's 2 cores
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -393,6 +396,7 @@ def test_cli_unknown_config_group_option_lists_choices(run_cli, tmp_path):
     assert "Could not find 'data/ptbxxl'" in done.stderr and "ptbxl" in done.stderr
 
 
+@pytest.mark.slow  # 5-30 s: keeps the default suite under 15 min on CI's 2 cores
 def test_cli_empty_cohort_is_reported(run_cli, tiny_ptbxl, tmp_path):
     root = tiny_ptbxl(n_records=20, n_mi=0)
     done = run_cli(

@@ -211,19 +211,26 @@ def validation_markdown(validation: pd.DataFrame) -> str:
     return markdown_table(pd.DataFrame(rows, columns=columns))
 
 
-# The ROC figure's line style per arm: with 20 curves, colour alone repeats.
+def model_colours(n: int) -> list[tuple[float, float, float]]:
+    """``n`` distinct colours for a figure's models (tab20, then tab20b): Table 2 has 21 rows,
+    and matplotlib's default cycle repeats after 10."""
+    palette = [*plt.get_cmap("tab20").colors, *plt.get_cmap("tab20b").colors]
+    return [palette[i % len(palette)] for i in range(n)]
+
+
+# The ROC figure's line style per arm: colour alone would need 21 distinguishable hues.
 ARM_LINESTYLES = {NetworkLearner.arm: "-", ClassicalLearner.arm: "--", ENSEMBLE_ARM: "-.", HYBRID_ARM: (0, (1, 1))}
 
 
 def roc_figure(sweep: Sweep, table: pd.DataFrame, path: Path) -> None:
-    """Pooled out-of-fold ROC of every row of ``table``: one colour per model (tab20), the line
+    """Pooled out-of-fold ROC of every row of ``table``: one colour per model, the line
     style per arm (:data:`ARM_LINESTYLES`), the legend beside the axes so no curve hides."""
     fig, ax = plt.subplots(figsize=(11, 6))
-    colours = plt.get_cmap("tab20").colors
+    colours = model_colours(len(table))
     for i, r in enumerate(table.itertuples()):
         pooled = _pooled(sweep, r.model)
         fpr, tpr, _ = roc_curve(pooled["label"], pooled["prob"])
-        ax.plot(fpr, tpr, linestyle=ARM_LINESTYLES.get(r.arm, "-"), color=colours[i % len(colours)],
+        ax.plot(fpr, tpr, linestyle=ARM_LINESTYLES.get(r.arm, "-"), color=colours[i],
                 label=f"{r.name}: {with_ci(r.pooled_auc, r.pooled_auc_low, r.pooled_auc_high)}")  # fmt: skip
     ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
     ax.set(xlabel="false positive rate (1 − specificity)", ylabel="true positive rate (sensitivity)", xlim=(0, 1),
@@ -256,17 +263,19 @@ def pr_figure(sweep: Sweep, table: pd.DataFrame, path: Path) -> None:
 
 
 def subgroup_figure(groups: pd.DataFrame, path: Path) -> None:
+    """Pooled AUC with its CI by sex and by age band, one bar per model (its own colour), the
+    legend under the panels so no bar hides."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
     for ax, variable in zip(axes, ("sex", "age"), strict=True):
         part = groups[groups["variable"] == variable]
         labels = sorted(part["group"].unique())
         models = list(dict.fromkeys(part["name"]))
-        width = 0.8 / max(len(models), 1)
+        width, colours = 0.8 / max(len(models), 1), model_colours(len(models))
         for i, name in enumerate(models):
             rows = part[part["name"] == name].set_index("group").reindex(labels)
             x = np.arange(len(labels)) + i * width - 0.4 + width / 2
             err = np.vstack([rows["auc"] - rows["auc_low"], rows["auc_high"] - rows["auc"]])
-            ax.bar(x, rows["auc"], width, yerr=np.nan_to_num(err), capsize=2, label=name,
+            ax.bar(x, rows["auc"], width, yerr=np.nan_to_num(err), capsize=2, label=name, color=colours[i],
                    hatch=["//" if s else "" for s in rows["small"].fillna(True)])  # fmt: skip
         sizes = part.groupby("group")[["n", "n_mi"]].first().reindex(labels)
         ax.set_xticks(
@@ -282,9 +291,10 @@ def subgroup_figure(groups: pd.DataFrame, path: Path) -> None:
             ylim=(0.4, 1.0),
         )
     axes[0].set_ylabel("pooled AUC with 95% bootstrap CI")
-    axes[1].legend(fontsize=7, ncol=2, loc="lower right")
     fig.suptitle("Subgroups (hatched: fewer than the minimum MI or non-MI records)")
     fig.tight_layout()
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 0.0))
     save_figure(fig, path)
 
 
