@@ -488,7 +488,7 @@ def assert_one_error_line(done: subprocess.CompletedProcess, message: str) -> No
     assert message in errors[0], errors[0]
 
 
-@pytest.mark.slow  # 5-30 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_cli_zero_byte_ptbxl_table(run_cli, tiny_ptbxl, tmp_path):
     root = tiny_ptbxl(n_records=12, n_mi=4, with_500=False)
     (root / "ptbxl_database.csv").write_bytes(b"")
@@ -497,7 +497,7 @@ def test_cli_zero_byte_ptbxl_table(run_cli, tiny_ptbxl, tmp_path):
     assert_one_error_line(done, "ptbxl_database.csv: empty file (no header row)")
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_cli_zero_byte_fold_file(run_cli, tmp_path):
     (tmp_path / "folds.csv").write_bytes(b"")
     done = run_cli("train.py", *TINY_TRAINING, "data.source.n_records=120",
@@ -505,7 +505,7 @@ def test_cli_zero_byte_fold_file(run_cli, tmp_path):
     assert_one_error_line(done, "folds.csv: empty file (no header row)")
 
 
-@pytest.mark.slow  # 5-30 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_cli_every_record_flat(run_cli, tiny_ptbxl, tmp_path):
     root = tiny_ptbxl(n_records=24, n_mi=8, with_500=False)
     _all_flat(root)

@@ -211,7 +211,7 @@ def test_train_route_logs_classical_runs_like_networks(compose_train, name):
         )
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_classical_and_network_runs_share_the_fold_file(compose_train):
     net = compose_train("model=resnet")
     tree = compose_train("model=random_forest")

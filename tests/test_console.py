@@ -32,7 +32,7 @@ def _noise(done: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in _lines(done) if not ALLOWED.match(line)]
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_network_run_prints_its_progress_bar_and_summary_and_nothing_else(run_cli, tmp_path, monkeypatch):
     monkeypatch.delenv("ECG_MI_NO_PROGRESS")  # bars on, as in a terminal
     done = run_cli("train.py", *FAST, "trainer.enable_progress_bar=true", f"hydra.run.dir={tmp_path}/run")

@@ -221,7 +221,7 @@ def test_report_files_are_written(tmp_path):
     assert "## Calibration" in files["README.md"].read_text()
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_evaluate_leaves_no_downloaded_artifact_behind(run_cli, tmp_path, monkeypatch):
     _fake_sweep(os.environ["MLFLOW_TRACKING_URI"], "fake", {"xgboost": 1.0, "resnet": 2.0}, tmp=tmp_path)
     scratch = tmp_path / "scratch"
@@ -261,7 +261,7 @@ def test_calibration_table_matches_independent_recomputation(tmp_path):
     assert row["brier_raw_low"] <= row["brier_raw"] <= row["brier_raw_high"]
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_train_then_evaluate_end_to_end(run_cli, tmp_path):
     sweep = run_cli("train.py", "-m", "model=resnet,logistic_regression", "fold=0,1", "data.n_folds=2",
                     *TINY_RUN, f"hydra.sweep.dir={tmp_path}/sweep")  # fmt: skip

@@ -357,7 +357,7 @@ def test_ensemble_predicts_the_mean_of_its_fold_models(store, registered):
     assert info["threshold"] == pytest.approx(np.mean([model_info(m)["threshold"] for m in folds]))
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_combined_models_predict_the_mean_of_their_parts_in_a_fresh_process(store, tmp_path):
     """A network and a feature model in one package (``register=… model_name=resnet+xgboost``):
     each part scores as it would alone, the package answers their mean."""
@@ -452,7 +452,7 @@ def test_cli_with_a_member_the_store_lacks_is_one_line(store, registered, tmp_pa
     assert f"error: {folder}: ensemble member models:/m-" in done.stderr
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_a_self_contained_ensemble_loads_without_the_store(store, tmp_path, monkeypatch):
     from ecg_mi.evaluate.register import register_ensemble
 
@@ -498,7 +498,7 @@ def test_the_ensemble_runs_model_carries_the_cards_figures(store, registered):
     assert linked["test_auc_low"] <= linked["test_auc"] <= linked["test_auc_high"]
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_register_with_allow_incomplete_uses_the_folds_there_are(store):
     from ecg_mi.evaluate.register import register_ensemble
 
@@ -567,7 +567,7 @@ def test_cli_register_without_a_model_is_one_line(run_cli):
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_served_model_answers_with_the_pyfunc_probabilities(store, registered, tmp_path):
     x = store.records[("resnet", 0)][:2]
     expected = mlflow.pyfunc.load_model(registered).predict(x)

@@ -34,7 +34,7 @@ def _recipe_block(language: str, after: str) -> str:
     return re.search(rf"```{language}\n(.*?)```", section, re.S).group(1)
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_the_docs_recipe_adds_a_network_with_one_module_and_one_yaml(tmp_path):
     shutil.copytree(REPO / "src" / "ecg_mi", tmp_path / "src" / "ecg_mi",
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip

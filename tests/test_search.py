@@ -241,7 +241,7 @@ def test_trial_seeds_replay_and_differ():
     assert len({search.trial_seed(42, n) for n in range(50)}) == 50
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_a_pruned_network_trial_ends_pruned_not_failed(run_cli, tmp_path):
     """A pruner that always prunes (val AUC never above 1.1): the trial is PRUNED in the study,
     its MLflow run KILLED with the epoch in tag optuna.pruned, and the sweep exits 0."""

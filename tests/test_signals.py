@@ -80,7 +80,7 @@ def test_signal_marks_the_run_killed_and_exits_128_plus_signal(tmp_path, signum,
     assert run.info.status == "KILLED" and run.info.end_time
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_sigterm_stops_a_multirun_instead_of_going_on(tmp_path):
     process = _start("-m", "fold=0,1", *LONG_RUN, f"hydra.sweep.dir={tmp_path}/sweep")
     _wait_for(_training("resnet-fold0"), process)

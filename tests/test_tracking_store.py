@@ -69,7 +69,7 @@ def test_missing_store_folder_is_a_config_error_and_creates_nothing(tmp_path):
     assert not (tmp_path / "absent").exists()
 
 
-@pytest.mark.slow  # 5-30 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_cli_missing_store_folder_is_one_line_and_exit_2(run_cli, tmp_path):
     done = run_cli("train.py", *TINY_JOB, f"tracking.uri=sqlite:///{tmp_path}/nowhere/x.db",
                    f"hydra.run.dir={tmp_path}/run")  # fmt: skip
@@ -88,7 +88,7 @@ def test_store_is_created_in_wal_mode_once(tmp_path):
     assert not any(t.startswith("_alembic_tmp") for t in tables)
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_processes_racing_on_a_fresh_store_all_succeed(tmp_path):
     """Six processes create the store, the experiment and a run at the same moment."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"

@@ -131,7 +131,7 @@ def test_train_pool_all_is_logged_with_its_extra_records(compose_train):
     assert int(logged.data.params["data.n_train_outside_cohort"]) > 0
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_network_trains_with_a_teacher_logged_with_its_run(compose_train):
     results = run(compose_train("teacher=random_forest"))
     [logged] = _runs("ecg-mi-synthetic")
@@ -352,7 +352,7 @@ def test_optimized_metric_must_be_a_reported_metric(compose_train):
         run(compose_train("optimized_metric=loss"))
 
 
-@pytest.mark.slow  # 8-40 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_cli_multirun_gives_one_run_per_fold_in_one_experiment(run_cli, tmp_path):
     done = run_cli("train.py", "-m", "fold=0,1", *TINY_RUN, f"hydra.sweep.dir={tmp_path}/sweep")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -363,7 +363,7 @@ def test_cli_multirun_gives_one_run_per_fold_in_one_experiment(run_cli, tmp_path
     assert len(list((tmp_path / "sweep").iterdir())) >= 2  # one output dir per job
 
 
-@pytest.mark.slow  # 5-30 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -396,7 +396,7 @@ def test_cli_unknown_config_group_option_lists_choices(run_cli, tmp_path):
     assert "Could not find 'data/ptbxxl'" in done.stderr and "ptbxl" in done.stderr
 
 
-@pytest.mark.slow  # 5-30 s: keeps the default suite under 15 min on CI's 2 cores
+@pytest.mark.slow
 def test_cli_empty_cohort_is_reported(run_cli, tiny_ptbxl, tmp_path):
     root = tiny_ptbxl(n_records=20, n_mi=0)
     done = run_cli(

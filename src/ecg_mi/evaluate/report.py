@@ -218,7 +218,7 @@ def model_colours(n: int) -> list[tuple[float, float, float]]:
     return [palette[i % len(palette)] for i in range(n)]
 
 
-# The ROC figure's line style per arm: colour alone would need 21 distinguishable hues.
+# The ROC figure's line style per arm, so the arm reads at a glance among 21 curves.
 ARM_LINESTYLES = {NetworkLearner.arm: "-", ClassicalLearner.arm: "--", ENSEMBLE_ARM: "-.", HYBRID_ARM: (0, (1, 1))}
 
 
@@ -262,14 +262,16 @@ def pr_figure(sweep: Sweep, table: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
-def subgroup_figure(groups: pd.DataFrame, path: Path) -> None:
+def subgroup_figure(groups: pd.DataFrame, path: Path, order: Sequence[str] | None = None) -> None:
     """Pooled AUC with its CI by sex and by age band, one bar per model (its own colour), the
-    legend under the panels so no bar hides."""
+    legend under the panels so no bar hides. ``order``: the models' display names in Table 2's
+    order, so each keeps the ROC figure's colour (default: as they come in ``groups``)."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
     for ax, variable in zip(axes, ("sex", "age"), strict=True):
         part = groups[groups["variable"] == variable]
         labels = sorted(part["group"].unique())
-        models = list(dict.fromkeys(part["name"]))
+        present = dict.fromkeys(part["name"])
+        models = [n for n in order if n in present] if order is not None else list(present)
         width, colours = 0.8 / max(len(models), 1), model_colours(len(models))
         for i, name in enumerate(models):
             rows = part[part["name"] == name].set_index("group").reindex(labels)
@@ -361,7 +363,7 @@ def build_report(
     write_csv(validation, files["validation.csv"])
     roc_figure(sweep, table, files["roc.png"])
     pr_figure(sweep, table, files["pr.png"])
-    subgroup_figure(groups, files["subgroups.png"])
+    subgroup_figure(groups, files["subgroups.png"], order=table["name"])
     write_csv(calibration, files["calibration.csv"])
     reliability_figure(sweep, calibration, files["calibration.png"])
     extra = importance_section(sweep, uri, out_dir) if uri else {}
